@@ -1,0 +1,1 @@
+//! apo-sim: under construction.

@@ -1,0 +1,1 @@
+//! apo: under construction.
