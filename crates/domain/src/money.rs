@@ -69,6 +69,19 @@ impl fmt::Display for Currency {
     }
 }
 
+impl Serialize for Currency {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.code())
+    }
+}
+
+impl<'de> Deserialize<'de> for Currency {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let code = String::deserialize(deserializer)?;
+        Currency::parse("currency", &code).map_err(serde::de::Error::custom)
+    }
+}
+
 impl FromStr for Currency {
     type Err = InputError;
     fn from_str(code: &str) -> Result<Self, Self::Err> {
