@@ -1,0 +1,118 @@
+//! The error types of `apo`, one per concern, so a caller can match on what
+//! it can act on: a key that does not load is a configuration problem, a
+//! signature that does not verify is untrusted input, a failed call is an
+//! unknown refund outcome, a bad notification is refused so Antom resends it.
+//!
+//! No error carries key material or signature bytes: messages name the
+//! field, header, file or environment variable instead.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// A merchant private key or Antom public key that cannot be loaded.
+///
+/// Always a configuration problem: fix the key and restart; retrying with the
+/// same input fails the same way.
+#[derive(Debug, Error)]
+pub enum KeyError {
+    /// The key file could not be read (missing, unreadable, not UTF-8).
+    #[error("reading key file {path}: {source}")]
+    Io {
+        /// The file that was read.
+        path: PathBuf,
+        /// The underlying IO error.
+        source: std::io::Error,
+    },
+    /// The environment variable that should hold the key is not set.
+    #[error("environment variable {var} is not set")]
+    EnvMissing {
+        /// The variable's name.
+        var: String,
+    },
+    /// The environment variable holds bytes that are not UTF-8.
+    #[error("environment variable {var} is not valid UTF-8")]
+    EnvNotUnicode {
+        /// The variable's name.
+        var: String,
+    },
+    /// The key text is empty or only whitespace.
+    #[error("key text is empty")]
+    Empty,
+    /// PEM armour is present but broken (no END line, text outside the armour).
+    #[error("malformed PEM: {reason}")]
+    Pem {
+        /// What is wrong with the armour.
+        reason: &'static str,
+    },
+    /// The PEM label names another kind of key (e.g. a public key given as the private key).
+    #[error("PEM label {found:?} is not one of {expected:?}")]
+    WrongPemLabel {
+        /// The labels accepted here.
+        expected: &'static [&'static str],
+        /// The label found in the text.
+        found: String,
+    },
+    /// The key body is not valid base64.
+    #[error("key is not valid base64: {reason}")]
+    Base64 {
+        /// The decoder's description (positions only, never key bytes).
+        reason: String,
+    },
+    /// The DER structure is not an X.509 SubjectPublicKeyInfo / RSAPublicKey.
+    #[error("key DER is malformed: {reason}")]
+    Der {
+        /// Which part of the structure is wrong.
+        reason: &'static str,
+    },
+    /// The public key is not an RSA key (the SubjectPublicKeyInfo names another algorithm).
+    #[error("key is not an RSA key (algorithm OID is not rsaEncryption)")]
+    NotRsa,
+    /// The RSA modulus is outside the sizes Antom and `ring` use (2048 to 8192 bits).
+    #[error("RSA modulus of {bits} bits is outside the supported 2048..=8192 bits")]
+    UnsupportedKeySize {
+        /// The modulus size found.
+        bits: usize,
+    },
+    /// `ring` refused the private key (not PKCS#8/PKCS#1 RSA, inconsistent, too small).
+    #[error("private key rejected: {reason}")]
+    Rejected {
+        /// `ring`'s reason, a fixed description without key material.
+        reason: String,
+    },
+}
+
+/// A signature that could not be made or does not verify.
+///
+/// When verifying, every variant means the same thing to the caller: the
+/// message is untrusted and must not be acted on.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SignatureError {
+    /// The RSA signing operation failed (should not happen with a loaded key); retry is pointless.
+    #[error("RSA signing failed")]
+    Signing,
+    /// The `Signature` header has no `name=value` pair of this name.
+    #[error("signature header has no {field} field")]
+    MissingField {
+        /// The missing field (`signature` or `algorithm`).
+        field: &'static str,
+    },
+    /// The `Signature` header is not a comma separated list of `name=value` pairs.
+    #[error("signature header is malformed: {reason}")]
+    MalformedHeader {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The header names an algorithm other than `RSA256`.
+    #[error("signature algorithm {algorithm:?} is not supported (expected RSA256)")]
+    UnsupportedAlgorithm {
+        /// The algorithm named in the header.
+        algorithm: String,
+    },
+    /// The signature value is not percent-encoded base64.
+    #[error("signature value is not percent-encoded base64")]
+    Encoding,
+    /// The signature is well formed but does not match the key and content: reject the message.
+    #[error("signature does not verify")]
+    Mismatch,
+}

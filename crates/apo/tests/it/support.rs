@@ -1,0 +1,98 @@
+//! Finding and reading the shared Antom test vectors and keys.
+
+use std::path::PathBuf;
+
+use apo::{PrivateKey, PublicKey};
+use serde::Deserialize;
+
+/// `shared/antom-vectors`, which sits beside the repository checkout (here
+/// and in CI, which copies `shared/` next to the clone).
+pub(crate) fn vectors_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/antom-vectors");
+    assert!(
+        dir.join("vectors.json").is_file(),
+        "Antom test vectors not found at {}: put a copy of shared/ beside the repository checkout \
+         (shared/antom-vectors/vectors.json and the PEM keys)",
+        dir.display()
+    );
+    dir
+}
+
+/// The text of a file in the vectors folder.
+pub(crate) fn vector_file(name: &str) -> String {
+    let path = vectors_dir().join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("reading {}: {error}", path.display()))
+}
+
+/// One signing case of vectors.json.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Case {
+    pub(crate) name: String,
+    pub(crate) signed_with: String,
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) client_id: String,
+    pub(crate) time: String,
+    pub(crate) body: String,
+    pub(crate) content_to_sign_sha256: String,
+    pub(crate) signature_header: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Vectors {
+    cases: Vec<Case>,
+}
+
+/// All cases, checked to be the five the protocol notes describe.
+pub(crate) fn cases() -> Vec<Case> {
+    let vectors: Vectors = serde_json::from_str(&vector_file("vectors.json")).expect("vectors.json parses");
+    assert_eq!(vectors.cases.len(), 5, "vectors.json changed: review the tests");
+    vectors.cases
+}
+
+/// The test-only key pairs of the vectors.
+pub(crate) struct TestKeys {
+    pub(crate) merchant_private: PrivateKey,
+    pub(crate) merchant_public: PublicKey,
+    pub(crate) antom_private: PrivateKey,
+    pub(crate) antom_public: PublicKey,
+}
+
+pub(crate) fn keys() -> TestKeys {
+    TestKeys {
+        merchant_private: PrivateKey::from_pem_or_base64(&vector_file("merchant_private_pkcs8.pem"))
+            .expect("merchant key"),
+        merchant_public: PublicKey::from_pem_or_base64(&vector_file("merchant_public.pem")).expect("merchant public"),
+        antom_private: PrivateKey::from_pem_or_base64(&vector_file("antom_private_pkcs8.pem")).expect("antom key"),
+        antom_public: PublicKey::from_pem_or_base64(&vector_file("antom_public.pem")).expect("antom public"),
+    }
+}
+
+impl TestKeys {
+    /// The (signing, verifying) pair a case names in `signedWith`.
+    pub(crate) fn for_case(&self, case: &Case) -> (&PrivateKey, &PublicKey) {
+        match case.signed_with.as_str() {
+            "merchant" => (&self.merchant_private, &self.merchant_public),
+            "antom" => (&self.antom_private, &self.antom_public),
+            other => panic!("case {}: unknown signedWith {other:?}", case.name),
+        }
+    }
+
+    /// The other party's public key: must not verify the case.
+    pub(crate) fn wrong_public_for_case(&self, case: &Case) -> &PublicKey {
+        match case.signed_with.as_str() {
+            "merchant" => &self.antom_public,
+            _ => &self.merchant_public,
+        }
+    }
+}
+
+/// Lower-case hex of SHA-256.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
