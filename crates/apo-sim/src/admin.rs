@@ -1,0 +1,227 @@
+//! The admin API under `/sim/`: seed and change payments, read refunds and
+//! totals, set the fault mix, script faults per refundRequestId and read the
+//! notification log. Plain JSON, unsigned: it is how tests and demos steer
+//! the simulator from outside the process.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use domain::{Money, PaymentId, PaymentMethodType};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::config::FaultConfig;
+use crate::error::SimError;
+use crate::fault::parse_fault_list;
+use crate::ledger::{Chargeback, PaymentSeed, PaymentUpdate, RefundState};
+use crate::simulator::Simulator;
+use crate::wire::{AmountJson, antom_time};
+
+pub(crate) fn routes() -> Router<Simulator> {
+    Router::new()
+        .route("/sim/payments", post(seed_payment))
+        .route("/sim/payments/{payment_id}", get(show_payment).post(update_payment))
+        .route("/sim/faults", get(show_faults).post(set_faults))
+        .route("/sim/scripts", post(script_faults))
+        .route("/sim/notifications", get(show_notifications))
+        .route("/sim/settle", post(settle))
+}
+
+/// Body of `POST /sim/payments`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SeedPaymentJson {
+    payment_id: String,
+    payment_amount: AmountJson,
+    payment_method_type: String,
+    /// ISO-8601; default now.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    payment_time: Option<OffsetDateTime>,
+    /// Default: the payment amount, or nothing when `captureNeeded`.
+    captured_amount: Option<AmountJson>,
+    #[serde(default)]
+    capture_needed: bool,
+    #[serde(default)]
+    chargeback: Chargeback,
+    #[serde(default)]
+    cancelled: bool,
+}
+
+/// Body of `POST /sim/payments/{paymentId}`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UpdatePaymentJson {
+    captured_amount: Option<AmountJson>,
+    chargeback: Option<Chargeback>,
+    cancelled: Option<bool>,
+}
+
+/// Body of `POST /sim/scripts`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ScriptJson {
+    refund_request_id: String,
+    /// One comma-separated fault list per upcoming call (`"none"` for a clean one).
+    calls: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PaymentViewJson {
+    payment_id: String,
+    captured_minor_units: u64,
+    succeeded_minor_units: u64,
+    processing_minor_units: u64,
+    refundable_minor_units: u64,
+    refunds: Vec<RefundViewJson>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RefundViewJson {
+    refund_request_id: String,
+    refund_id: String,
+    refund_amount: AmountJson,
+    refund_status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refund_time: Option<String>,
+}
+
+/// An admin failure: HTTP status and `{"error": "..."}`.
+#[derive(Debug)]
+struct AdminError(StatusCode, String);
+
+impl From<SimError> for AdminError {
+    fn from(error: SimError) -> Self {
+        let status = match error {
+            SimError::PaymentExists { .. } => StatusCode::CONFLICT,
+            SimError::PaymentNotFound { .. } => StatusCode::NOT_FOUND,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self(status, error.to_string())
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn money(field: &str, amount: &AmountJson) -> Result<Money, AdminError> {
+    Money::parse(field, &amount.currency, &amount.value).map_err(|error| SimError::from(error).into())
+}
+
+async fn seed_payment(
+    State(simulator): State<Simulator>,
+    Json(json): Json<SeedPaymentJson>,
+) -> Result<StatusCode, AdminError> {
+    let payment_amount = money("paymentAmount", &json.payment_amount)?;
+    let captured_amount = match (&json.captured_amount, json.capture_needed) {
+        (Some(captured), _) => Some(money("capturedAmount", captured)?),
+        (None, true) => None,
+        (None, false) => Some(payment_amount),
+    };
+    let seed = PaymentSeed {
+        payment_id: PaymentId::parse(&json.payment_id).map_err(SimError::from)?,
+        payment_amount,
+        payment_method_type: PaymentMethodType::parse(&json.payment_method_type).map_err(SimError::from)?,
+        payment_time: json.payment_time.unwrap_or_else(OffsetDateTime::now_utc),
+        captured_amount,
+        chargeback: json.chargeback,
+        cancelled: json.cancelled,
+    };
+    simulator.seed_payment(seed)?;
+    Ok(StatusCode::CREATED)
+}
+
+async fn update_payment(
+    State(simulator): State<Simulator>,
+    Path(payment_id): Path<String>,
+    Json(json): Json<UpdatePaymentJson>,
+) -> Result<Json<PaymentViewJson>, AdminError> {
+    let payment_id = PaymentId::parse(&payment_id).map_err(SimError::from)?;
+    let captured_amount = match &json.captured_amount {
+        Some(captured) => Some(money("capturedAmount", captured)?),
+        None => None,
+    };
+    let update = PaymentUpdate {
+        captured_amount,
+        chargeback: json.chargeback,
+        cancelled: json.cancelled,
+    };
+    simulator.update_payment(&payment_id, update)?;
+    payment_view(&simulator, &payment_id).map(Json)
+}
+
+async fn show_payment(
+    State(simulator): State<Simulator>,
+    Path(payment_id): Path<String>,
+) -> Result<Json<PaymentViewJson>, AdminError> {
+    let payment_id = PaymentId::parse(&payment_id).map_err(SimError::from)?;
+    payment_view(&simulator, &payment_id).map(Json)
+}
+
+fn payment_view(simulator: &Simulator, payment_id: &PaymentId) -> Result<PaymentViewJson, AdminError> {
+    let totals = simulator.totals(payment_id)?;
+    let refunds = simulator
+        .refunds_of(payment_id)
+        .into_iter()
+        .map(|refund| RefundViewJson {
+            refund_request_id: refund.refund_request_id.to_string(),
+            refund_id: refund.refund_id.to_string(),
+            refund_amount: refund.refund_amount.into(),
+            refund_status: refund.state.refund_status().to_owned(),
+            refund_time: match refund.state {
+                RefundState::Succeeded { refund_time } | RefundState::Failed { refund_time, .. } => {
+                    Some(antom_time(refund_time))
+                }
+                RefundState::Processing { .. } => None,
+            },
+        })
+        .collect();
+    Ok(PaymentViewJson {
+        payment_id: payment_id.to_string(),
+        captured_minor_units: totals.captured_minor_units,
+        succeeded_minor_units: totals.succeeded_minor_units,
+        processing_minor_units: totals.processing_minor_units,
+        refundable_minor_units: totals.refundable_minor_units,
+        refunds,
+    })
+}
+
+async fn show_faults(State(simulator): State<Simulator>) -> Json<FaultConfig> {
+    Json(simulator.faults())
+}
+
+async fn set_faults(
+    State(simulator): State<Simulator>,
+    Json(faults): Json<FaultConfig>,
+) -> Result<Json<FaultConfig>, AdminError> {
+    simulator.set_faults(faults)?;
+    Ok(Json(simulator.faults()))
+}
+
+async fn script_faults(
+    State(simulator): State<Simulator>,
+    Json(json): Json<ScriptJson>,
+) -> Result<StatusCode, AdminError> {
+    let calls = json
+        .calls
+        .iter()
+        .map(|call| parse_fault_list(call))
+        .collect::<Result<Vec<_>, _>>()?;
+    simulator.script_faults(&json.refund_request_id, calls)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn show_notifications(State(simulator): State<Simulator>) -> impl IntoResponse {
+    Json(simulator.notifications())
+}
+
+async fn settle(State(simulator): State<Simulator>) -> StatusCode {
+    simulator.settle_due();
+    StatusCode::NO_CONTENT
+}
