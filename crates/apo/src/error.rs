@@ -116,3 +116,122 @@ pub enum SignatureError {
     #[error("signature does not verify")]
     Mismatch,
 }
+
+/// A field of Antom's JSON that is missing or does not convert into its
+/// domain type. `field` is the JSON path as Antom names it
+/// (`refundAmount.value`, `result.resultStatus`).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{field}: {reason}")]
+pub struct MalformedField {
+    /// JSON path of the field (`.` for the body as a whole).
+    pub field: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl MalformedField {
+    pub(crate) fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn missing(field: &str) -> Self {
+        Self::new(field, "is missing")
+    }
+}
+
+impl From<domain::InputError> for MalformedField {
+    fn from(error: domain::InputError) -> Self {
+        let field = error.field().to_owned();
+        let text = error.to_string();
+        // InputError's text starts with "<field>: "; keep only the reason.
+        let reason = text
+            .strip_prefix(&format!("{field}: "))
+            .map(str::to_owned)
+            .unwrap_or(text);
+        Self { field, reason }
+    }
+}
+
+/// A refund or inquiry that could not be sent. Nothing reached Antom, so the
+/// ledger may correct the input (or the configuration) and try again.
+///
+/// Anything that goes wrong *after* the request may have left is not an
+/// error but an unknown outcome ([`crate::UnknownReason`]).
+#[derive(Debug, Error)]
+pub enum ClientError {
+    /// A request field breaks Antom's limits (length, empty); fix the input.
+    #[error("invalid request: {0}")]
+    InvalidRequest(#[from] domain::InputError),
+    /// The configuration is unusable (base URL, timeouts, HTTP client setup); fix it and restart.
+    #[error("invalid client configuration: {reason}")]
+    InvalidConfig {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The request could not be signed; the key is broken, fix the configuration.
+    #[error("signing the request: {0}")]
+    Signing(#[from] SignatureError),
+    /// The request body could not be serialized (a bug: report it).
+    #[error("serializing the request body: {reason}")]
+    Encoding {
+        /// The serializer's message.
+        reason: String,
+    },
+}
+
+/// A notification the merchant endpoint must refuse (answer non-200 so
+/// Antom resends, and log the error). Nothing must be recorded from it.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum NotificationError {
+    /// A required header (`Signature`, `Request-Time`, `Client-Id`) is absent or not text.
+    #[error("notification has no usable {header} header")]
+    MissingHeader {
+        /// The header's name.
+        header: &'static str,
+    },
+    /// The `Client-Id` header is not our client id: someone else's or forged.
+    #[error("notification Client-Id {found:?} is not ours")]
+    WrongClientId {
+        /// The client id received.
+        found: String,
+    },
+    /// The signature is malformed or does not verify with Antom's key.
+    #[error("notification signature rejected: {0}")]
+    BadSignature(#[from] SignatureError),
+    /// `Request-Time` is neither epoch milliseconds nor ISO-8601.
+    #[error("notification Request-Time {value:?} is neither epoch milliseconds nor ISO-8601")]
+    BadRequestTime {
+        /// The header as received.
+        value: String,
+    },
+    /// `Request-Time` is further from now than the allowed clock skew (a replay or a broken clock).
+    #[error("notification Request-Time {value:?} is {skew_ms} ms from now, more than the allowed {allowed_ms} ms")]
+    StaleRequestTime {
+        /// The header as received.
+        value: String,
+        /// Distance from now, in milliseconds (saturated).
+        skew_ms: u64,
+        /// The allowed distance.
+        allowed_ms: u64,
+    },
+    /// The body is larger than [`crate::notification::NOTIFICATION_BODY_BYTES_MAX`].
+    #[error("notification body of {bytes} bytes is larger than {max} bytes")]
+    BodyTooLarge {
+        /// Body size.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The body is signed but a field is missing or malformed.
+    #[error("notification body is malformed: {0}")]
+    MalformedBody(#[from] MalformedField),
+    /// The body is signed JSON but of a kind this adapter does not know (`notifyType`).
+    #[error("notification type {notify_type:?} is not handled")]
+    UnknownNotifyType {
+        /// The `notifyType` received (empty when absent).
+        notify_type: String,
+    },
+}
