@@ -74,6 +74,33 @@ impl Default for MethodPolicy {
     }
 }
 
+impl MethodPolicy {
+    /// Reads `key=value` pairs over the default policy:
+    /// `window_days=180,minimum=100,partial=false,multiple=false` (any subset, any order).
+    pub fn parse_spec(spec: &str) -> Result<Self, SimError> {
+        let mut policy = Self::default();
+        for pair in spec.split(',').map(str::trim).filter(|pair| !pair.is_empty()) {
+            let (key, value) = pair
+                .split_once('=')
+                .ok_or_else(|| config_error("methodPolicy", format!("{pair:?} is not key=value")))?;
+            let bad_value = || config_error("methodPolicy", format!("{key}: cannot read {value:?}"));
+            match key.trim() {
+                "window_days" => policy.refund_window_days = value.trim().parse().map_err(|_| bad_value())?,
+                "minimum" => policy.minimum_refund_minor_units = value.trim().parse().map_err(|_| bad_value())?,
+                "partial" => policy.partial_refunds = value.trim().parse().map_err(|_| bad_value())?,
+                "multiple" => policy.multiple_refunds = value.trim().parse().map_err(|_| bad_value())?,
+                other => {
+                    return Err(config_error(
+                        "methodPolicy",
+                        format!("unknown key {other:?} (window_days, minimum, partial, multiple)"),
+                    ));
+                }
+            }
+        }
+        Ok(policy)
+    }
+}
+
 /// Refund policies: one per payment method type, and a default for the rest.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -284,4 +311,46 @@ fn check_max(field: &str, value: u64, max: u64) -> Result<(), SimError> {
         return Err(config_error(field, format!("must be at most {max}, got {value}")));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_specs_parse_over_the_default() {
+        let policy = MethodPolicy::parse_spec("window_days=30, partial=false").unwrap();
+        assert_eq!(
+            policy,
+            MethodPolicy {
+                refund_window_days: 30,
+                partial_refunds: false,
+                ..MethodPolicy::default()
+            }
+        );
+        assert!(MethodPolicy::parse_spec("window=3").is_err());
+        assert!(MethodPolicy::parse_spec("partial=maybe").is_err());
+        assert_eq!(MethodPolicy::parse_spec("").unwrap(), MethodPolicy::default());
+    }
+
+    #[test]
+    fn fault_shares_are_bounded() {
+        let too_many = FaultConfig {
+            timeout_share: 0.6,
+            garbage_share: 0.6,
+            ..FaultConfig::default()
+        };
+        assert!(matches!(too_many.validate(), Err(SimError::Config { .. })));
+        let negative = FaultConfig {
+            u_share: -0.1,
+            ..FaultConfig::default()
+        };
+        assert!(negative.validate().is_err());
+        let long_hold = FaultConfig {
+            timeout_hold_ms: TIMEOUT_HOLD_MS_MAX + 1,
+            ..FaultConfig::default()
+        };
+        assert!(long_hold.validate().is_err());
+        assert!(FaultConfig::default().validate().is_ok());
+    }
 }
