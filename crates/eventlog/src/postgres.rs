@@ -1,0 +1,501 @@
+//! The production backend: PostgreSQL, shared by any number of server instances.
+//!
+//! The global write lock is the one row of `eventlog_head`: every append transaction starts with
+//! `SELECT .. FROM eventlog_head WHERE id = 1 FOR UPDATE`, reads the head, assigns positions after it, inserts,
+//! moves the head and commits. PostgreSQL releases the row lock only after the commit is visible, so the next
+//! writer (in this process or another instance) assigns later positions and commits later: commit order is
+//! position order, positions have no gaps (no sequence, nothing to roll back), and readers simply read
+//! `position >= from ORDER BY position` (docs/adr/001-gap-free-ordering.md).
+//!
+//! Each handle runs one writer task holding one pooled connection and commits queued appends in groups (see
+//! `group_commit`): a group costs five round trips and one fsync whatever its size, which is where throughput
+//! under concurrency comes from. The group's revisions and event ids are checked with one `= ANY($1)` query
+//! each, and its rows inserted with one `INSERT .. SELECT * FROM UNNEST(..)`.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::event::{
+    AppendOutcome, ExpectedRevision, Head, NewEvent, READ_EVENTS_MAX, RecordedEvent, check_positions_dense,
+    check_revisions_dense, validate_append,
+};
+use crate::group_commit::{
+    APPEND_QUEUE_REQUESTS_MAX, GroupFailure, GroupPlan, PendingAppend, StoredState, deliver, drain_group, fail_group,
+    group_event_ids, group_streams, plan_group,
+};
+use crate::notify;
+use crate::store::EventStore;
+use crate::stream::StreamName;
+
+/// Key of the transaction-scoped advisory lock that serializes schema migrations across instances.
+const MIGRATION_LOCK_KEY: i64 = 0x6576_656e_746c_6f67; // "eventlog"
+
+/// Schema migrations, applied in order on connect; the version is the index plus one. Never edit a shipped one.
+const MIGRATIONS: &[&str] = &[r"
+    CREATE TABLE eventlog_events (
+        position       BIGINT      PRIMARY KEY CHECK (position >= 1),
+        stream         TEXT        NOT NULL,
+        revision       BIGINT      NOT NULL CHECK (revision >= 0),
+        event_id       UUID        NOT NULL,
+        event_type     TEXT        NOT NULL,
+        schema_version BIGINT      NOT NULL CHECK (schema_version BETWEEN 0 AND 4294967295),
+        payload        BYTEA       NOT NULL,
+        actor          TEXT        NOT NULL,
+        recorded_at    TIMESTAMPTZ NOT NULL,
+        prev_hash      BYTEA       NOT NULL CHECK (octet_length(prev_hash) = 32),
+        hash           BYTEA       NOT NULL CHECK (octet_length(hash) = 32),
+        CONSTRAINT eventlog_events_event_id_key UNIQUE (event_id),
+        CONSTRAINT eventlog_events_stream_revision_key UNIQUE (stream, revision)
+    );
+    CREATE TABLE eventlog_head (
+        id          SMALLINT    PRIMARY KEY CHECK (id = 1),
+        position    BIGINT      NOT NULL,
+        hash        BYTEA       NOT NULL CHECK (octet_length(hash) = 32),
+        recorded_at TIMESTAMPTZ
+    );
+    INSERT INTO eventlog_head (id, position, hash, recorded_at) VALUES (1, 0, decode(repeat('00', 32), 'hex'), NULL);
+"];
+
+const SELECT_COLUMNS: &str = "SELECT position, stream, revision, event_id, event_type, schema_version, payload, \
+                              actor, recorded_at, prev_hash, hash FROM eventlog_events";
+
+/// Tuning for a [`PostgresStore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresOptions {
+    /// Connections the handle's pool opens at most, the writer's included (at least 2).
+    pub pool_connections_max: usize,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            pool_connections_max: 8,
+        }
+    }
+}
+
+/// An [`EventStore`] in a PostgreSQL database; any number of handles and instances may share the database.
+///
+/// Dropping the handle stops its writer once the queued appends are committed.
+#[derive(Debug)]
+pub struct PostgresStore {
+    queue: mpsc::Sender<PendingAppend>,
+    published: Arc<watch::Sender<Head>>,
+    pool: Pool,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user@host:port/db`, no TLS) with default options.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let config =
+            tokio_postgres::Config::from_str(url).map_err(|error| StoreError::backend("parse postgres url", error))?;
+        Self::connect_with(config, PostgresOptions::default()).await
+    }
+
+    /// Connects with `config`, applies missing migrations (serialized across instances by an advisory lock),
+    /// and starts the writer task. Must be called inside a Tokio runtime.
+    #[tracing::instrument(skip_all, fields(dbname = config.get_dbname().unwrap_or("")))]
+    pub async fn connect_with(config: tokio_postgres::Config, options: PostgresOptions) -> Result<Self, StoreError> {
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_connections_max.max(2))
+            .build()
+            .map_err(|error| StoreError::backend("build postgres pool", error))?;
+        let mut client = pool
+            .get()
+            .await
+            .map_err(|error| StoreError::backend("connect postgres", error))?;
+        migrate(&mut client).await?;
+        let head = read_head(&client).await?;
+        drop(client);
+        let published = Arc::new(watch::Sender::new(head));
+        let (queue, receiver) = mpsc::channel(APPEND_QUEUE_REQUESTS_MAX);
+        tokio::spawn(run_writer(pool.clone(), receiver, Arc::clone(&published)));
+        Ok(Self { queue, published, pool })
+    }
+
+    async fn client(&self, operation: &'static str) -> Result<Object, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|error| StoreError::backend(operation, error))
+    }
+}
+
+#[async_trait]
+impl EventStore for PostgresStore {
+    #[tracing::instrument(skip(self, events), fields(stream = %stream, events = events.len()))]
+    async fn append(
+        &self,
+        stream: &StreamName,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        validate_append(stream, &events)?;
+        let (reply, answer) = oneshot::channel();
+        let pending = PendingAppend {
+            stream: stream.clone(),
+            expected,
+            events,
+            reply,
+        };
+        self.queue.send(pending).await.map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    #[tracing::instrument(skip(self), fields(stream = %stream))]
+    async fn read_stream(
+        &self,
+        stream: &StreamName,
+        from_revision: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let client = self.client("read stream").await?;
+        let sql = format!("{SELECT_COLUMNS} WHERE stream = $1 AND revision >= $2 ORDER BY revision LIMIT $3");
+        let statement = client
+            .prepare_cached(&sql)
+            .await
+            .map_err(|error| StoreError::backend("read stream", error))?;
+        let limit = bound_usize(limit.min(READ_EVENTS_MAX));
+        let rows = client
+            .query(&statement, &[&stream.as_str(), &bound(from_revision), &limit])
+            .await
+            .map_err(|error| StoreError::backend("read stream", error))?;
+        let events = rows.iter().map(decode_event).collect::<Result<Vec<_>, _>>()?;
+        check_revisions_dense(from_revision, &events)?;
+        Ok(events)
+    }
+
+    #[tracing::instrument(skip(self), fields(stream = "$all"))]
+    async fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        let client = self.client("read all").await?;
+        let sql = format!("{SELECT_COLUMNS} WHERE position >= $1 ORDER BY position LIMIT $2");
+        let statement = client
+            .prepare_cached(&sql)
+            .await
+            .map_err(|error| StoreError::backend("read all", error))?;
+        let limit = bound_usize(limit.min(READ_EVENTS_MAX));
+        let rows = client
+            .query(&statement, &[&bound(from_position), &limit])
+            .await
+            .map_err(|error| StoreError::backend("read all", error))?;
+        let events = rows.iter().map(decode_event).collect::<Result<Vec<_>, _>>()?;
+        check_positions_dense(from_position, &events)?;
+        Ok(events)
+    }
+
+    #[tracing::instrument(skip(self), fields(stream = "$all"))]
+    async fn head(&self) -> Result<Head, StoreError> {
+        let client = self.client("read head").await?;
+        read_head(&client).await
+    }
+
+    #[tracing::instrument(skip(self), fields(stream = "$all"))]
+    async fn wait_for_position_after(&self, position: u64, timeout: Duration) -> Result<Head, StoreError> {
+        notify::wait_for_position_after(&self.published, position, timeout, || self.head()).await
+    }
+}
+
+async fn migrate(client: &mut Object) -> Result<(), StoreError> {
+    let failed = |error| StoreError::backend("migrate postgres schema", error);
+    let transaction = client.transaction().await.map_err(failed)?;
+    // Transaction-scoped, so the lock cannot outlive a failed migration on a pooled connection.
+    transaction
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
+        .await
+        .map_err(failed)?;
+    transaction
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS eventlog_migrations (
+                 version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
+        .await
+        .map_err(failed)?;
+    let applied: i32 = transaction
+        .query_one("SELECT coalesce(max(version), 0) FROM eventlog_migrations", &[])
+        .await
+        .map_err(failed)?
+        .try_get(0)
+        .map_err(failed)?;
+    let known = i32::try_from(MIGRATIONS.len()).unwrap_or(i32::MAX);
+    if applied > known {
+        return Err(StoreError::corrupt(
+            0,
+            format!("schema version {applied} is newer than this build's {known}"),
+        ));
+    }
+    for (version, migration) in (1_i32..)
+        .zip(MIGRATIONS)
+        .skip(usize::try_from(applied).unwrap_or(usize::MAX))
+    {
+        transaction.batch_execute(migration).await.map_err(failed)?;
+        transaction
+            .execute("INSERT INTO eventlog_migrations (version) VALUES ($1)", &[&version])
+            .await
+            .map_err(failed)?;
+        tracing::info!(version, "applied postgres eventlog migration");
+    }
+    transaction.commit().await.map_err(failed)
+}
+
+/// The writer task: commits queued appends in groups until every handle's queue sender is gone.
+async fn run_writer(pool: Pool, mut queue: mpsc::Receiver<PendingAppend>, published: Arc<watch::Sender<Head>>) {
+    let mut connection: Option<Object> = None;
+    while let Some(first) = queue.recv().await {
+        let group = drain_group(first, &mut queue);
+        match write_group(&pool, &mut connection, &group).await {
+            Ok(plan) => deliver(group, plan, &published),
+            Err(GroupFailure::UniqueViolation(error)) if group.len() > 1 => {
+                tracing::warn!(%error, "unique index refused a planned group; retrying its appends one by one");
+                for pending in group {
+                    match write_group(&pool, &mut connection, std::slice::from_ref(&pending)).await {
+                        Ok(plan) => deliver(vec![pending], plan, &published),
+                        Err(GroupFailure::UniqueViolation(error) | GroupFailure::Other(error)) => {
+                            fail_group(vec![pending], &error);
+                        }
+                    }
+                }
+            }
+            Err(GroupFailure::UniqueViolation(error) | GroupFailure::Other(error)) => fail_group(group, &error),
+        }
+    }
+    tracing::debug!("postgres writer stopped");
+}
+
+/// One group commit on the writer's connection; a failure other than a unique violation discards the
+/// connection, since its state (mid-transaction, broken socket) is unknown.
+#[tracing::instrument(skip_all, fields(backend = "postgres", appends = group.len()))]
+async fn write_group(
+    pool: &Pool,
+    connection: &mut Option<Object>,
+    group: &[PendingAppend],
+) -> Result<GroupPlan, GroupFailure> {
+    let mut client = match connection.take() {
+        Some(client) => client,
+        None => pool
+            .get()
+            .await
+            .map_err(|error| GroupFailure::Other(StoreError::backend("connect writer", error)))?,
+    };
+    let result = write_group_on(&mut client, group).await;
+    if !matches!(result, Err(GroupFailure::Other(_))) {
+        *connection = Some(client);
+    }
+    result
+}
+
+async fn write_group_on(client: &mut Object, group: &[PendingAppend]) -> Result<GroupPlan, GroupFailure> {
+    let other = |operation| move |error| GroupFailure::Other(StoreError::backend(operation, error));
+    let lock_head = client
+        .prepare_cached("SELECT position, hash, recorded_at FROM eventlog_head WHERE id = 1 FOR UPDATE")
+        .await
+        .map_err(other("prepare head lock"))?;
+    let select_revisions = client
+        .prepare_cached("SELECT stream, max(revision) FROM eventlog_events WHERE stream = ANY($1) GROUP BY stream")
+        .await
+        .map_err(other("prepare revision lookup"))?;
+    let select_ids = client
+        .prepare_cached("SELECT event_id FROM eventlog_events WHERE event_id = ANY($1)")
+        .await
+        .map_err(other("prepare event id lookup"))?;
+    let insert = client
+        .prepare_cached(
+            "INSERT INTO eventlog_events (position, stream, revision, event_id, event_type, schema_version, \
+             payload, actor, recorded_at, prev_hash, hash) \
+             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::BIGINT[], $4::UUID[], $5::TEXT[], $6::BIGINT[], \
+             $7::BYTEA[], $8::TEXT[], $9::TIMESTAMPTZ[], $10::BYTEA[], $11::BYTEA[])",
+        )
+        .await
+        .map_err(other("prepare insert"))?;
+    let move_head = client
+        .prepare_cached("UPDATE eventlog_head SET position = $1, hash = $2, recorded_at = $3 WHERE id = 1")
+        .await
+        .map_err(other("prepare head update"))?;
+
+    let transaction = client.transaction().await.map_err(other("begin group"))?;
+    // The row lock on the head is the global write lock, held until COMMIT.
+    let head_row = transaction
+        .query_one(&lock_head, &[])
+        .await
+        .map_err(other("lock head"))?;
+    let head = decode_head(&head_row).map_err(GroupFailure::Other)?;
+    let streams: Vec<&str> = group_streams(group).into_iter().map(StreamName::as_str).collect();
+    let event_ids = group_event_ids(group);
+    let revision_params: [&(dyn ToSql + Sync); 1] = [&streams];
+    let id_params: [&(dyn ToSql + Sync); 1] = [&event_ids];
+    // Both queries are sent before either answer is awaited: one round trip, not two.
+    let (revision_rows, id_rows) = tokio::try_join!(
+        transaction.query(&select_revisions, &revision_params),
+        transaction.query(&select_ids, &id_params),
+    )
+    .map_err(other("read group state"))?;
+    let stored = decode_stored_state(&revision_rows, &id_rows).map_err(GroupFailure::Other)?;
+    let plan = plan_group(&head, OffsetDateTime::now_utc(), &stored, group);
+    if let Some(last) = plan.rows.last() {
+        let columns = Columns::of(&plan.rows);
+        let hash: &[u8] = &last.hash;
+        let head_position = bound(last.position);
+        let head_params: [&(dyn ToSql + Sync); 3] = [&head_position, &hash, &last.recorded_at];
+        let params: [&(dyn ToSql + Sync); 11] = [
+            &columns.positions,
+            &columns.streams,
+            &columns.revisions,
+            &columns.event_ids,
+            &columns.event_types,
+            &columns.schema_versions,
+            &columns.payloads,
+            &columns.actors,
+            &columns.recorded_ats,
+            &columns.prev_hashes,
+            &columns.hashes,
+        ];
+        tokio::try_join!(
+            transaction.execute(&insert, &params),
+            transaction.execute(&move_head, &head_params),
+        )
+        .map_err(classify_write_error)?;
+    }
+    transaction.commit().await.map_err(other("commit group"))?;
+    Ok(plan)
+}
+
+/// The planned rows as one array per column, for `UNNEST`.
+struct Columns<'a> {
+    positions: Vec<i64>,
+    streams: Vec<&'a str>,
+    revisions: Vec<i64>,
+    event_ids: Vec<Uuid>,
+    event_types: Vec<&'a str>,
+    schema_versions: Vec<i64>,
+    payloads: Vec<&'a [u8]>,
+    actors: Vec<&'a str>,
+    recorded_ats: Vec<OffsetDateTime>,
+    prev_hashes: Vec<&'a [u8]>,
+    hashes: Vec<&'a [u8]>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(rows: &'a [RecordedEvent]) -> Self {
+        Self {
+            positions: rows.iter().map(|row| bound(row.position)).collect(),
+            streams: rows.iter().map(|row| row.stream.as_str()).collect(),
+            revisions: rows.iter().map(|row| bound(row.revision)).collect(),
+            event_ids: rows.iter().map(|row| row.event_id).collect(),
+            event_types: rows.iter().map(|row| row.event_type.as_str()).collect(),
+            schema_versions: rows.iter().map(|row| i64::from(row.schema_version)).collect(),
+            payloads: rows.iter().map(|row| row.payload.as_slice()).collect(),
+            actors: rows.iter().map(|row| row.actor.as_str()).collect(),
+            recorded_ats: rows.iter().map(|row| row.recorded_at).collect(),
+            prev_hashes: rows.iter().map(|row| row.prev_hash.as_slice()).collect(),
+            hashes: rows.iter().map(|row| row.hash.as_slice()).collect(),
+        }
+    }
+}
+
+fn classify_write_error(error: tokio_postgres::Error) -> GroupFailure {
+    let unique = error.code() == Some(&SqlState::UNIQUE_VIOLATION);
+    let error = StoreError::backend("insert events", error);
+    if unique {
+        GroupFailure::UniqueViolation(error)
+    } else {
+        GroupFailure::Other(error)
+    }
+}
+
+fn decode_stored_state(revision_rows: &[Row], id_rows: &[Row]) -> Result<StoredState, StoreError> {
+    let failed = |error| StoreError::backend("decode group state", error);
+    let mut state = StoredState::default();
+    for row in revision_rows {
+        let stream: String = row.try_get(0).map_err(failed)?;
+        let last: i64 = row.try_get(1).map_err(failed)?;
+        let last =
+            u64::try_from(last).map_err(|_| StoreError::corrupt(0, format!("stream {stream}: negative revision")))?;
+        let stream = StreamName::parse(stream).map_err(|_| StoreError::corrupt(0, "stored stream name is invalid"))?;
+        state.last_revisions.insert(stream, last);
+    }
+    for row in id_rows {
+        state.stored_event_ids.insert(row.try_get(0).map_err(failed)?);
+    }
+    Ok(state)
+}
+
+async fn read_head(client: &Object) -> Result<Head, StoreError> {
+    let failed = |error| StoreError::backend("read head", error);
+    let statement = client
+        .prepare_cached("SELECT position, hash, recorded_at FROM eventlog_head WHERE id = 1")
+        .await
+        .map_err(failed)?;
+    let row = client.query_one(&statement, &[]).await.map_err(failed)?;
+    decode_head(&row)
+}
+
+fn decode_head(row: &Row) -> Result<Head, StoreError> {
+    let failed = |error| StoreError::backend("decode head", error);
+    let position = u64::try_from(row.try_get::<_, i64>(0).map_err(failed)?)
+        .map_err(|_| StoreError::corrupt(0, "negative head position"))?;
+    Ok(Head {
+        position,
+        hash: hash_from(position, "head hash", row.try_get(1).map_err(failed)?)?,
+        recorded_at: row.try_get(2).map_err(failed)?,
+    })
+}
+
+fn decode_event(row: &Row) -> Result<RecordedEvent, StoreError> {
+    let failed = |error| StoreError::backend("decode event", error);
+    let position = row.try_get::<_, i64>(0).map_err(failed)?;
+    let position =
+        u64::try_from(position).map_err(|_| StoreError::corrupt(0, format!("negative position {position}")))?;
+    let corrupt = |reason: &str| StoreError::corrupt(position, reason);
+    let stream =
+        StreamName::parse(row.try_get::<_, String>(1).map_err(failed)?).map_err(|_| corrupt("invalid stream name"))?;
+    let revision =
+        u64::try_from(row.try_get::<_, i64>(2).map_err(failed)?).map_err(|_| corrupt("negative revision"))?;
+    let schema_version =
+        u32::try_from(row.try_get::<_, i64>(5).map_err(failed)?).map_err(|_| corrupt("schema_version out of range"))?;
+    Ok(RecordedEvent {
+        position,
+        stream,
+        revision,
+        event_id: row.try_get(3).map_err(failed)?,
+        event_type: row.try_get(4).map_err(failed)?,
+        schema_version,
+        payload: row.try_get(6).map_err(failed)?,
+        actor: row.try_get(7).map_err(failed)?,
+        recorded_at: row.try_get(8).map_err(failed)?,
+        prev_hash: hash_from(position, "prev_hash", row.try_get(9).map_err(failed)?)?,
+        hash: hash_from(position, "hash", row.try_get(10).map_err(failed)?)?,
+    })
+}
+
+fn hash_from(position: u64, field: &str, bytes: &[u8]) -> Result<[u8; 32], StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::corrupt(position, format!("{field} is {} bytes, not 32", bytes.len())))
+}
+
+/// A u64 position, revision or bound as PostgreSQL's BIGINT; nothing stored exceeds `i64::MAX`, so saturating
+/// keeps every comparison's meaning.
+fn bound(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn bound_usize(value: usize) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}

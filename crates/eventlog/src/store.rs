@@ -1,0 +1,75 @@
+//! The `EventStore` trait: the guarantees every backend gives, stated without its mechanism.
+//!
+//! The trait is written so that an EventStoreDB/KurrentDB backend can implement it too: per-stream expected
+//! revisions, one global position, catch-up subscriptions and no transaction across streams. It therefore
+//! promises outcomes ("an event id already stored anywhere is refused") and never names an index, a lock or a
+//! table. It is object safe and used as `Arc<dyn EventStore>`, hence `async_trait`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::StoreError;
+use crate::event::{AppendOutcome, ExpectedRevision, Head, NewEvent, RecordedEvent};
+use crate::stream::StreamName;
+use crate::subscription::{self, EventSubscription};
+
+/// An append-only log of events, grouped in streams, in one global order.
+///
+/// Guarantees every implementation gives:
+/// - An append is atomic: all its events are stored, consecutively in their stream and in the global order,
+///   or none is.
+/// - An append is decided against the stream's revision at the moment it is written: if `expected` does not
+///   hold, it is refused with [`StoreError::Conflict`] carrying the actual revision.
+/// - An event id already stored anywhere in the log, or repeated in the batch, is refused with
+///   [`StoreError::DuplicateEventId`], and nothing of the batch is written.
+/// - Global positions start at 1 and are dense, and they become visible in order: once a reader has seen
+///   position `n`, every position below `n` is visible too, and no new event ever gets a position `<= n`.
+/// - Every event is hash-chained to the previous one (see [`crate::chain`]).
+/// - A successful append is durable when it returns.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends `events` to `stream` if its revision satisfies `expected`, and returns where they landed.
+    ///
+    /// Invalid input (see [`crate::event`] limits and [`StoreError`]) is refused before anything is written.
+    async fn append(
+        &self,
+        stream: &StreamName,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError>;
+
+    /// Reads `stream` from `from_revision` on, in revision order: at most `limit` events (and at most
+    /// [`READ_EVENTS_MAX`](crate::READ_EVENTS_MAX)). An unknown stream reads as empty; so does the end.
+    async fn read_stream(
+        &self,
+        stream: &StreamName,
+        from_revision: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Reads the whole log from `from_position` on (inclusive; 0 and 1 both mean the start), in position order:
+    /// at most `limit` events (and at most [`READ_EVENTS_MAX`](crate::READ_EVENTS_MAX)). An empty result means
+    /// `from_position` is past the head; a shorter one does not mean the end.
+    async fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The last committed event's position and hash ([`Head::EMPTY`] for an empty log).
+    async fn head(&self) -> Result<Head, StoreError>;
+
+    /// Waits until the head has moved past `position` or `timeout` has passed, and returns the head then.
+    ///
+    /// Appends through this handle wake the waiter at once; appends by other handles or processes on the same
+    /// database are noticed within a bounded poll interval. The caller checks `head.position > position`: a
+    /// timeout is not an error.
+    async fn wait_for_position_after(&self, position: u64, timeout: Duration) -> Result<Head, StoreError>;
+
+    /// A catch-up subscription to the whole log from `from_position` (inclusive; 0 means the start): every event
+    /// exactly once, in position order, then new events as they are committed.
+    ///
+    /// The default reads through [`EventStore::read_all`] and [`EventStore::wait_for_position_after`]; a backend
+    /// with native subscriptions may override it. Must be called inside a Tokio runtime.
+    fn subscribe_all(self: Arc<Self>, from_position: u64) -> EventSubscription {
+        subscription::catch_up(self, from_position)
+    }
+}

@@ -1,0 +1,117 @@
+//! Catch-up subscriptions to the whole log, for any [`EventStore`].
+//!
+//! A subscriber reads from its checkpoint in bounded batches with `read_all`, then waits for the head to move
+//! and reads again. This is correct only because the stores make positions visible in order and dense (see
+//! docs/adr/001-gap-free-ordering.md): reading `position >= next` can never skip an event that commits late.
+//! The subscription checks that promise instead of trusting it: a position out of sequence ends the
+//! subscription with [`StoreError::Corrupt`], it is never skipped.
+//!
+//! The reading runs in a spawned task that feeds a bounded channel, so a slow consumer holds at most
+//! [`SUBSCRIPTION_BUFFER_EVENTS_MAX`] events in memory and the reader simply waits for room.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::error::StoreError;
+use crate::event::RecordedEvent;
+use crate::store::EventStore;
+
+/// Events a subscription reads per `read_all` call.
+pub const SUBSCRIPTION_BATCH_EVENTS_MAX: usize = 1_000;
+
+/// Events a subscription buffers ahead of its consumer.
+pub const SUBSCRIPTION_BUFFER_EVENTS_MAX: usize = 1_000;
+
+/// How long one wait for new events lasts before the subscription re-checks, in milliseconds.
+const SUBSCRIPTION_WAIT_MS: u64 = 1_000;
+
+/// A live, ordered feed of the log's events; also a [`futures_core::Stream`].
+///
+/// Yields `Ok(event)` for every event from the starting position on, exactly once and in position order. After
+/// an `Err` it ends: resubscribe from the last position handled plus one. Dropping it stops the reading task.
+#[derive(Debug)]
+pub struct EventSubscription {
+    events: mpsc::Receiver<Result<RecordedEvent, StoreError>>,
+    reader: JoinHandle<()>,
+}
+
+impl EventSubscription {
+    /// The next event; `None` after an error has been yielded.
+    pub async fn next(&mut self) -> Option<Result<RecordedEvent, StoreError>> {
+        self.events.recv().await
+    }
+}
+
+impl futures_core::Stream for EventSubscription {
+    type Item = Result<RecordedEvent, StoreError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.events.poll_recv(context)
+    }
+}
+
+impl Drop for EventSubscription {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// Subscribes to `store` from `from_position` (inclusive; 0 means the start) using `read_all` and
+/// `wait_for_position_after`. Must be called inside a Tokio runtime.
+pub fn catch_up<S: EventStore + ?Sized>(store: Arc<S>, from_position: u64) -> EventSubscription {
+    let (sender, events) = mpsc::channel(SUBSCRIPTION_BUFFER_EVENTS_MAX);
+    let reader = tokio::spawn(read_into(store, from_position.max(1), sender));
+    EventSubscription { events, reader }
+}
+
+async fn read_into<S: EventStore + ?Sized>(
+    store: Arc<S>,
+    mut next_position: u64,
+    sender: mpsc::Sender<Result<RecordedEvent, StoreError>>,
+) {
+    if let Err(error) = forward(&*store, &mut next_position, &sender).await {
+        tracing::warn!(%error, next_position, "subscription ended");
+        if sender.send(Err(error)).await.is_err() {
+            tracing::debug!("subscriber went away before reading the error");
+        }
+    }
+}
+
+/// Forwards events until the consumer goes away (`Ok`) or reading fails (`Err`).
+async fn forward<S: EventStore + ?Sized>(
+    store: &S,
+    next_position: &mut u64,
+    sender: &mpsc::Sender<Result<RecordedEvent, StoreError>>,
+) -> Result<(), StoreError> {
+    loop {
+        let batch = store.read_all(*next_position, SUBSCRIPTION_BATCH_EVENTS_MAX).await?;
+        if batch.is_empty() {
+            let wait = store.wait_for_position_after(*next_position - 1, Duration::from_millis(SUBSCRIPTION_WAIT_MS));
+            tokio::select! {
+                head = wait => { head?; }
+                () = sender.closed() => return Ok(()),
+            }
+            continue;
+        }
+        for event in batch {
+            if event.position != *next_position {
+                return Err(StoreError::corrupt(
+                    *next_position,
+                    format!(
+                        "subscription expected position {next_position}, read {}",
+                        event.position
+                    ),
+                ));
+            }
+            *next_position += 1;
+            if sender.send(Ok(event)).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+}
