@@ -26,7 +26,12 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Malforme
     let deserializer = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();
-        let field = if path.is_empty() { ".".to_owned() } else { path };
+        // serde_path_to_error writes "?" when the error is before any field (broken JSON).
+        let field = if path.is_empty() || path == "?" {
+            ".".to_owned()
+        } else {
+            path
+        };
         MalformedField::new(field, error.into_inner().to_string())
     })
 }
@@ -116,6 +121,8 @@ mod tests {
         assert_eq!(error.field, ".");
         assert!(error.reason.contains("result"), "{error}");
         let error = parse_json::<RefundResponseWire>(b"<html>").unwrap_err();
+        assert_eq!(error.field, ".");
+        let error = parse_json::<RefundResponseWire>(b"{not json").unwrap_err();
         assert_eq!(error.field, ".");
     }
 

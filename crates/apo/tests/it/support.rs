@@ -96,3 +96,31 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
         .map(|byte| format!("{byte:02x}"))
         .collect()
 }
+
+/// The sandbox client id of the vectors.
+pub(crate) const CLIENT_ID: &str = "SANDBOX_5Y2J8K1Q0T00ABC";
+/// The path the vectors' refund response was signed over.
+pub(crate) const REFUND_PATH: &str = "/ams/api/v1/payments/refund";
+/// The path of the inquiry used in tests.
+pub(crate) const INQUIRY_PATH: &str = "/ams/api/v1/payments/inquiryRefund";
+/// A Response-Time in the vectors' style.
+pub(crate) const RESPONSE_TIME: &str = "2026-01-01T08:00:01+08:00";
+
+/// Headers of a response Antom signed over `path` and `body`.
+pub(crate) fn antom_signed_headers(path: &str, body: &[u8]) -> reqwest::header::HeaderMap {
+    let keys = keys();
+    let signature = apo::sign(&keys.antom_private, "POST", path, CLIENT_ID, RESPONSE_TIME, body).expect("signs");
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("signature", signature.parse().expect("header"));
+    headers.insert("response-time", RESPONSE_TIME.parse().expect("header"));
+    headers.insert("client-id", CLIENT_ID.parse().expect("header"));
+    headers
+}
+
+/// Looks a case up by name.
+pub(crate) fn case(name: &str) -> Case {
+    cases()
+        .into_iter()
+        .find(|case| case.name == name)
+        .unwrap_or_else(|| panic!("no vector case {name}"))
+}
