@@ -4,10 +4,12 @@
 // Helpers outside #[test] functions panic on purpose: the panic is the test failure.
 #![allow(clippy::unwrap_used)]
 
+mod adapter;
 mod admin;
 mod faults;
 mod helpers;
 mod inquiry;
 mod notifications;
+mod property;
 mod rules;
 mod signatures;
