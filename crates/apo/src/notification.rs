@@ -9,7 +9,9 @@
 //! non-200, record nothing": Antom then resends, and the inquiry worker is
 //! the backstop if it never does.
 
-use domain::{CaptureId, DisputeId, Money, PaymentId, RefundId, RefundRequestId, ResultCode, ResultStatus};
+use domain::{
+    CaptureId, DisputeId, Money, PaymentId, PaymentMethodType, RefundId, RefundRequestId, ResultCode, ResultStatus,
+};
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -114,6 +116,8 @@ pub struct PaymentNotification {
     pub payment_amount: Money,
     /// When it was paid, when given.
     pub payment_time: Option<OffsetDateTime>,
+    /// The payment method, when Antom includes it (not every notification does).
+    pub payment_method_type: Option<PaymentMethodType>,
     /// The payment's result: S paid, F failed.
     pub result: ApoResult,
 }
@@ -329,6 +333,11 @@ fn payment(wire: &NotifyPaymentWire) -> Result<PaymentNotification, MalformedFie
             required("paymentAmount", wire.payment_amount.as_ref())?,
         )?,
         payment_time: parse_optional_time("paymentTime", wire.payment_time.as_deref())?,
+        payment_method_type: parse_optional_id(
+            "paymentMethodType",
+            wire.payment_method_type.as_deref(),
+            PaymentMethodType::parse_field,
+        )?,
         result: parse_result("result", &wire.result)?,
     })
 }

@@ -3,6 +3,8 @@
 //! public key over the exact bytes received; everything else is an unknown
 //! outcome for the ledger to settle by inquiry, never a success or failure.
 
+use std::fmt;
+
 use domain::ResultCode;
 use reqwest::header::HeaderMap;
 
@@ -125,6 +127,32 @@ impl UnknownReason {
             Self::Transport {
                 message: error.to_string(),
             }
+        }
+    }
+}
+
+impl fmt::Display for UnknownReason {
+    /// A short lowercase description for the ledger's `RefundProcessing` reason and logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Timeout => write!(f, "timed out waiting for antom"),
+            Self::Connection { message } => write!(f, "connection to antom failed: {message}"),
+            Self::Transport { message } => write!(f, "transport error: {message}"),
+            Self::HttpStatus { status } => write!(f, "antom answered http {status}"),
+            Self::BodyTooLarge { max } => write!(f, "antom's answer is larger than {max} bytes"),
+            Self::Unsigned {
+                untrusted_result_code: Some(code),
+            } => write!(f, "unsigned answer (claims {code})"),
+            Self::Unsigned {
+                untrusted_result_code: None,
+            } => write!(f, "unsigned answer"),
+            Self::MissingHeader { header } => write!(f, "answer has no {header} header"),
+            Self::WrongClientId { found } => write!(f, "answer is for client id {found:?}"),
+            Self::BadSignature { error } => write!(f, "answer signature rejected: {error}"),
+            Self::MalformedBody { error } => write!(f, "answer body malformed: {error}"),
+            Self::Mismatch { field } => write!(f, "answer is about another refund ({field} differs)"),
+            Self::ResultUnknown { code, message } => write!(f, "antom answered U {code}: {message}"),
+            Self::InquiryFailed { code, message } => write!(f, "inquiry failed F {code}: {message}"),
         }
     }
 }

@@ -216,6 +216,9 @@ pub struct NotifyPaymentWire {
     /// ISO-8601 time of the payment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_time: Option<String>,
+    /// The payment method (`CARD`, `ALIPAY_CN`, ...), when Antom includes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_method_type: Option<String>,
 }
 
 /// Body of notifyCapture (`notifyType` `CAPTURE_RESULT`).

@@ -240,6 +240,13 @@ fn payment_capture_and_dispute_notifications_parse() {
             assert_eq!(payment.payment_amount.minor_units(), 5000);
             assert_eq!(payment.payment_time, Some(datetime!(2026-01-01 00:00:00 UTC)));
             assert_eq!(payment.result.status, ResultStatus::S);
+            assert_eq!(
+                payment
+                    .payment_method_type
+                    .map(|kind| kind.as_str().to_owned())
+                    .as_deref(),
+                Some("CARD")
+            );
         }
         other => panic!("expected payment, got {other:?}"),
     }

@@ -419,12 +419,31 @@ fn transient_reasons_are_exactly_the_ones_worth_an_immediate_retry() {
             message: String::new(),
         },
     ];
-    for reason in transient {
+    for reason in &transient {
         assert!(reason.is_transient(), "{reason:?}");
     }
-    for reason in not_transient {
+    for reason in &not_transient {
         assert!(!reason.is_transient(), "{reason:?}");
     }
+    // Display is the short text the ledger records as the processing reason.
+    for reason in transient.iter().chain(&not_transient) {
+        let text = reason.to_string();
+        assert!(
+            !text.is_empty() && text.chars().next().is_some_and(|c| !c.is_uppercase()),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        UnknownReason::HttpStatus { status: 503 }.to_string(),
+        "antom answered http 503"
+    );
+    assert_eq!(
+        UnknownReason::Unsigned {
+            untrusted_result_code: Some("INVALID_SIGNATURE".into())
+        }
+        .to_string(),
+        "unsigned answer (claims INVALID_SIGNATURE)"
+    );
 }
 
 proptest! {
