@@ -205,7 +205,9 @@ fn text_field_problem(value: &str, bytes_max: usize) -> Option<&'static str> {
 /// Checks that a `read_all` page starts at `from_position` (0 reads as 1) and has no gap; a store that breaks
 /// gap-free ordering is reported, never papered over.
 pub(crate) fn check_positions_dense(from_position: u64, events: &[RecordedEvent]) -> Result<(), StoreError> {
-    for (expected, event) in (from_position.max(1)..).zip(events) {
+    let first = from_position.max(1);
+    for (offset, event) in (0_u64..).zip(events) {
+        let expected = first.saturating_add(offset);
         if event.position != expected {
             return Err(StoreError::corrupt(
                 expected,
@@ -218,7 +220,8 @@ pub(crate) fn check_positions_dense(from_position: u64, events: &[RecordedEvent]
 
 /// Checks that a `read_stream` page starts at `from_revision` and has no gap in revisions.
 pub(crate) fn check_revisions_dense(from_revision: u64, events: &[RecordedEvent]) -> Result<(), StoreError> {
-    for (expected, event) in (from_revision..).zip(events) {
+    for (offset, event) in (0_u64..).zip(events) {
+        let expected = from_revision.saturating_add(offset);
         if event.revision != expected {
             return Err(StoreError::corrupt(
                 event.position,

@@ -1,1 +1,7 @@
-//! placeholder
+//! eventlog integration tests: one conformance suite, instantiated per backend against a real, fresh store
+//! (a temporary SQLite file; a fresh PostgreSQL database per test).
+
+#[macro_use]
+mod conformance;
+mod postgres;
+mod sqlite;
