@@ -198,3 +198,45 @@ fn debug_of_keys_shows_no_key_material() {
         assert!(longest_alphanumeric_run < 16, "{debug}");
     }
 }
+
+/// Every truncation of a real key's DER is refused (never a panic, never a
+/// half-read key), and so is every single-byte corruption of its header.
+#[test]
+fn truncated_or_corrupted_public_key_der_is_refused() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    let der = STANDARD
+        .decode(bare_base64(&vector_file("antom_public.pem")))
+        .expect("vector key is base64");
+    for length in 0..der.len() {
+        assert!(
+            PublicKey::from_pem_or_base64(&STANDARD.encode(&der[..length])).is_err(),
+            "length {length}"
+        );
+    }
+    // The first 32 bytes hold the SPKI structure and algorithm OID.
+    for position in 0..32 {
+        let mut corrupted = der.clone();
+        corrupted[position] ^= 0x40;
+        assert!(
+            PublicKey::from_pem_or_base64(&STANDARD.encode(&corrupted)).is_err(),
+            "byte {position}"
+        );
+    }
+}
+
+proptest::proptest! {
+    /// Arbitrary input never panics the key loaders or the verifier.
+    #[test]
+    fn arbitrary_input_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600), text in ".{0,200}") {
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        proptest::prop_assert!(PublicKey::from_pem_or_base64(&encoded).is_err());
+        proptest::prop_assert!(PrivateKey::from_pem_or_base64(&encoded).is_err());
+        proptest::prop_assert!(PublicKey::from_pem_or_base64(&text).is_err());
+        let keys = crate::support::keys();
+        proptest::prop_assert!(verify(&keys.antom_public, "POST", "/p", "c", "1", &bytes, &text).is_err());
+        let header = format!("algorithm=RSA256,keyVersion=1,signature={encoded}");
+        proptest::prop_assert!(verify(&keys.antom_public, "POST", "/p", "c", "1", &bytes, &header).is_err());
+    }
+}
