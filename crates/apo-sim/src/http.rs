@@ -34,8 +34,15 @@ pub const SANDBOX_INQUIRY_REFUND_PATH: &str = "/ams/sandbox/api/v1/payments/inqu
 
 const JSON_CONTENT_TYPE: &str = "application/json; charset=UTF-8";
 
-/// The simulator's routes: Antom's API and the `/sim/` admin API.
-pub(crate) fn router(simulator: Simulator) -> Router {
+impl Simulator {
+    /// The simulator's routes (Antom's API, live and sandbox paths, and the
+    /// `/sim/` admin API), to serve yourself or to nest in another axum app.
+    pub fn router(&self) -> Router {
+        router(self.clone())
+    }
+}
+
+fn router(simulator: Simulator) -> Router {
     Router::new()
         .route(REFUND_PATH, post(refund))
         .route(SANDBOX_REFUND_PATH, post(refund))

@@ -11,7 +11,7 @@
 //! - per payment, succeeded + processing refunds <= captured amount;
 //! - a refundRequestId maps to at most one refund, ever.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use domain::{Money, PaymentId, PaymentMethodType, RefundId, RefundRequestId, ResultCode};
 use serde::{Deserialize, Serialize};
@@ -226,6 +226,8 @@ pub struct Ledger {
     payments: HashMap<PaymentId, PaymentEntry>,
     refunds: HashMap<RefundRequestId, RefundRecord>,
     refund_ids: HashMap<RefundId, RefundRequestId>,
+    /// The PROCESSING refunds, so settling does not scan every refund ever made.
+    processing: HashSet<RefundRequestId>,
     next_refund_number: u64,
 }
 
@@ -386,6 +388,9 @@ impl Ledger {
             state,
         };
         self.refund_ids.insert(refund_id, command.refund_request_id.clone());
+        if !record.state.is_final() {
+            self.processing.insert(command.refund_request_id.clone());
+        }
         self.refunds.insert(command.refund_request_id.clone(), record.clone());
         if let Some(entry) = self.payments.get_mut(&command.payment_id) {
             entry.refund_request_ids.push(command.refund_request_id.clone());
@@ -397,7 +402,10 @@ impl Ledger {
     /// Makes every PROCESSING refund whose time has come final; returns them.
     pub fn settle_due(&mut self, now: OffsetDateTime) -> Vec<RefundRecord> {
         let mut settled = Vec::new();
-        for refund in self.refunds.values_mut() {
+        for id in &self.processing {
+            let Some(refund) = self.refunds.get_mut(id) else {
+                continue;
+            };
             let RefundState::Processing {
                 settle_at,
                 will_succeed,
@@ -419,6 +427,7 @@ impl Ledger {
             settled.push(refund.clone());
         }
         for refund in &settled {
+            self.processing.remove(&refund.refund_request_id);
             self.assert_invariants(&refund.payment_id);
         }
         settled
@@ -511,6 +520,12 @@ impl Ledger {
             self.refunds.len(),
             self.refund_ids.len(),
             "every refund has exactly one refundId"
+        );
+        debug_assert!(
+            self.processing
+                .iter()
+                .all(|id| self.refunds.get(id).is_some_and(|refund| !refund.state.is_final())),
+            "the processing index holds only processing refunds"
         );
         debug_assert_eq!(
             self.payments

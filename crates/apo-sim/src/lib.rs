@@ -45,11 +45,3 @@ pub use ledger::{
 };
 pub use server::SimServer;
 pub use simulator::{NotificationAttempt, NotifyOutcome, REFUND_IN_PROCESS, Simulator};
-
-impl Simulator {
-    /// The simulator's routes (Antom's API and the `/sim/` admin API), to
-    /// serve yourself or to nest in another axum app.
-    pub fn router(&self) -> axum::Router {
-        http::router(self.clone())
-    }
-}

@@ -6,6 +6,7 @@
 
 mod adapter;
 mod admin;
+mod binary;
 mod faults;
 mod helpers;
 mod inquiry;

@@ -1,0 +1,110 @@
+//! The `apo-sim` binary: starts from flags, serves the admin API and the
+//! signed refund API, and refuses to start without keys.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::helpers::{CLIENT_ID, keys, vectors_dir};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_apo-sim");
+
+/// Kills the child when the test ends, pass or fail.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _killed = self.0.kill();
+        let _reaped = self.0.wait();
+    }
+}
+
+fn free_loopback_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[test]
+fn refuses_to_start_without_keys() {
+    let output = Command::new(BINARY)
+        .args(["--client-id", CLIENT_ID])
+        .env_remove("APO_SIM_MERCHANT_PUBLIC_KEY")
+        .env_remove("APO_SIM_MERCHANT_PUBLIC_KEY_FILE")
+        .env_remove("APO_SIM_ANTOM_PRIVATE_KEY")
+        .env_remove("APO_SIM_ANTOM_PRIVATE_KEY_FILE")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--merchant-public-key"), "{stderr}");
+}
+
+#[test]
+fn refuses_out_of_range_options() {
+    let dir = vectors_dir();
+    let output = Command::new(BINARY)
+        .args(["--client-id", CLIENT_ID, "--u-share", "1.5"])
+        .arg("--merchant-public-key")
+        .arg(dir.join("merchant_public.pem"))
+        .arg("--antom-private-key")
+        .arg(dir.join("antom_private_pkcs8.pem"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("uShare"));
+}
+
+#[tokio::test]
+async fn serves_signed_refunds_from_keys_in_the_environment() {
+    let dir = vectors_dir();
+    let port = free_loopback_port();
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    let _child = Running(
+        Command::new(BINARY)
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--seed", "3"])
+            .args(["--method-policy", "CARD:partial=false"])
+            .env("APO_SIM_CLIENT_ID", CLIENT_ID)
+            .env("APO_SIM_MERCHANT_PUBLIC_KEY", read("merchant_public.pem"))
+            .env("APO_SIM_ANTOM_PRIVATE_KEY", read("antom_private_pkcs8.pem"))
+            .env_remove("APO_SIM_MERCHANT_PUBLIC_KEY_FILE")
+            .env_remove("APO_SIM_ANTOM_PRIVATE_KEY_FILE")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base_url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let seed = serde_json::json!({
+        "paymentId": "P1", "paymentAmount": {"currency": "USD", "value": "1000"}, "paymentMethodType": "CARD",
+    })
+    .to_string();
+    let mut seeded = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !seeded {
+        assert!(std::time::Instant::now() < deadline, "the binary did not come up");
+        let response = http
+            .post(format!("{base_url}/sim/payments"))
+            .header("content-type", "application/json")
+            .body(seed.clone())
+            .send()
+            .await;
+        seeded = response.is_ok_and(|response| response.status().as_u16() == 201);
+        if !seeded {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let keys = keys();
+    let mut config = apo::ApoConfig::new(&base_url, CLIENT_ID, keys.merchant_private, keys.antom_public);
+    config.retry = apo::RetryPolicy::none();
+    let apo = apo::ApoClient::new(config).unwrap();
+    let partial = apo.refund(&crate::adapter::request("R1", "P1", 10)).await.unwrap();
+    assert!(
+        matches!(&partial, apo::RefundOutcome::Failed { code, .. } if *code == domain::ResultCode::PartialRefundNotSupported),
+        "{partial:?}"
+    );
+    let full = apo.refund(&crate::adapter::request("R2", "P1", 1000)).await.unwrap();
+    assert!(matches!(full, apo::RefundOutcome::Succeeded { .. }), "{full:?}");
+}
