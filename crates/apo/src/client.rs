@@ -185,9 +185,20 @@ impl ApoClient {
             request_path: path,
         };
         let retry = self.config.retry;
+        let mut previous: Option<O> = None;
         let mut attempt = 1;
         loop {
-            let outcome = match self.post_once(path, body).await? {
+            let signed = match self.sign_request(path, body) {
+                Ok(signed) => signed,
+                // Signing cannot fail where it worked a moment ago (same key);
+                // should it anyway, an earlier attempt may have reached Antom,
+                // so its unknown outcome stands instead of "nothing was sent".
+                Err(error) => {
+                    tracing::error!(attempt, %error, "signing the request failed");
+                    return previous.ok_or(error);
+                }
+            };
+            let outcome = match self.send(path, body, signed).await {
                 Ok(response) => interpret(&response, &check),
                 Err(reason) => O::unknown(reason),
             };
@@ -196,24 +207,24 @@ impl ApoClient {
                 return Ok(outcome);
             };
             if !retry.should_retry(attempt, reason) {
-                tracing::warn!(attempt, ?reason, "antom outcome unknown");
+                tracing::warn!(attempt, %reason, "antom outcome unknown");
                 return Ok(outcome);
             }
             let wait = retry.backoff(attempt);
             tracing::info!(
                 attempt,
-                ?reason,
-                wait_ms = wait.as_millis() as u64,
+                %reason,
+                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
                 "retrying with the same body"
             );
             tokio::time::sleep(wait).await;
+            previous = Some(outcome);
             attempt += 1;
         }
     }
 
-    /// One signed POST. The outer `Err` means nothing was sent (signing
-    /// failed); the inner `Err` is a transport failure after sending began.
-    async fn post_once(&self, path: &str, body: &[u8]) -> Result<Result<RawResponse, UnknownReason>, ClientError> {
+    /// A fresh `Request-Time` and the signature over it and the exact body.
+    fn sign_request(&self, path: &str, body: &[u8]) -> Result<SignedRequest, ClientError> {
         let request_time = format_request_time(self.config.request_time_style, OffsetDateTime::now_utc());
         let signature = sign(
             &self.config.merchant_private_key,
@@ -223,22 +234,33 @@ impl ApoClient {
             &request_time,
             body,
         )?;
-        let sent = self
+        Ok(SignedRequest {
+            request_time,
+            signature,
+        })
+    }
+
+    /// One POST; any failure once sending began is an unknown outcome.
+    async fn send(&self, path: &str, body: &[u8], signed: SignedRequest) -> Result<RawResponse, UnknownReason> {
+        let response = self
             .http
             .post(format!("{}{path}", self.base_url))
             .header(CONTENT_TYPE, CONTENT_TYPE_JSON_UTF8)
             .header(HEADER_CLIENT_ID, &self.config.client_id)
-            .header(HEADER_REQUEST_TIME, &request_time)
-            .header(HEADER_SIGNATURE, signature)
+            .header(HEADER_REQUEST_TIME, signed.request_time)
+            .header(HEADER_SIGNATURE, signed.signature)
             .body(body.to_vec())
             .send()
-            .await;
-        let response = match sent {
-            Ok(response) => response,
-            Err(error) => return Ok(Err(UnknownReason::from_transport(&error))),
-        };
-        Ok(read_bounded(response).await)
+            .await
+            .map_err(|error| UnknownReason::from_transport(&error))?;
+        read_bounded(response).await
     }
+}
+
+/// The two signed headers of one attempt.
+struct SignedRequest {
+    request_time: String,
+    signature: String,
 }
 
 /// Reads status, headers and at most [`RESPONSE_BODY_BYTES_MAX`] body bytes.
