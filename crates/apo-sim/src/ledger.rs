@@ -428,6 +428,8 @@ impl Ledger {
         }
         for refund in &settled {
             self.processing.remove(&refund.refund_request_id);
+        }
+        for refund in &settled {
             self.assert_invariants(&refund.payment_id);
         }
         settled
