@@ -293,6 +293,13 @@ impl SimConfig {
         if self.notify_compression == 0 {
             return Err(config_error("notifyCompression", "must be at least 1".to_owned()));
         }
+        if let Some(url) = &self.notify_url {
+            let parsed =
+                reqwest::Url::parse(url).map_err(|error| config_error("notifyUrl", format!("{url:?}: {error}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(config_error("notifyUrl", format!("{url:?}: must be http or https")));
+            }
+        }
         check_max("notifyTimeoutMs", self.notify_timeout_ms, NOTIFY_TIMEOUT_MS_MAX)?;
         check_max("settleMs", self.settle_ms, SETTLE_MS_MAX)?;
         self.faults.validate()

@@ -264,7 +264,6 @@ impl Simulator {
         header_faults: Option<Vec<Fault>>,
     ) -> Answer {
         let now = OffsetDateTime::now_utc();
-        let config = &self.inner.config;
         let mut state = self.lock();
         let mut effects = settle_locked(&mut state, now);
         let scripted = request
@@ -272,66 +271,51 @@ impl Simulator {
             .ok()
             .and_then(|parsed| state.scripts.get_mut(parsed.command.refund_request_id.as_str()))
             .and_then(VecDeque::pop_front);
-        let plan = match header_faults.or(scripted) {
-            Some(faults) => FaultPlan::from_faults(&faults),
-            None => {
-                let SimState { faults, rng, .. } = &mut *state;
-                FaultPlan::draw(faults, rng)
-            }
+        let plan = state.plan(header_faults.or(scripted));
+        let body = match request {
+            _ if !plan.transport.applies() => None,
+            Err(message) => Some(refund_failure(ResultCode::ParamIllegal, &message)),
+            Ok(parsed) => Some(self.decide_refund(&mut state, parsed, plan, now, &mut effects)),
         };
-        if !plan.transport.applies() {
-            return Answer {
-                plan,
-                body: None,
-                effects,
-            };
-        }
-        let parsed = match request {
-            Ok(parsed) => parsed,
-            Err(message) => {
-                let body = refund_failure(ResultCode::ParamIllegal, &message);
-                return Answer {
-                    plan,
-                    body: Some(body),
-                    effects,
-                };
-            }
-        };
+        Answer { plan, body, effects }
+    }
+
+    /// Applies the rules to a well-formed refund and records what follows from it.
+    fn decide_refund(
+        &self,
+        state: &mut SimState,
+        parsed: ParsedRefund,
+        plan: FaultPlan,
+        now: OffsetDateTime,
+        effects: &mut Vec<Effect>,
+    ) -> Vec<u8> {
+        let config = &self.inner.config;
+        let settle_delay = Duration::from_millis(config.settle_ms);
         let disposition = match plan.processing {
             Processing::Immediate => Disposition::Immediate,
             Processing::ThenSucceed | Processing::ThenFail => Disposition::Deferred {
-                settle_at: now + Duration::from_millis(config.settle_ms),
+                settle_at: now + settle_delay,
                 will_succeed: plan.processing == Processing::ThenSucceed,
             },
         };
-        let decision = state.ledger.refund(&parsed.command, &config.policies, disposition, now);
-        let body = match decision {
-            RefundDecision::Rejected(code) => refund_failure(code.clone(), &rejection_message(&code)),
-            RefundDecision::Replayed(record) => refund_answer(&record),
-            RefundDecision::Accepted(record) => {
-                state.refund_meta.insert(
-                    record.refund_request_id.clone(),
-                    RefundMeta {
-                        notify_url: parsed.notify_url.or_else(|| config.notify_url.clone()),
-                        notify_fault: plan.notify,
-                    },
-                );
-                match record.state {
-                    RefundState::Processing { .. } => {
-                        effects.push(Effect::SettleAfter(Duration::from_millis(config.settle_ms)));
-                    }
-                    RefundState::Succeeded { .. } | RefundState::Failed { .. } => {
-                        effects.extend(notification_effect(&state, &record));
-                    }
-                }
-                refund_answer(&record)
-            }
+        let record = match state.ledger.refund(&parsed.command, &config.policies, disposition, now) {
+            RefundDecision::Rejected(code) => return refund_failure(code.clone(), &rejection_message(&code)),
+            RefundDecision::Replayed(record) => return refund_answer(&record),
+            RefundDecision::Accepted(record) => record,
         };
-        Answer {
-            plan,
-            body: Some(body),
-            effects,
+        state.refund_meta.insert(
+            record.refund_request_id.clone(),
+            RefundMeta {
+                notify_url: parsed.notify_url.or_else(|| config.notify_url.clone()),
+                notify_fault: plan.notify,
+            },
+        );
+        if record.state.is_final() {
+            effects.extend(notification_effect(state, &record));
+        } else {
+            effects.push(Effect::SettleAfter(settle_delay));
         }
+        refund_answer(&record)
     }
 
     /// Decides an inquiry call.
@@ -343,13 +327,7 @@ impl Simulator {
         let now = OffsetDateTime::now_utc();
         let mut state = self.lock();
         let effects = settle_locked(&mut state, now);
-        let plan = match header_faults {
-            Some(faults) => FaultPlan::from_faults(&faults),
-            None => {
-                let SimState { faults, rng, .. } = &mut *state;
-                FaultPlan::draw(faults, rng)
-            }
-        };
+        let plan = state.plan(header_faults);
         if !plan.transport.applies() {
             return Answer {
                 plan,
@@ -408,6 +386,16 @@ pub(crate) struct ParsedRefund {
 pub(crate) enum InquiryKey {
     RefundId(domain::RefundId),
     RefundRequestId(RefundRequestId),
+}
+
+impl SimState {
+    /// The faults of one call: the explicit ones if any, else a draw from the run's mix.
+    fn plan(&mut self, explicit: Option<Vec<Fault>>) -> FaultPlan {
+        match explicit {
+            Some(faults) => FaultPlan::from_faults(&faults),
+            None => FaultPlan::draw(&self.faults, &mut self.rng),
+        }
+    }
 }
 
 fn settle_locked(state: &mut SimState, now: OffsetDateTime) -> Vec<Effect> {

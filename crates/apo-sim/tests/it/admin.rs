@@ -111,10 +111,24 @@ async fn faults_scripts_and_settling_over_http() {
     let bad_script = json!({"refundRequestId": "R3", "calls": ["explode"]});
     assert_eq!(admin(&sim, "POST", "/sim/scripts", Some(bad_script)).await.0, 400);
 
-    tokio::time::sleep(std::time::Duration::from_millis(120)).await;
-    assert_eq!(admin(&sim, "POST", "/sim/settle", None).await.0, 204);
     let (_, view) = admin(&sim, "GET", "/sim/payments/P1", None).await;
-    assert_eq!(view["succeededMinorUnits"], 200);
+    assert_eq!(
+        (
+            view["succeededMinorUnits"].as_u64(),
+            view["processingMinorUnits"].as_u64()
+        ),
+        (Some(100), Some(100))
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(crate::helpers::WAIT_MS_MAX);
+    loop {
+        assert_eq!(admin(&sim, "POST", "/sim/settle", None).await.0, 204);
+        let (_, view) = admin(&sim, "GET", "/sim/payments/P1", None).await;
+        if view["succeededMinorUnits"] == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "R1 never settled: {view}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let (status, log) = admin(&sim, "GET", "/sim/notifications", None).await;
     assert_eq!(
         (status, log.as_array().map(Vec::len)),

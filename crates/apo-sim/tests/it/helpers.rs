@@ -56,7 +56,8 @@ pub(crate) fn keys() -> Keys {
 pub(crate) fn config() -> SimConfig {
     let keys = keys();
     let mut config = SimConfig::new(CLIENT_ID, keys.merchant_public, keys.antom_private);
-    config.settle_ms = 100;
+    // Long enough to observe PROCESSING on a busy 2-core machine, short enough for fast tests.
+    config.settle_ms = 300;
     // Antom's 24 h schedule in about 0.75 s.
     config.notify_compression = 120_000;
     config.notify_timeout_ms = 2_000;

@@ -1,7 +1,5 @@
 //! U answers, inquiryRefund and how a processing refund becomes final.
 
-use std::time::Duration;
-
 use crate::helpers::{TestSim, captured_payment, eventually, inquiry_path, payment_id};
 
 #[tokio::test]
@@ -22,7 +20,12 @@ async fn a_u_refund_is_processing_then_success() {
         .await
         .assert_signed(&sim.keys, "U", "REFUND_IN_PROCESS");
 
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    eventually("the refund to settle", || {
+        sim.sim()
+            .refund(&domain::RefundRequestId::parse("R1").unwrap())
+            .is_some_and(|refund| refund.state.is_final())
+    })
+    .await;
     let settled = sim.inquiry("R1").await;
     settled.assert_signed(&sim.keys, "S", "SUCCESS");
     assert_eq!(settled.json()["refundStatus"], "SUCCESS");

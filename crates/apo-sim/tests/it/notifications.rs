@@ -188,7 +188,7 @@ async fn reordered_notifications_are_overtaken() {
     let sim = sim_notifying(&receiver).await;
     sim.sim()
         .set_faults(FaultConfig {
-            notify_reorder_ms: 300,
+            notify_reorder_ms: 800,
             ..sim.sim().faults()
         })
         .unwrap();

@@ -293,3 +293,43 @@ async fn a_rejected_request_id_can_be_used_again() {
         .await
         .assert_signed(&sim.keys, "S", "SUCCESS");
 }
+
+#[tokio::test]
+async fn concurrent_retries_of_one_request_id_refund_once() {
+    let sim = std::sync::Arc::new(TestSim::start().await);
+    sim.sim().seed_payment(captured_payment("P1", 1000)).unwrap();
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let sim = sim.clone();
+            tokio::spawn(async move { sim.refund("R1", "P1", 700).await })
+        })
+        .collect();
+    let mut refund_ids = std::collections::HashSet::new();
+    for task in tasks {
+        let answer = task.await.unwrap();
+        answer.assert_signed(&sim.keys, "S", "SUCCESS");
+        refund_ids.insert(answer.json()["refundId"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(refund_ids.len(), 1, "every retry sees the same refund");
+    let totals = sim.sim().totals(&payment_id("P1")).unwrap();
+    assert_eq!((totals.refund_count, totals.succeeded_minor_units), (1, 700));
+}
+
+#[tokio::test]
+async fn concurrent_refunds_never_exceed_the_captured_amount() {
+    let sim = std::sync::Arc::new(TestSim::start().await);
+    sim.sim().seed_payment(captured_payment("P1", 1000)).unwrap();
+    let tasks: Vec<_> = (0..16)
+        .map(|index| {
+            let sim = sim.clone();
+            tokio::spawn(async move { sim.refund(&format!("R{index}"), "P1", 300).await.result_code() })
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for task in tasks {
+        codes.push(task.await.unwrap());
+    }
+    assert_eq!(codes.iter().filter(|code| *code == "SUCCESS").count(), 3, "{codes:?}");
+    assert_eq!(codes.iter().filter(|code| *code == "REFUND_AMOUNT_EXCEED").count(), 13);
+    assert_eq!(sim.sim().totals(&payment_id("P1")).unwrap().succeeded_minor_units, 900);
+}
