@@ -37,6 +37,10 @@ const JSON_CONTENT_TYPE: &str = "application/json; charset=UTF-8";
 impl Simulator {
     /// The simulator's routes (Antom's API, live and sandbox paths, and the
     /// `/sim/` admin API), to serve yourself or to nest in another axum app.
+    ///
+    /// Nested under a prefix (`Router::nest("/antom", sim.router())`), the
+    /// signed path is the path *without* the prefix: exactly what an Antom
+    /// client signs when the prefix is part of its base URL.
     pub fn router(&self) -> Router {
         router(self.clone())
     }

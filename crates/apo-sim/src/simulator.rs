@@ -218,7 +218,8 @@ impl Simulator {
     }
 
     /// Makes every PROCESSING refund whose settle time has passed final and
-    /// sends their notifications. Runs by itself after `settle_ms`; tests may call it.
+    /// sends their notifications. Runs by itself after `settle_ms`; tests may
+    /// call it. Call it inside a Tokio runtime: notifications are spawned tasks.
     pub fn settle_due(&self) {
         let effects = {
             let mut state = self.lock();
@@ -353,8 +354,19 @@ impl Simulator {
     }
 
     /// Spawns the work an answer asked for. Needs a Tokio runtime (the HTTP
-    /// handlers run in one).
+    /// handlers run in one); without one the work is logged and dropped
+    /// rather than panicking.
     pub(crate) fn run_effects(&self, effects: Vec<Effect>) {
+        if effects.is_empty() {
+            return;
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            tracing::error!(
+                count = effects.len(),
+                "no Tokio runtime: notifications and settle timers dropped"
+            );
+            return;
+        }
         for effect in effects {
             let simulator = self.clone();
             match effect {
