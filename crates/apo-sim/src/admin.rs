@@ -114,26 +114,62 @@ fn money(field: &str, amount: &AmountJson) -> Result<Money, AdminError> {
     Money::parse(field, &amount.currency, &amount.value).map_err(|error| SimError::from(error).into())
 }
 
+impl SeedPaymentJson {
+    fn into_seed(self) -> Result<PaymentSeed, SimError> {
+        let money = |field: &str, amount: &AmountJson| Money::parse(field, &amount.currency, &amount.value);
+        let payment_amount = money("paymentAmount", &self.payment_amount)?;
+        let captured_amount = match (&self.captured_amount, self.capture_needed) {
+            (Some(captured), _) => Some(money("capturedAmount", captured)?),
+            (None, true) => None,
+            (None, false) => Some(payment_amount),
+        };
+        Ok(PaymentSeed {
+            payment_id: PaymentId::parse(&self.payment_id)?,
+            payment_amount,
+            payment_method_type: PaymentMethodType::parse(&self.payment_method_type)?,
+            payment_time: self.payment_time.unwrap_or_else(OffsetDateTime::now_utc),
+            captured_amount,
+            chargeback: self.chargeback,
+            cancelled: self.cancelled,
+        })
+    }
+}
+
+/// Most payments one JSON seed file may hold.
+pub const SEED_PAYMENTS_MAX: usize = 100_000;
+
+impl Simulator {
+    /// Seeds payments from a JSON array of objects shaped like the body of
+    /// `POST /sim/payments` (e.g. a file given to the binary's `--payments`).
+    /// Stops at the first bad entry; the error names its index.
+    pub fn seed_payments_json(&self, json: &str) -> Result<usize, SimError> {
+        let entries: Vec<SeedPaymentJson> = serde_json::from_str(json).map_err(|error| SimError::Config {
+            field: "payments".to_owned(),
+            reason: format!("not a JSON array of payments: {error}"),
+        })?;
+        if entries.len() > SEED_PAYMENTS_MAX {
+            return Err(SimError::Config {
+                field: "payments".to_owned(),
+                reason: format!("at most {SEED_PAYMENTS_MAX} payments, got {}", entries.len()),
+            });
+        }
+        let count = entries.len();
+        for (index, entry) in entries.into_iter().enumerate() {
+            let seed = entry.into_seed().map_err(|error| SimError::Config {
+                field: format!("payments[{index}]"),
+                reason: error.to_string(),
+            })?;
+            self.seed_payment(seed)?;
+        }
+        Ok(count)
+    }
+}
+
 async fn seed_payment(
     State(simulator): State<Simulator>,
     Json(json): Json<SeedPaymentJson>,
 ) -> Result<StatusCode, AdminError> {
-    let payment_amount = money("paymentAmount", &json.payment_amount)?;
-    let captured_amount = match (&json.captured_amount, json.capture_needed) {
-        (Some(captured), _) => Some(money("capturedAmount", captured)?),
-        (None, true) => None,
-        (None, false) => Some(payment_amount),
-    };
-    let seed = PaymentSeed {
-        payment_id: PaymentId::parse(&json.payment_id).map_err(SimError::from)?,
-        payment_amount,
-        payment_method_type: PaymentMethodType::parse(&json.payment_method_type).map_err(SimError::from)?,
-        payment_time: json.payment_time.unwrap_or_else(OffsetDateTime::now_utc),
-        captured_amount,
-        chargeback: json.chargeback,
-        cancelled: json.cancelled,
-    };
-    simulator.seed_payment(seed)?;
+    simulator.seed_payment(json.into_seed()?)?;
     Ok(StatusCode::CREATED)
 }
 

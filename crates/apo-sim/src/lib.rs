@@ -29,6 +29,7 @@ mod server;
 mod simulator;
 pub mod wire;
 
+pub use admin::SEED_PAYMENTS_MAX;
 pub use config::{
     FaultConfig, LATENCY_MS_MAX, MethodPolicy, NOTIFICATION_LOG_MAX, NOTIFY_DELAY_MS_MAX, NOTIFY_SCHEDULE_MS,
     NOTIFY_TIMEOUT_MS_MAX, Policies, REFUNDS_MAX, REQUEST_BODY_BYTES_MAX, SCRIPT_LEN_MAX, SETTLE_MS_MAX, SimConfig,

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use apo::keys::{PrivateKey, PublicKey};
-use apo_sim::{FaultConfig, MethodPolicy, Policies, SimConfig, SimServer};
+use apo_sim::{FaultConfig, MethodPolicy, Policies, SimConfig, SimServer, Simulator};
 use clap::Parser;
 
 /// A faithful simulator of Antom's refund API (refund, inquiryRefund, notifyRefund) with fault injection.
@@ -50,6 +50,9 @@ struct Cli {
     /// Benchmark mode: no latency and no faults, whatever the fault flags say.
     #[arg(long, env = "APO_SIM_BENCHMARK")]
     benchmark: bool,
+    /// JSON file with an array of payments to seed at startup, each shaped like the body of POST /sim/payments.
+    #[arg(long, env = "APO_SIM_PAYMENTS_FILE")]
+    payments: Option<PathBuf>,
     /// Policy of every method without its own: e.g. "window_days=365,minimum=1,partial=true,multiple=true".
     #[arg(long, env = "APO_SIM_DEFAULT_POLICY")]
     default_policy: Option<String>,
@@ -186,7 +189,17 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     let config = cli.config()?;
     tracing::info!(?config, "starting apo-sim");
-    let server = SimServer::start(config, cli.listen)
+    let simulator = Simulator::new(config).context("building the simulator")?;
+    if let Some(path) = &cli.payments {
+        // Seeded before the socket opens, so no request sees a half-seeded simulator.
+        let json =
+            std::fs::read_to_string(path).with_context(|| format!("reading the payments file {}", path.display()))?;
+        let count = simulator
+            .seed_payments_json(&json)
+            .with_context(|| format!("seeding payments from {}", path.display()))?;
+        tracing::info!(count, "payments seeded");
+    }
+    let server = SimServer::serve(simulator, cli.listen)
         .await
         .with_context(|| format!("starting the simulator on {}", cli.listen))?;
     tracing::info!(base_url = %server.base_url(), "apo-sim ready");

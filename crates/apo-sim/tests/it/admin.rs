@@ -136,3 +136,30 @@ async fn faults_scripts_and_settling_over_http() {
         "no notification URL configured"
     );
 }
+
+#[tokio::test]
+async fn payments_seed_from_a_json_array_and_bad_entries_are_named() {
+    let sim = TestSim::start().await;
+    let payments = json!([
+        {"paymentId": "P1", "paymentAmount": {"currency": "USD", "value": "1000"}, "paymentMethodType": "CARD"},
+        {"paymentId": "P2", "paymentAmount": {"currency": "USD", "value": "1000"}, "paymentMethodType": "CARD",
+         "captureNeeded": true, "chargeback": "UNDETERMINED"},
+    ]);
+    assert_eq!(sim.sim().seed_payments_json(&payments.to_string()).unwrap(), 2);
+    let p2 = sim.sim().payment(&payment_id("P2")).unwrap();
+    assert_eq!(
+        (p2.captured_amount, p2.chargeback),
+        (None, apo_sim::Chargeback::Undetermined)
+    );
+
+    let bad = json!([
+        {"paymentId": "P3", "paymentAmount": {"currency": "USD", "value": "1"}, "paymentMethodType": "CARD"},
+        {"paymentId": "P4", "paymentAmount": {"currency": "USD", "value": "x"}, "paymentMethodType": "CARD"},
+    ]);
+    let error = sim.sim().seed_payments_json(&bad.to_string()).unwrap_err().to_string();
+    assert!(
+        error.contains("payments[1]") && error.contains("paymentAmount.value"),
+        "{error}"
+    );
+    assert!(sim.sim().seed_payments_json("{}").is_err());
+}

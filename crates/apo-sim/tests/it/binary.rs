@@ -58,9 +58,16 @@ async fn serves_signed_refunds_from_keys_in_the_environment() {
     let dir = vectors_dir();
     let port = free_loopback_port();
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    let payments = tempfile::NamedTempFile::new().unwrap();
+    let seeded_at_start = serde_json::json!([{
+        "paymentId": "P2", "paymentAmount": {"currency": "JPY", "value": "500"}, "paymentMethodType": "PAYPAY",
+    }]);
+    std::fs::write(payments.path(), seeded_at_start.to_string()).unwrap();
     let _child = Running(
         Command::new(BINARY)
             .args(["--listen", &format!("127.0.0.1:{port}"), "--seed", "3"])
+            .arg("--payments")
+            .arg(payments.path())
             .args(["--method-policy", "CARD:partial=false"])
             .env("APO_SIM_CLIENT_ID", CLIENT_ID)
             .env("APO_SIM_MERCHANT_PUBLIC_KEY", read("merchant_public.pem"))
@@ -107,4 +114,14 @@ async fn serves_signed_refunds_from_keys_in_the_environment() {
     );
     let full = apo.refund(&crate::adapter::request("R2", "P1", 1000)).await.unwrap();
     assert!(matches!(full, apo::RefundOutcome::Succeeded { .. }), "{full:?}");
+    let yen = apo::RefundRequest::new(
+        domain::RefundRequestId::parse("R3").unwrap(),
+        crate::helpers::payment_id("P2"),
+        domain::Money::parse("refundAmount", "JPY", "200").unwrap(),
+    );
+    let from_file = apo.refund(&yen).await.unwrap();
+    assert!(
+        matches!(from_file, apo::RefundOutcome::Succeeded { .. }),
+        "{from_file:?}"
+    );
 }
