@@ -252,10 +252,14 @@ impl Simulator {
         }
     }
 
-    /// The lock. A panic while it was held (a broken invariant) poisons it; the
-    /// state is still the last consistent one the assertions saw, so go on.
+    /// The lock. It is poisoned only by a panic while it was held, which in
+    /// practice is a failed invariant assertion: the state can no longer be
+    /// trusted, so every later call fails loudly too instead of hiding the bug.
     fn lock(&self) -> MutexGuard<'_, SimState> {
-        self.inner.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        match self.inner.state.lock() {
+            Ok(guard) => guard,
+            Err(_poisoned) => panic!("apo-sim state poisoned: an invariant failed earlier (see the first panic)"),
+        }
     }
 
     /// Decides a refund call: faults, rules, state change, answer body.
