@@ -1,0 +1,642 @@
+//! The projection folds: pure functions from the rows a batch touches and the batch's events to the new rows
+//! and the additive changes of the daily totals.
+//!
+//! No IO happens here, so the same code serves the runner (rows loaded from and written back to a database),
+//! audit replay (rows rebuilt in memory from position 0) and the tests. The folds mirror
+//! [`domain::evolve`] event by event: an event the aggregate ignores (an outcome for an unknown refund, a
+//! second `PaymentRecorded`) changes no balance here either, so a payment's projected balances always equal
+//! the aggregate's state at the same position.
+//!
+//! Daily totals are kept as *deltas* rather than recomputed rows: a batch yields
+//! `(date, currency, status) -> (count_delta, amount_delta)`, and the storage adds them to what it holds. A
+//! refund counts under the UTC date it was requested on and its current status, so a status change is a
+//! `-1` under the old status and a `+1` under the new one, both under the requested date.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use domain::{
+    ChargebackResolution, Currency, DisputeId, Money, PaymentEvent, PaymentId, PaymentMethodType, RefundRequestId,
+    RefundStatus, ResultCode,
+};
+use eventlog::RecordedEvent;
+use time::{Date, OffsetDateTime, UtcOffset};
+
+use crate::error::ProjectionError;
+use crate::model::{PaymentStatus, PaymentView, RefundView};
+
+/// Prefix of the streams the projections read; every other stream is skipped (see [`Envelope::decode`]).
+pub const PAYMENT_STREAM_PREFIX: &str = "payment-";
+
+/// A decoded event of a payment stream with the envelope fields the folds use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// Global position in the log.
+    pub position: u64,
+    /// The payment whose stream holds the event (from the stream name `payment-{paymentId}`; refund outcome
+    /// events do not name their payment).
+    pub payment_id: PaymentId,
+    /// Revision in the payment's stream.
+    pub revision: u64,
+    /// When the log recorded it.
+    pub recorded_at: OffsetDateTime,
+    /// Who caused it (API key name, `apo-notify`, `worker`).
+    pub actor: String,
+    /// The event.
+    pub event: PaymentEvent,
+}
+
+impl Envelope {
+    /// Decodes a stored event: `Ok(None)` for an event of a stream that is not `payment-*` (other streams,
+    /// such as a backend's `refund-request-{id}` uniqueness claims, carry no read-model facts and are passed
+    /// over), [`ProjectionError::Decode`] for a payment event that does not decode.
+    pub fn decode(recorded: &RecordedEvent) -> Result<Option<Envelope>, ProjectionError> {
+        let Some(payment_id) = recorded.stream.as_str().strip_prefix(PAYMENT_STREAM_PREFIX) else {
+            return Ok(None);
+        };
+        let payment_id = PaymentId::parse(payment_id).map_err(|error| ProjectionError::Inconsistent {
+            position: recorded.position,
+            reason: format!("stream {} does not name a payment: {error}", recorded.stream),
+        })?;
+        let event = PaymentEvent::from_stored(&recorded.event_type, recorded.schema_version, &recorded.payload, &[])
+            .map_err(|source| ProjectionError::Decode {
+                position: recorded.position,
+                event_type: recorded.event_type.clone(),
+                source,
+            })?;
+        Ok(Some(Envelope {
+            position: recorded.position,
+            payment_id,
+            revision: recorded.revision,
+            recorded_at: recorded.recorded_at,
+            actor: recorded.actor.clone(),
+            event,
+        }))
+    }
+}
+
+/// A dispute on a payment, as the balance fold needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispute {
+    /// The amount disputed.
+    pub dispute_amount: Money,
+    /// `None` while the liability is undetermined.
+    pub resolution: Option<ChargebackResolution>,
+}
+
+/// The stored balance row of one payment: [`PaymentView`] plus the disputes the fold needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRow {
+    /// Antom's id of the payment.
+    pub payment_id: PaymentId,
+    /// The amount paid.
+    pub payment_amount: Money,
+    /// Antom's payment method type.
+    pub payment_method_type: PaymentMethodType,
+    /// When the payment was made.
+    pub payment_time: OffsetDateTime,
+    /// Whether it must be captured before a refund.
+    pub capture_required: bool,
+    /// Money captured.
+    pub captured: Money,
+    /// Sum of succeeded refunds.
+    pub refunded: Money,
+    /// Sum of requested and processing refunds.
+    pub pending: Money,
+    /// Sum of disputes the customer won.
+    pub charged_back: Money,
+    /// Every dispute by id.
+    pub disputes: BTreeMap<DisputeId, Dispute>,
+    /// Refunds of the payment in any status.
+    pub refund_count: u32,
+    /// Position of the last event of the stream applied.
+    pub last_position: u64,
+    /// When that event was recorded.
+    pub updated_at: OffsetDateTime,
+}
+
+impl PaymentRow {
+    /// What can still be refunded: captured less refunded, pending and charged back, floored at zero.
+    pub fn refundable(&self) -> Money {
+        let minor_units = self
+            .captured
+            .minor_units()
+            .saturating_sub(self.refunded.minor_units())
+            .saturating_sub(self.pending.minor_units())
+            .saturating_sub(self.charged_back.minor_units());
+        // Below `captured` and in its currency, so always valid; zero if not.
+        Money::from_minor_units("refundable", self.captured.currency(), minor_units)
+            .unwrap_or_else(|_| Money::zero(self.captured.currency()))
+    }
+
+    /// Whether a dispute with undetermined liability is open.
+    pub fn open_chargeback(&self) -> bool {
+        self.disputes.values().any(|dispute| dispute.resolution.is_none())
+    }
+
+    /// The derived status.
+    pub fn status(&self) -> PaymentStatus {
+        PaymentStatus::derive(
+            self.open_chargeback(),
+            self.capture_required,
+            self.captured,
+            self.refunded,
+            self.pending,
+            self.refundable(),
+        )
+    }
+
+    /// The balance invariant of DESIGN.md: `refunded + pending <= captured`.
+    pub fn invariant_holds(&self) -> bool {
+        self.refunded
+            .minor_units()
+            .checked_add(self.pending.minor_units())
+            .is_some_and(|used| used <= self.captured.minor_units())
+    }
+
+    /// The row as callers see it.
+    pub fn view(&self) -> PaymentView {
+        PaymentView {
+            payment_id: self.payment_id.clone(),
+            payment_amount: self.payment_amount,
+            payment_method_type: self.payment_method_type.clone(),
+            payment_time: self.payment_time,
+            capture_required: self.capture_required,
+            captured: self.captured,
+            refunded: self.refunded,
+            pending: self.pending,
+            charged_back: self.charged_back,
+            refundable: self.refundable(),
+            status: self.status(),
+            open_chargeback: self.open_chargeback(),
+            refund_count: self.refund_count,
+            last_position: self.last_position,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// The key of one daily total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DailyKey {
+    /// UTC date the refunds were requested on.
+    pub date: Date,
+    /// Their currency.
+    pub currency: Currency,
+    /// Their status, by its stored code (so keys order as the stored rows do).
+    pub status: StatusKey,
+}
+
+/// A [`RefundStatus`] that orders by its stored code, for [`DailyKey`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StatusKey(pub RefundStatus);
+
+impl PartialOrd for StatusKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for StatusKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        refund_status_code(self.0).cmp(refund_status_code(other.0))
+    }
+}
+
+/// How one daily total changes: added to the stored count and amount.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DailyDelta {
+    /// Change of the number of refunds.
+    pub count: i64,
+    /// Change of their summed amount, in minor units.
+    pub amount_minor_units: i64,
+}
+
+/// The stored code of a refund status (`REQUESTED`, ...), as in the event JSON.
+pub fn refund_status_code(status: RefundStatus) -> &'static str {
+    match status {
+        RefundStatus::Requested => "REQUESTED",
+        RefundStatus::Processing => "PROCESSING",
+        RefundStatus::Succeeded => "SUCCEEDED",
+        RefundStatus::Failed => "FAILED",
+        RefundStatus::Rejected => "REJECTED",
+    }
+}
+
+/// Reads a code written by [`refund_status_code`].
+pub fn parse_refund_status(code: &str) -> Option<RefundStatus> {
+    [
+        RefundStatus::Requested,
+        RefundStatus::Processing,
+        RefundStatus::Succeeded,
+        RefundStatus::Failed,
+        RefundStatus::Rejected,
+    ]
+    .into_iter()
+    .find(|status| refund_status_code(*status) == code)
+}
+
+/// The rows a batch reads: every payment and refund its events name, as stored before the batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchKeys {
+    /// Payments of the batch's streams.
+    pub payment_ids: BTreeSet<PaymentId>,
+    /// Refunds the batch's events name.
+    pub refund_request_ids: BTreeSet<RefundRequestId>,
+}
+
+impl BatchKeys {
+    /// The keys `batch` touches.
+    pub fn of(batch: &[Envelope]) -> BatchKeys {
+        let mut keys = BatchKeys::default();
+        for envelope in batch {
+            keys.payment_ids.insert(envelope.payment_id.clone());
+            if let Some(refund_request_id) = envelope.event.refund_request_id() {
+                keys.refund_request_ids.insert(refund_request_id.clone());
+            }
+        }
+        keys
+    }
+}
+
+/// Folds a batch of events over the rows it touches.
+///
+/// Load the rows named by [`BatchKeys::of`] into [`BatchFold::new`], [`BatchFold::apply`] every event in
+/// position order, then write back [`BatchFold::changed_payments`], [`BatchFold::changed_refunds`] and add
+/// [`BatchFold::daily_deltas`].
+#[derive(Debug, Clone, Default)]
+pub struct BatchFold {
+    payments: BTreeMap<PaymentId, PaymentRow>,
+    refunds: BTreeMap<RefundRequestId, RefundView>,
+    daily: BTreeMap<DailyKey, DailyDelta>,
+    changed_payments: BTreeSet<PaymentId>,
+    changed_refunds: BTreeSet<RefundRequestId>,
+    last_position: Option<u64>,
+}
+
+impl BatchFold {
+    /// Starts a fold on the stored rows (rows not stored yet are simply absent).
+    pub fn new(payments: Vec<PaymentRow>, refunds: Vec<RefundView>) -> BatchFold {
+        BatchFold {
+            payments: payments.into_iter().map(|row| (row.payment_id.clone(), row)).collect(),
+            refunds: refunds
+                .into_iter()
+                .map(|row| (row.refund_request_id.clone(), row))
+                .collect(),
+            ..BatchFold::default()
+        }
+    }
+
+    /// The position of the last event applied.
+    pub fn last_position(&self) -> Option<u64> {
+        self.last_position
+    }
+
+    /// A payment row as folded so far.
+    pub fn payment(&self, payment_id: &PaymentId) -> Option<&PaymentRow> {
+        self.payments.get(payment_id)
+    }
+
+    /// A refund row as folded so far.
+    pub fn refund(&self, refund_request_id: &RefundRequestId) -> Option<&RefundView> {
+        self.refunds.get(refund_request_id)
+    }
+
+    /// Every payment row held (loaded or created), by id.
+    pub fn payments(&self) -> impl Iterator<Item = &PaymentRow> {
+        self.payments.values()
+    }
+
+    /// Every refund row held (loaded or created), by id.
+    pub fn refunds(&self) -> impl Iterator<Item = &RefundView> {
+        self.refunds.values()
+    }
+
+    /// The payment rows the applied events created or changed.
+    pub fn changed_payments(&self) -> impl Iterator<Item = &PaymentRow> {
+        self.changed_payments.iter().filter_map(|id| self.payments.get(id))
+    }
+
+    /// The refund rows the applied events created or changed.
+    pub fn changed_refunds(&self) -> impl Iterator<Item = &RefundView> {
+        self.changed_refunds.iter().filter_map(|id| self.refunds.get(id))
+    }
+
+    /// The non-zero changes of the daily totals, in key order.
+    pub fn daily_deltas(&self) -> impl Iterator<Item = (&DailyKey, &DailyDelta)> {
+        self.daily.iter().filter(|(_, delta)| **delta != DailyDelta::default())
+    }
+
+    /// Folds one event. Positions must strictly increase; an event that contradicts the rows (see
+    /// [`ProjectionError::Inconsistent`]) is refused and leaves the fold unchanged.
+    pub fn apply(&mut self, envelope: &Envelope) -> Result<(), ProjectionError> {
+        if self.last_position.is_some_and(|last| envelope.position <= last) {
+            return Err(inconsistent(
+                envelope,
+                format!("position follows {}", self.last_position.unwrap_or_default()),
+            ));
+        }
+        check_payment_id(envelope)?;
+        if let PaymentEvent::RefundRequested(_) | PaymentEvent::RefundRejected(_) = &envelope.event {
+            self.check_new_refund(envelope)?;
+        }
+        let Some(mut payment) = self.payments.get(&envelope.payment_id).cloned() else {
+            self.apply_to_unknown_payment(envelope);
+            self.last_position = Some(envelope.position);
+            return Ok(());
+        };
+        let refund = self.outcome_target(envelope);
+        let outcome = fold_event(&mut payment, refund, envelope)?;
+        debug_assert!(
+            payment.invariant_holds(),
+            "refunded + pending exceeds captured for {} at position {}",
+            payment.payment_id,
+            envelope.position
+        );
+        self.commit(payment, outcome);
+        self.last_position = Some(envelope.position);
+        Ok(())
+    }
+
+    fn check_new_refund(&self, envelope: &Envelope) -> Result<(), ProjectionError> {
+        let Some(refund_request_id) = envelope.event.refund_request_id() else {
+            return Ok(());
+        };
+        match self.refunds.get(refund_request_id) {
+            None => Ok(()),
+            Some(existing) => Err(inconsistent(
+                envelope,
+                format!(
+                    "refundRequestId {refund_request_id} is already a refund of payment {}",
+                    existing.payment_id
+                ),
+            )),
+        }
+    }
+
+    /// The refund an outcome event is about, if it belongs to the event's payment (the aggregate looks it up
+    /// among its own refunds only).
+    fn outcome_target(&self, envelope: &Envelope) -> Option<RefundView> {
+        let refund_request_id = envelope.event.refund_request_id()?;
+        self.refunds
+            .get(refund_request_id)
+            .filter(|refund| refund.payment_id == envelope.payment_id)
+            .cloned()
+    }
+
+    fn apply_to_unknown_payment(&mut self, envelope: &Envelope) {
+        let PaymentEvent::PaymentRecorded(recorded) = &envelope.event else {
+            // The aggregate ignores events before PaymentRecorded; so do the read models.
+            tracing::warn!(
+                position = envelope.position,
+                payment_id = %envelope.payment_id,
+                event_type = envelope.event.event_type(),
+                "event of an unrecorded payment has no effect"
+            );
+            return;
+        };
+        let currency = recorded.payment_amount.currency();
+        let row = PaymentRow {
+            payment_id: recorded.payment_id.clone(),
+            payment_amount: recorded.payment_amount,
+            payment_method_type: recorded.payment_method_type.clone(),
+            payment_time: recorded.payment_time,
+            capture_required: recorded.capture_required,
+            captured: if recorded.capture_required {
+                Money::zero(currency)
+            } else {
+                recorded.payment_amount
+            },
+            refunded: Money::zero(currency),
+            pending: Money::zero(currency),
+            charged_back: Money::zero(currency),
+            disputes: BTreeMap::new(),
+            refund_count: 0,
+            last_position: envelope.position,
+            updated_at: envelope.recorded_at,
+        };
+        self.changed_payments.insert(row.payment_id.clone());
+        self.payments.insert(row.payment_id.clone(), row);
+    }
+
+    fn commit(&mut self, payment: PaymentRow, outcome: EventOutcome) {
+        if let Some(refund) = outcome.refund {
+            let before = self.refunds.get(&refund.refund_request_id);
+            for (key, delta) in daily_change(before, &refund) {
+                let total = self.daily.entry(key).or_default();
+                total.count += delta.count;
+                total.amount_minor_units += delta.amount_minor_units;
+            }
+            self.changed_refunds.insert(refund.refund_request_id.clone());
+            self.refunds.insert(refund.refund_request_id.clone(), refund);
+        }
+        self.changed_payments.insert(payment.payment_id.clone());
+        self.payments.insert(payment.payment_id.clone(), payment);
+    }
+}
+
+/// What one event did besides changing its payment row.
+#[derive(Debug)]
+struct EventOutcome {
+    /// The refund row created or changed.
+    refund: Option<RefundView>,
+}
+
+fn inconsistent(envelope: &Envelope, reason: String) -> ProjectionError {
+    ProjectionError::Inconsistent {
+        position: envelope.position,
+        reason,
+    }
+}
+
+/// An event that names its payment must name the payment of its stream.
+fn check_payment_id(envelope: &Envelope) -> Result<(), ProjectionError> {
+    match envelope.event.payment_id() {
+        Some(named) if *named != envelope.payment_id => Err(inconsistent(
+            envelope,
+            format!("event names payment {named} in the stream of {}", envelope.payment_id),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The daily-total changes of a refund moving from `before` (absent: new) to `after`.
+fn daily_change(before: Option<&RefundView>, after: &RefundView) -> Vec<(DailyKey, DailyDelta)> {
+    let key = |refund: &RefundView| DailyKey {
+        date: refund.requested_at.to_offset(UtcOffset::UTC).date(),
+        currency: refund.refund_amount.currency(),
+        status: StatusKey(refund.status),
+    };
+    // Amounts are at most MINOR_UNITS_MAX (< 2^54), so they fit an i64.
+    let amount = |refund: &RefundView| i64::try_from(refund.refund_amount.minor_units()).unwrap_or(i64::MAX);
+    let mut changes = Vec::with_capacity(2);
+    if let Some(before) = before {
+        if key(before) == key(after) {
+            return changes;
+        }
+        changes.push((
+            key(before),
+            DailyDelta {
+                count: -1,
+                amount_minor_units: -amount(before),
+            },
+        ));
+    }
+    changes.push((
+        key(after),
+        DailyDelta {
+            count: 1,
+            amount_minor_units: amount(after),
+        },
+    ));
+    changes
+}
+
+/// Folds one event of a recorded payment: updates `payment` in place and returns the refund row it created
+/// or changed. `refund` is the stored refund the event is about, if any.
+fn fold_event(
+    payment: &mut PaymentRow,
+    refund: Option<RefundView>,
+    envelope: &Envelope,
+) -> Result<EventOutcome, ProjectionError> {
+    payment.last_position = envelope.position;
+    payment.updated_at = envelope.recorded_at;
+    let refund = match &envelope.event {
+        PaymentEvent::PaymentRecorded(_) => None,
+        PaymentEvent::PaymentCaptured(captured) => {
+            require_currency(envelope, payment, captured.capture_amount)?;
+            payment.captured = captured.capture_amount;
+            None
+        }
+        PaymentEvent::ChargebackOpened(opened) => {
+            let dispute = Dispute {
+                dispute_amount: opened.dispute_amount,
+                resolution: None,
+            };
+            payment.disputes.insert(opened.dispute_id.clone(), dispute);
+            None
+        }
+        PaymentEvent::ChargebackResolved(resolved) => {
+            if let Some(dispute) = payment.disputes.get_mut(&resolved.dispute_id) {
+                dispute.resolution = Some(resolved.resolution);
+                if resolved.resolution == ChargebackResolution::CustomerWon {
+                    let amount = dispute.dispute_amount;
+                    payment.charged_back = add(envelope, payment.charged_back, amount)?;
+                }
+            }
+            None
+        }
+        PaymentEvent::RefundRequested(requested) => {
+            require_currency(envelope, payment, requested.refund_amount)?;
+            payment.pending = add(envelope, payment.pending, requested.refund_amount)?;
+            payment.refund_count = payment.refund_count.saturating_add(1);
+            Some(RefundView {
+                refund_request_id: requested.refund_request_id.clone(),
+                payment_id: payment.payment_id.clone(),
+                refund_amount: requested.refund_amount,
+                refund_reason: requested.refund_reason.clone(),
+                status: RefundStatus::Requested,
+                result_code: None,
+                result_message: None,
+                refund_id: None,
+                requested_at: requested.requested_at,
+                settled_at: None,
+                requested_by: envelope.actor.clone(),
+                anomaly_count: 0,
+                last_position: envelope.position,
+                updated_at: envelope.recorded_at,
+            })
+        }
+        PaymentEvent::RefundRejected(rejected) => {
+            payment.refund_count = payment.refund_count.saturating_add(1);
+            Some(RefundView {
+                refund_request_id: rejected.refund_request_id.clone(),
+                payment_id: payment.payment_id.clone(),
+                refund_amount: rejected.refund_amount,
+                refund_reason: rejected.refund_reason.clone(),
+                status: RefundStatus::Rejected,
+                result_code: Some(rejected.result_code.clone()),
+                result_message: Some(rejected.result_message.clone()),
+                refund_id: None,
+                requested_at: rejected.rejected_at,
+                settled_at: Some(rejected.rejected_at),
+                requested_by: envelope.actor.clone(),
+                anomaly_count: 0,
+                last_position: envelope.position,
+                updated_at: envelope.recorded_at,
+            })
+        }
+        PaymentEvent::RefundProcessing(_) => {
+            refund
+                .filter(|refund| refund.status == RefundStatus::Requested)
+                .map(|mut refund| {
+                    refund.status = RefundStatus::Processing;
+                    touch(&mut refund, envelope);
+                    refund
+                })
+        }
+        PaymentEvent::RefundSucceeded(succeeded) => match refund.filter(|refund| refund.status.is_pending()) {
+            None => None,
+            Some(mut refund) => {
+                payment.pending = subtract(envelope, payment.pending, refund.refund_amount)?;
+                payment.refunded = add(envelope, payment.refunded, refund.refund_amount)?;
+                refund.status = RefundStatus::Succeeded;
+                refund.refund_id = Some(succeeded.refund_id.clone());
+                refund.settled_at = Some(succeeded.refund_time);
+                refund.result_code = Some(ResultCode::Success);
+                touch(&mut refund, envelope);
+                Some(refund)
+            }
+        },
+        PaymentEvent::RefundFailed(failed) => match refund.filter(|refund| refund.status.is_pending()) {
+            None => None,
+            Some(mut refund) => {
+                payment.pending = subtract(envelope, payment.pending, refund.refund_amount)?;
+                refund.status = RefundStatus::Failed;
+                refund.settled_at = Some(failed.failed_at);
+                refund.result_code = Some(failed.result_code.clone());
+                refund.result_message = Some(failed.result_message.clone());
+                touch(&mut refund, envelope);
+                Some(refund)
+            }
+        },
+        PaymentEvent::RefundOutcomeAnomaly(_) => refund.map(|mut refund| {
+            refund.anomaly_count = refund.anomaly_count.saturating_add(1);
+            touch(&mut refund, envelope);
+            refund
+        }),
+    };
+    Ok(EventOutcome { refund })
+}
+
+fn touch(refund: &mut RefundView, envelope: &Envelope) {
+    refund.last_position = envelope.position;
+    refund.updated_at = envelope.recorded_at;
+}
+
+fn require_currency(envelope: &Envelope, payment: &PaymentRow, amount: Money) -> Result<(), ProjectionError> {
+    if amount.currency() == payment.payment_amount.currency() {
+        return Ok(());
+    }
+    Err(inconsistent(
+        envelope,
+        format!(
+            "{} amount in {} on payment {} in {}",
+            envelope.event.event_type(),
+            amount.currency(),
+            payment.payment_id,
+            payment.payment_amount.currency()
+        ),
+    ))
+}
+
+fn add(envelope: &Envelope, total: Money, amount: Money) -> Result<Money, ProjectionError> {
+    total
+        .checked_add(amount)
+        .ok_or_else(|| inconsistent(envelope, format!("{total} + {amount} is out of range")))
+}
+
+fn subtract(envelope: &Envelope, total: Money, amount: Money) -> Result<Money, ProjectionError> {
+    total
+        .checked_sub(amount)
+        .ok_or_else(|| inconsistent(envelope, format!("{total} - {amount} is below zero")))
+}

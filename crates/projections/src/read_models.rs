@@ -1,0 +1,104 @@
+//! The query API every read-model backend offers, and the writer side the runner drives.
+//!
+//! Readers (GraphQL, the refund saga's settle worker) hold an `Arc<dyn ReadModels>`; they never write. The
+//! [`ProjectionStore`] adds the one writer: the [`crate::ProjectionRunner`] takes a [`ProjectionWriter`] lease,
+//! and applies each batch of events together with the checkpoint in one transaction. Both traits are object
+//! safe (hence `async_trait`) so the server can pick the backend from its store URL at runtime.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::{Currency, PaymentId, RefundRequestId};
+use time::{Date, OffsetDateTime};
+
+use crate::error::ProjectionError;
+use crate::fold::Envelope;
+use crate::model::{Cursor, DailyTotal, Page, PaymentFilter, PaymentView, RefundFilter, RefundView};
+
+/// Read access to the projected read models, consistent as of [`ReadModels::checkpoint`].
+///
+/// Every answer reflects all events up to some checkpoint and none after it. To read your own write, pass the
+/// position a mutation returned to [`ReadModels::wait_for_position`] first.
+#[async_trait]
+pub trait ReadModels: Send + Sync + 'static {
+    /// The global position of the last event applied (0: none yet).
+    async fn checkpoint(&self) -> Result<u64, ProjectionError>;
+
+    /// Waits until the checkpoint reaches `position` (read-your-writes): `true` once `checkpoint >= position`,
+    /// `false` when `timeout` passed first. A runner in this process wakes the waiter at once; one in another
+    /// instance is noticed within [`CHECKPOINT_POLL_INTERVAL_MS`](crate::CHECKPOINT_POLL_INTERVAL_MS).
+    async fn wait_for_position(&self, position: u64, timeout: Duration) -> Result<bool, ProjectionError>;
+
+    /// One payment, or `None` when no `PaymentRecorded` of it has been applied.
+    async fn payment(&self, payment_id: &PaymentId) -> Result<Option<PaymentView>, ProjectionError>;
+
+    /// Payments matching `filter`, ordered by `(payment_time, payment_id)`, the `first` after `after`.
+    ///
+    /// `first` above [`PAGE_SIZE_MAX`](crate::PAGE_SIZE_MAX) is [`ProjectionError::PageSizeTooLarge`]; a cursor
+    /// not issued by this method is [`ProjectionError::InvalidCursor`].
+    async fn payments(
+        &self,
+        filter: &PaymentFilter,
+        after: Option<&Cursor>,
+        first: usize,
+    ) -> Result<Page<PaymentView>, ProjectionError>;
+
+    /// One refund by its idempotency key (unique across payments; its `payment_id` says which payment).
+    async fn refund(&self, refund_request_id: &RefundRequestId) -> Result<Option<RefundView>, ProjectionError>;
+
+    /// Refunds matching `filter`, ordered by `(requested_at, refund_request_id)`, the `first` after `after`.
+    /// Limits and errors as for [`ReadModels::payments`].
+    async fn refunds(
+        &self,
+        filter: &RefundFilter,
+        after: Option<&Cursor>,
+        first: usize,
+    ) -> Result<Page<RefundView>, ProjectionError>;
+
+    /// The settle worker's work list: refunds `REQUESTED` or `PROCESSING` that were requested before
+    /// `requested_before`, oldest first (ties by `refund_request_id`), at most `limit`
+    /// (at most [`PAGE_SIZE_MAX`](crate::PAGE_SIZE_MAX)).
+    async fn open_refunds(
+        &self,
+        requested_before: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<RefundView>, ProjectionError>;
+
+    /// Daily totals for the UTC dates `from..=to` (both inclusive), optionally of one currency, ordered by
+    /// date, currency code and status code. Rows whose count dropped to zero (every refund moved to another
+    /// status) are left out.
+    async fn daily_totals(
+        &self,
+        from: Date,
+        to: Date,
+        currency: Option<Currency>,
+    ) -> Result<Vec<DailyTotal>, ProjectionError>;
+}
+
+/// Read models that can also be written: what the [`crate::ProjectionRunner`] drives.
+#[async_trait]
+pub trait ProjectionStore: ReadModels {
+    /// Tries to become the single writer of these read models: `Some` lease when this caller may write, `None`
+    /// while another runner (in this process or, for PostgreSQL, in another instance) holds it. The lease is
+    /// given up when dropped.
+    async fn try_writer(&self) -> Result<Option<Box<dyn ProjectionWriter>>, ProjectionError>;
+
+    /// The same read models as a read-only handle, for the query layer.
+    fn into_read_models(self: Arc<Self>) -> Arc<dyn ReadModels>;
+}
+
+/// The writer lease: applies batches of events, each in one transaction with the checkpoint.
+#[async_trait]
+pub trait ProjectionWriter: Send {
+    /// The checkpoint as stored (the position to resume after).
+    async fn checkpoint(&mut self) -> Result<u64, ProjectionError>;
+
+    /// Folds `batch` into the read models and moves the checkpoint to its last position, all in one
+    /// transaction, and returns the new checkpoint.
+    ///
+    /// The batch must start right after the stored checkpoint and be dense; otherwise nothing is written and
+    /// the error is [`ProjectionError::CheckpointMoved`] (another writer went ahead) or
+    /// [`ProjectionError::Inconsistent`] (a gap). An empty batch changes nothing.
+    async fn apply(&mut self, batch: &[Envelope]) -> Result<u64, ProjectionError>;
+}
