@@ -8,9 +8,14 @@
 //! `position >= from ORDER BY position` (docs/adr/001-gap-free-ordering.md).
 //!
 //! Each handle runs one writer task holding one pooled connection and commits queued appends in groups (see
-//! `group_commit`): a group costs five round trips and one fsync whatever its size, which is where throughput
-//! under concurrency comes from. The group's revisions and event ids are checked with one `= ANY($1)` query
-//! each, and its rows inserted with one `INSERT .. SELECT * FROM UNNEST(..)`.
+//! `group_commit`): a group costs two pipelined round trips and one fsync whatever its size, which is where
+//! throughput under concurrency comes from. The group's revisions are read with one query over `UNNEST($1)`
+//! (one backward index probe per stream), its stored event ids with one `= ANY($1)` query, and its rows are
+//! inserted with one `INSERT .. SELECT * FROM UNNEST(..)`.
+//!
+//! The head lock must be taken by a statement *before* the statements that read revisions and ids: under READ
+//! COMMITTED each statement takes its snapshot when it starts, so reads folded into the locking statement (a
+//! CTE) would see the state from before the previous writer's commit.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -22,7 +27,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::{NoTls, Row, Statement};
 use uuid::Uuid;
 
 use crate::error::StoreError;
@@ -279,100 +284,139 @@ async fn run_writer(pool: Pool, mut queue: mpsc::Receiver<PendingAppend>, publis
     tracing::debug!("postgres writer stopped");
 }
 
-/// One group commit on the writer's connection; a failure other than a unique violation discards the
-/// connection, since its state (mid-transaction, broken socket) is unknown.
+/// One group commit on the writer's connection.
+///
+/// After any failure the transaction is rolled back explicitly; if even that fails, the connection is taken
+/// out of the pool and closed, so no half-done transaction can reach another user of the pool.
 #[tracing::instrument(skip_all, fields(backend = "postgres", appends = group.len()))]
 async fn write_group(
     pool: &Pool,
     connection: &mut Option<Object>,
     group: &[PendingAppend],
 ) -> Result<GroupPlan, GroupFailure> {
-    let mut client = match connection.take() {
+    let client = match connection.take() {
         Some(client) => client,
         None => pool
             .get()
             .await
             .map_err(|error| GroupFailure::Other(StoreError::backend("connect writer", error)))?,
     };
-    let result = write_group_on(&mut client, group).await;
-    if !matches!(result, Err(GroupFailure::Other(_))) {
-        *connection = Some(client);
+    let result = write_group_on(&client, group).await;
+    match &result {
+        Ok(_) => *connection = Some(client),
+        Err(_) => match client.batch_execute("ROLLBACK").await {
+            Ok(()) => *connection = Some(client),
+            Err(error) => {
+                tracing::warn!(%error, "discarding the writer connection after a failed rollback");
+                drop(Object::take(client));
+            }
+        },
     }
     result
 }
 
-async fn write_group_on(client: &mut Object, group: &[PendingAppend]) -> Result<GroupPlan, GroupFailure> {
-    let other = |operation| move |error| GroupFailure::Other(StoreError::backend(operation, error));
-    let lock_head = client
-        .prepare_cached("SELECT position, hash, recorded_at FROM eventlog_head WHERE id = 1 FOR UPDATE")
-        .await
-        .map_err(other("prepare head lock"))?;
-    let select_revisions = client
-        .prepare_cached("SELECT stream, max(revision) FROM eventlog_events WHERE stream = ANY($1) GROUP BY stream")
-        .await
-        .map_err(other("prepare revision lookup"))?;
-    let select_ids = client
-        .prepare_cached("SELECT event_id FROM eventlog_events WHERE event_id = ANY($1)")
-        .await
-        .map_err(other("prepare event id lookup"))?;
-    let insert = client
-        .prepare_cached(
-            "INSERT INTO eventlog_events (position, stream, revision, event_id, event_type, schema_version, \
-             payload, actor, recorded_at, prev_hash, hash) \
-             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::BIGINT[], $4::UUID[], $5::TEXT[], $6::BIGINT[], \
-             $7::BYTEA[], $8::TEXT[], $9::TIMESTAMPTZ[], $10::BYTEA[], $11::BYTEA[])",
-        )
-        .await
-        .map_err(other("prepare insert"))?;
-    let move_head = client
-        .prepare_cached("UPDATE eventlog_head SET position = $1, hash = $2, recorded_at = $3 WHERE id = 1")
-        .await
-        .map_err(other("prepare head update"))?;
+/// The statements of a group commit, prepared once per connection.
+struct GroupStatements {
+    lock_head: Statement,
+    select_revisions: Statement,
+    select_ids: Statement,
+    insert: Statement,
+    move_head: Statement,
+}
 
-    let transaction = client.transaction().await.map_err(other("begin group"))?;
-    // The row lock on the head is the global write lock, held until COMMIT.
-    let head_row = transaction
-        .query_one(&lock_head, &[])
+impl GroupStatements {
+    async fn prepare(client: &Object) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            lock_head: client
+                .prepare_cached("SELECT position, hash, recorded_at FROM eventlog_head WHERE id = 1 FOR UPDATE")
+                .await?,
+            select_revisions: client
+                // One backward index probe per stream: max(revision) .. GROUP BY would scan whole streams.
+                .prepare_cached(
+                    "SELECT requested.stream, last.revision FROM UNNEST($1::TEXT[]) AS requested(stream) \
+                     CROSS JOIN LATERAL (SELECT revision FROM eventlog_events AS stored \
+                     WHERE stored.stream = requested.stream ORDER BY revision DESC LIMIT 1) AS last",
+                )
+                .await?,
+            select_ids: client
+                .prepare_cached("SELECT event_id FROM eventlog_events WHERE event_id = ANY($1)")
+                .await?,
+            insert: client
+                .prepare_cached(
+                    "INSERT INTO eventlog_events (position, stream, revision, event_id, event_type, schema_version, \
+                     payload, actor, recorded_at, prev_hash, hash) \
+                     SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::BIGINT[], $4::UUID[], $5::TEXT[], \
+                     $6::BIGINT[], $7::BYTEA[], $8::TEXT[], $9::TIMESTAMPTZ[], $10::BYTEA[], $11::BYTEA[])",
+                )
+                .await?,
+            move_head: client
+                .prepare_cached("UPDATE eventlog_head SET position = $1, hash = $2, recorded_at = $3 WHERE id = 1")
+                .await?,
+        })
+    }
+}
+
+/// Two pipelined round trips: (BEGIN, lock the head, read the group's revisions and stored ids), then (insert,
+/// move the head, COMMIT). The server runs a pipeline in order, so the reads see the state under the lock.
+/// A failed statement aborts the transaction, and the pipelined COMMIT then only rolls back.
+async fn write_group_on(client: &Object, group: &[PendingAppend]) -> Result<GroupPlan, GroupFailure> {
+    let other = |operation| move |error| GroupFailure::Other(StoreError::backend(operation, error));
+    let statements = GroupStatements::prepare(client)
         .await
-        .map_err(other("lock head"))?;
-    let head = decode_head(&head_row).map_err(GroupFailure::Other)?;
+        .map_err(other("prepare group statements"))?;
     let streams: Vec<&str> = group_streams(group).into_iter().map(StreamName::as_str).collect();
     let event_ids = group_event_ids(group);
     let revision_params: [&(dyn ToSql + Sync); 1] = [&streams];
     let id_params: [&(dyn ToSql + Sync); 1] = [&event_ids];
-    // Both queries are sent before either answer is awaited: one round trip, not two.
-    let (revision_rows, id_rows) = tokio::try_join!(
-        transaction.query(&select_revisions, &revision_params),
-        transaction.query(&select_ids, &id_params),
+    // tokio-postgres sends each request when its future is first polled, and try_join! polls in order.
+    let ((), head_row, revision_rows, id_rows) = tokio::try_join!(
+        client.batch_execute("BEGIN"),
+        client.query_one(&statements.lock_head, &[]),
+        client.query(&statements.select_revisions, &revision_params),
+        client.query(&statements.select_ids, &id_params),
     )
-    .map_err(other("read group state"))?;
+    .map_err(other("lock head and read group state"))?;
+    let head = decode_head(&head_row).map_err(GroupFailure::Other)?;
     let stored = decode_stored_state(&revision_rows, &id_rows).map_err(GroupFailure::Other)?;
     let plan = plan_group(&head, OffsetDateTime::now_utc(), &stored, group);
-    if let Some(last) = plan.rows.last() {
-        let columns = Columns::of(&plan.rows);
-        let hash: &[u8] = &last.hash;
-        let head_position = bound(last.position);
-        let head_params: [&(dyn ToSql + Sync); 3] = [&head_position, &hash, &last.recorded_at];
-        let params: [&(dyn ToSql + Sync); 11] = [
-            &columns.positions,
-            &columns.streams,
-            &columns.revisions,
-            &columns.event_ids,
-            &columns.event_types,
-            &columns.schema_versions,
-            &columns.payloads,
-            &columns.actors,
-            &columns.recorded_ats,
-            &columns.prev_hashes,
-            &columns.hashes,
-        ];
-        tokio::try_join!(
-            transaction.execute(&insert, &params),
-            transaction.execute(&move_head, &head_params),
-        )
-        .map_err(classify_write_error)?;
+    let Some(last) = plan.rows.last() else {
+        client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(other("commit empty group"))?;
+        return Ok(plan);
+    };
+    let columns = Columns::of(&plan.rows);
+    let hash: &[u8] = &last.hash;
+    let head_position = bound(last.position);
+    let head_params: [&(dyn ToSql + Sync); 3] = [&head_position, &hash, &last.recorded_at];
+    let params: [&(dyn ToSql + Sync); 11] = [
+        &columns.positions,
+        &columns.streams,
+        &columns.revisions,
+        &columns.event_ids,
+        &columns.event_types,
+        &columns.schema_versions,
+        &columns.payloads,
+        &columns.actors,
+        &columns.recorded_ats,
+        &columns.prev_hashes,
+        &columns.hashes,
+    ];
+    let (inserted, _, ()) = tokio::try_join!(
+        client.execute(&statements.insert, &params),
+        client.execute(&statements.move_head, &head_params),
+        client.batch_execute("COMMIT"),
+    )
+    .map_err(classify_write_error)?;
+    if inserted != plan.rows.len() as u64 {
+        // Unreachable while the statement is an INSERT of exactly these rows; checked because the commit already
+        // happened and a short insert would break the chain.
+        return Err(GroupFailure::Other(StoreError::corrupt(
+            plan.head.position,
+            format!("inserted {inserted} rows of {}", plan.rows.len()),
+        )));
     }
-    transaction.commit().await.map_err(other("commit group"))?;
     Ok(plan)
 }
 
@@ -411,7 +455,7 @@ impl<'a> Columns<'a> {
 
 fn classify_write_error(error: tokio_postgres::Error) -> GroupFailure {
     let unique = error.code() == Some(&SqlState::UNIQUE_VIOLATION);
-    let error = StoreError::backend("insert events", error);
+    let error = StoreError::backend("insert and commit group", error);
     if unique {
         GroupFailure::UniqueViolation(error)
     } else {

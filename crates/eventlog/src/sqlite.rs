@@ -324,11 +324,12 @@ fn read_stored_state(transaction: &Transaction<'_>, group: &[PendingAppend]) -> 
     let failed = |error| StoreError::backend("read stream revisions", error);
     let mut state = StoredState::default();
     let mut revision_query = transaction
-        .prepare_cached("SELECT max(revision) FROM eventlog_events WHERE stream = ?1")
+        .prepare_cached("SELECT revision FROM eventlog_events WHERE stream = ?1 ORDER BY revision DESC LIMIT 1")
         .map_err(failed)?;
     for stream in group_streams(group) {
         let last: Option<i64> = revision_query
             .query_row([stream.as_str()], |row| row.get(0))
+            .optional()
             .map_err(failed)?;
         if let Some(last) = last {
             let last = u64::try_from(last)
@@ -398,12 +399,14 @@ fn classify_insert_error(error: rusqlite::Error) -> GroupFailure {
 
 fn read_head(connection: &Connection) -> Result<Head, StoreError> {
     let row = connection
-        .query_row(
-            "SELECT position, hash, recorded_at_ns FROM eventlog_events ORDER BY position DESC LIMIT 1",
-            [],
-            |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?, row.get::<_, i64>(2)?)),
-        )
-        .optional()
+        .prepare_cached("SELECT position, hash, recorded_at_ns FROM eventlog_events ORDER BY position DESC LIMIT 1")
+        .and_then(|mut statement| {
+            statement
+                .query_row([], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?, row.get::<_, i64>(2)?))
+                })
+                .optional()
+        })
         .map_err(|error| StoreError::backend("read head", error))?;
     let Some((position, hash, recorded_at_ns)) = row else {
         return Ok(Head::EMPTY);
