@@ -13,7 +13,7 @@ use std::str::FromStr;
 use rand::Rng;
 use rand::rngs::StdRng;
 
-use crate::config::FaultConfig;
+use crate::config::{FaultConfig, LATENCY_MS_MAX};
 use crate::error::SimError;
 
 /// The request header that picks faults for one request: a comma-separated
@@ -27,7 +27,7 @@ pub const FAULTS_PER_REQUEST_MAX: usize = 8;
 pub enum Fault {
     /// No fault at all (`none`); in a script, one clean call.
     None,
-    /// Extra latency in milliseconds (`latency=250`).
+    /// Extra latency in milliseconds (`latency=250`, at most [`LATENCY_MS_MAX`]).
     Latency(u64),
     /// Accept the refund as U, PROCESSING, ending SUCCESS (`u`).
     Processing,
@@ -62,7 +62,10 @@ impl FromStr for Fault {
         let name = name.trim();
         let unknown = || SimError::UnknownFault { name: name.to_owned() };
         if let Some(ms) = name.strip_prefix("latency=") {
-            return ms.parse().map(Fault::Latency).map_err(|_| unknown());
+            return match ms.parse::<u64>() {
+                Ok(ms) if ms <= LATENCY_MS_MAX => Ok(Fault::Latency(ms)),
+                _ => Err(unknown()),
+            };
         }
         Ok(match name {
             "none" => Fault::None,
@@ -291,6 +294,7 @@ mod tests {
             assert_eq!(name.parse::<Fault>().unwrap().to_string(), name);
         }
         assert!(matches!("nope".parse::<Fault>(), Err(SimError::UnknownFault { .. })));
+        assert!(format!("latency={}", LATENCY_MS_MAX + 1).parse::<Fault>().is_err());
         assert_eq!(
             parse_fault_list("u, notify-drop").unwrap(),
             vec![Fault::Processing, Fault::NotifyDrop]

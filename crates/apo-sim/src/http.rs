@@ -18,7 +18,7 @@ use domain::{ResultCode, ResultStatus};
 use time::OffsetDateTime;
 
 use crate::admin;
-use crate::config::{REQUEST_BODY_BYTES_MAX, TIMEOUT_HOLD_MS_MAX};
+use crate::config::{LATENCY_MS_MAX, REQUEST_BODY_BYTES_MAX, TIMEOUT_HOLD_MS_MAX};
 use crate::fault::{FAULT_HEADER, Fault, Transport, parse_fault_list};
 use crate::simulator::{Answer, Simulator, parse_inquiry, parse_refund, to_json};
 use crate::wire::{RefundResponseJson, ResultJson, antom_time};
@@ -175,7 +175,7 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
 async fn respond(simulator: &Simulator, path: &str, answer: Answer) -> Response {
     let Answer { plan, body, effects } = answer;
     simulator.run_effects(effects);
-    if !hold(simulator, plan.latency_ms).await {
+    if !hold(simulator, plan.latency_ms.min(LATENCY_MS_MAX)).await {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     match plan.transport {

@@ -125,3 +125,38 @@ async fn serves_signed_refunds_from_keys_in_the_environment() {
         "{from_file:?}"
     );
 }
+
+#[tokio::test]
+async fn fault_flags_reach_the_simulator() {
+    let dir = vectors_dir();
+    let port = free_loopback_port();
+    let _child = Running(
+        Command::new(BINARY)
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--client-id", CLIENT_ID])
+            .args(["--server-error-share", "1", "--latency-ms", "5", "--u-share", "0.5"])
+            .arg("--merchant-public-key")
+            .arg(dir.join("merchant_public.pem"))
+            .arg("--antom-private-key")
+            .arg(dir.join("antom_private_pkcs8.pem"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/sim/faults");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let faults = loop {
+        if let Ok(response) = http.get(&url).send().await {
+            break serde_json::from_slice::<serde_json::Value>(&response.bytes().await.unwrap()).unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "the binary did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(faults["serverErrorShare"], 1.0);
+    assert_eq!(faults["latencyMs"], 5);
+    assert_eq!(faults["uShare"], 0.5);
+}
