@@ -1,1 +1,46 @@
-//! app: under construction.
+//! app: the refund ledger's application layer.
+//!
+//! It turns requests into `domain` commands, decides them against the
+//! payment's stream and appends the events ([`Ledger`]'s command methods),
+//! runs the refund saga of DESIGN.md (record the request, call Antom, record
+//! its answer), settles refunds whose outcome is open with a background
+//! worker, and applies Antom's verified refund notifications.
+//!
+//! - [`Ledger`]: the one entry point; cheap to clone.
+//! - [`RefundGateway`]: Antom as the saga sees it; implemented for [`apo::ApoClient`].
+//! - [`Clock`]: where "now" comes from ([`SystemClock`], [`ManualClock`] for tests).
+//! - [`AppError`]: what went wrong that is not an answer. Refusals by Antom's
+//!   rules (and "payment not found") are *answers* carrying Antom's result
+//!   code ([`ResultInfo`]), never errors.
+//!
+//! Architecture invariants: every write goes through one decide/append loop
+//! with the stream revision it decided on, so concurrent requests on any
+//! number of instances serialise through the event log; Antom is called only
+//! after the refund's `RefundRequested` is durable, so a crash loses nothing
+//! (the worker finds the open refund in the read models and finishes it);
+//! every step is idempotent. This crate knows no GraphQL, no SQL and no
+//! Antom JSON.
+
+mod answer;
+mod clock;
+mod command;
+mod error;
+mod gateway;
+mod input;
+mod ledger;
+mod lookup;
+mod notify;
+mod saga;
+mod worker;
+
+pub use answer::{CommandResult, REFUND_IN_PROCESS, RefundResult, RefundSnapshot, ResultInfo, SettleReport};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use command::{CONFLICT_BACKOFF_MS_MAX, DECIDE_ATTEMPTS_MAX, LOAD_BATCH_EVENTS_MAX, refund_request_event_id};
+pub use error::AppError;
+pub use gateway::RefundGateway;
+pub use input::{CapturePaymentInput, OpenChargebackInput, RecordPaymentInput, RefundInput, ResolveChargebackInput};
+pub use ledger::{
+    LOOKUP_WAIT_MS_MAX, Ledger, LedgerOptions, NOTIFY_ACTOR, SETTLE_AFTER_MS_DEFAULT, SETTLE_BATCH_REFUNDS_MAX,
+    WORKER_ACTOR,
+};
+pub use worker::INQUIRY_FAIL_MESSAGE;

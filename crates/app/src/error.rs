@@ -1,0 +1,74 @@
+//! The one error type of `app`.
+//!
+//! Refusals are not errors: a refund refused by Antom's rules, a request for
+//! an unknown payment (`ORDER_NOT_EXIST`), an inconsistent repeat
+//! (`REPEAT_REQ_INCONSISTENT`) come back as answers with Antom's result code
+//! ([`crate::ResultInfo`]). An `AppError` means the ledger could not do its
+//! job: bad input that never reached the domain, the event store or the read
+//! models failing, or a stream too contended to decide on.
+
+use domain::{EventDecodeError, InputError, RefundRequestId};
+use eventlog::StoreError;
+
+/// What went wrong while running a command, the saga, the worker or a notification.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Input that does not make a valid request; the message names the field.
+    ///
+    /// Answer the client with the message; retrying the same input fails the same way.
+    #[error(transparent)]
+    Input(#[from] InputError),
+
+    /// The event store failed. Nothing was decided on a failed read; for a failed append the
+    /// outcome may be unknown.
+    ///
+    /// Retry the whole request: every command is idempotent (a repeated refundRequestId returns the
+    /// refund as it stands), and an open refund is settled by the worker.
+    #[error("event store: {0}")]
+    Store(#[from] StoreError),
+
+    /// A stored event of a payment stream does not decode (unknown type, newer version, bad data).
+    ///
+    /// Do not retry and do not skip it: stop, alert an operator, upgrade or run `verify`.
+    #[error("stored event at position {position} does not decode: {source}")]
+    Decode {
+        /// The event's global position.
+        position: u64,
+        /// Why it does not decode.
+        #[source]
+        source: EventDecodeError,
+    },
+
+    /// The read models (projections) failed while the ledger looked a refund up or listed open refunds.
+    ///
+    /// Retry later; the log is unaffected.
+    #[error("read models failed during {operation}: {source}")]
+    ReadModels {
+        /// What the ledger asked for, e.g. `"look up a refund"`.
+        operation: &'static str,
+        /// The projections' error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// The payment's stream changed under every one of the ledger's attempts to decide on it.
+    ///
+    /// Nothing was written by this request; retry it (the same refundRequestId is safe to repeat).
+    #[error("stream {stream}: still changing after {attempts} attempts to decide")]
+    Contention {
+        /// The stream decided on.
+        stream: String,
+        /// Attempts made.
+        attempts: usize,
+    },
+
+    /// A notification or settle request names a refundRequestId the ledger does not hold.
+    ///
+    /// For a notification, answer non-200 so Antom resends it (the read models may have lagged);
+    /// repeated failures mean Antom knows a refund the ledger never requested: alert an operator.
+    #[error("refundRequestId: {refund_request_id} is not a refund known to the ledger")]
+    UnknownRefund {
+        /// The refund asked about.
+        refund_request_id: RefundRequestId,
+    },
+}

@@ -1,0 +1,212 @@
+//! Step 3 of the saga: the settle worker. Every pass lists the refunds the
+//! read models show as requested or processing for longer than
+//! `settle_after`, and settles each with Antom's `inquiryRefund`:
+//!
+//! | inquiry says | the ledger records |
+//! | --- | --- |
+//! | SUCCESS | `RefundSucceeded` (source `INQUIRY`) |
+//! | FAIL | `RefundFailed` with `PROCESS_FAIL` (the inquiry carries no code) |
+//! | PROCESSING | nothing: asked again next pass |
+//! | not found (`ORDER_NOT_EXIST`) | the refund is sent again with the same refundRequestId (Antom deduplicates on it), its answer recorded as in step 2 |
+//! | unknown (timeout, unsigned, ...) | nothing: asked again next pass |
+//!
+//! Each refund is reloaded from the log before Antom is asked, so a refund
+//! the read models still show open but that is final is left alone.
+
+use std::future::Future;
+use std::time::Duration;
+
+use apo::InquiryOutcome;
+use domain::{OutcomeSource, PaymentCommand, PaymentId, RefundRequestId, RefundStatus, ResultCode};
+use tokio::task::JoinHandle;
+
+use crate::answer::{RefundResult, SettleReport};
+use crate::command::stream_of;
+use crate::error::AppError;
+use crate::ledger::{Ledger, WORKER_ACTOR};
+use crate::saga::{answer, snapshot};
+
+/// The message recorded on a refund Antom's inquiry reported as FAIL (the inquiry gives no code).
+pub const INQUIRY_FAIL_MESSAGE: &str = "inquiryRefund reported refundStatus FAIL";
+
+/// What settling one refund did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settlement {
+    Succeeded,
+    Failed,
+    Processing,
+    Resent,
+    Unknown,
+    AlreadyFinal,
+}
+
+impl SettleReport {
+    fn count(&mut self, settlement: Settlement, position: u64) {
+        match settlement {
+            Settlement::Succeeded => self.succeeded += 1,
+            Settlement::Failed => self.failed += 1,
+            Settlement::Processing => self.processing += 1,
+            Settlement::Resent => self.resent += 1,
+            Settlement::Unknown => self.unknown += 1,
+            Settlement::AlreadyFinal => self.already_final += 1,
+        }
+        self.position = self.position.max(position);
+    }
+}
+
+impl Ledger {
+    /// One pass of the settle worker over refunds requested or processing since before
+    /// `now - older_than` (at most `settle_batch_refunds_max` of them, oldest first).
+    ///
+    /// A refund that fails to settle (store or read-model trouble) is counted in `errors`, logged and
+    /// retried next pass; only failing to list the open refunds is an error of the pass.
+    #[tracing::instrument(skip(self))]
+    pub async fn settle_open_refunds(&self, older_than: Duration) -> Result<SettleReport, AppError> {
+        let now = self.inner.clock.now();
+        let requested_before = time::Duration::try_from(older_than)
+            .ok()
+            .and_then(|older_than| now.checked_sub(older_than))
+            .unwrap_or(now);
+        let open = self
+            .open_refunds(requested_before, self.inner.options.settle_batch_refunds_max)
+            .await?;
+        let mut report = SettleReport {
+            examined: open.len(),
+            ..SettleReport::default()
+        };
+        for view in open {
+            match self.settle_one(&view.payment_id, &view.refund_request_id).await {
+                Ok((settlement, position)) => report.count(settlement, position),
+                Err(error) => {
+                    report.errors += 1;
+                    tracing::warn!(
+                        %error,
+                        payment_id = %view.payment_id,
+                        refund_request_id = %view.refund_request_id,
+                        "settling a refund failed; retried next pass"
+                    );
+                }
+            }
+        }
+        if report.examined > 0 {
+            tracing::info!(?report, "settle pass done");
+        }
+        Ok(report)
+    }
+
+    /// Settles one refund now, as the worker would, and answers with it as it then stands
+    /// (F `ORDER_NOT_EXIST` when the ledger does not know it). For operators; recorded as `actor`.
+    #[tracing::instrument(skip(self), fields(refund_request_id = %refund_request_id))]
+    pub async fn settle_refund(
+        &self,
+        actor: &str,
+        refund_request_id: &RefundRequestId,
+    ) -> Result<RefundResult, AppError> {
+        let Some(payment_id) = self.locate(refund_request_id).await? else {
+            return self.inquiry_refund(refund_request_id).await;
+        };
+        self.settle_as(actor, &payment_id, refund_request_id).await?;
+        let loaded = self.load(&stream_of(&payment_id)?).await?;
+        let position = self.inner.store.head().await?.position;
+        match snapshot(&loaded.payment, refund_request_id) {
+            Some(snapshot) => Ok(answer(snapshot, position)),
+            None => Err(AppError::UnknownRefund {
+                refund_request_id: refund_request_id.clone(),
+            }),
+        }
+    }
+
+    /// Spawns the settle worker: a pass every `interval` over refunds open longer than
+    /// `settle_after`, until `shutdown` completes. A pass in flight at shutdown is dropped; every step
+    /// is idempotent, so the next start finishes it. Must be called inside a Tokio runtime.
+    pub fn spawn_worker(
+        &self,
+        interval: Duration,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> JoinHandle<()> {
+        let ledger = self.clone();
+        let settle_after = self.inner.options.settle_after;
+        tokio::spawn(async move {
+            tokio::pin!(shutdown);
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    _ = ticker.tick() => {}
+                }
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    pass = ledger.settle_open_refunds(settle_after) => {
+                        if let Err(error) = pass {
+                            tracing::warn!(%error, "settle pass failed; retried next interval");
+                        }
+                    }
+                }
+            }
+            tracing::info!("settle worker stopped");
+        })
+    }
+
+    async fn settle_one(
+        &self,
+        payment_id: &PaymentId,
+        refund_request_id: &RefundRequestId,
+    ) -> Result<(Settlement, u64), AppError> {
+        self.settle_as(WORKER_ACTOR, payment_id, refund_request_id).await
+    }
+
+    #[tracing::instrument(skip(self), fields(payment_id = %payment_id, refund_request_id = %refund_request_id))]
+    async fn settle_as(
+        &self,
+        actor: &str,
+        payment_id: &PaymentId,
+        refund_request_id: &RefundRequestId,
+    ) -> Result<(Settlement, u64), AppError> {
+        let loaded = self.load(&stream_of(payment_id)?).await?;
+        let (Some(state), Some(refund)) = (loaded.payment.state(), loaded.payment.refund(refund_request_id)) else {
+            return Err(AppError::UnknownRefund {
+                refund_request_id: refund_request_id.clone(),
+            });
+        };
+        if !refund.status.is_pending() {
+            return Ok((Settlement::AlreadyFinal, 0));
+        }
+        let command = match self.inner.gateway.inquiry(refund_request_id).await {
+            InquiryOutcome::Succeeded {
+                refund_id, refund_time, ..
+            } => PaymentCommand::ConfirmRefundSucceeded {
+                refund_request_id: refund_request_id.clone(),
+                refund_id,
+                refund_time,
+                source: OutcomeSource::Inquiry,
+            },
+            InquiryOutcome::Failed { .. } => PaymentCommand::ConfirmRefundFailed {
+                refund_request_id: refund_request_id.clone(),
+                result_code: ResultCode::ProcessFail,
+                result_message: INQUIRY_FAIL_MESSAGE.to_owned(),
+                source: OutcomeSource::Inquiry,
+            },
+            InquiryOutcome::Processing => return Ok((Settlement::Processing, 0)),
+            InquiryOutcome::NotFound { code, .. } => {
+                tracing::info!(%code, "antom never saw the refund; sending it again");
+                let resent = self.send_refund(actor, state, refund).await?;
+                return Ok((Settlement::Resent, resent.position));
+            }
+            InquiryOutcome::Unknown { reason } => {
+                tracing::warn!(%reason, "inquiry outcome unknown; asked again next pass");
+                return Ok((Settlement::Unknown, 0));
+            }
+        };
+        let settled = self
+            .record_outcome(actor, payment_id, refund_request_id, &command)
+            .await?;
+        let status = settled.refund.as_ref().map(|snapshot| snapshot.refund.status);
+        let settlement = match status {
+            Some(RefundStatus::Succeeded) => Settlement::Succeeded,
+            Some(RefundStatus::Failed) => Settlement::Failed,
+            _ => Settlement::AlreadyFinal,
+        };
+        Ok((settlement, settled.position))
+    }
+}
