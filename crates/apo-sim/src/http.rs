@@ -42,19 +42,27 @@ impl Simulator {
     /// signed path is the path *without* the prefix: exactly what an Antom
     /// client signs when the prefix is part of its base URL.
     pub fn router(&self) -> Router {
-        router(self.clone())
+        self.api_router().merge(self.admin_router())
     }
-}
 
-fn router(simulator: Simulator) -> Router {
-    Router::new()
-        .route(REFUND_PATH, post(refund))
-        .route(SANDBOX_REFUND_PATH, post(refund))
-        .route(INQUIRY_REFUND_PATH, post(inquiry_refund))
-        .route(SANDBOX_INQUIRY_REFUND_PATH, post(inquiry_refund))
-        .merge(admin::routes())
-        .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
-        .with_state(simulator)
+    /// Antom's refund and inquiryRefund endpoints only, for embedding where
+    /// the unauthenticated admin API must not be reachable.
+    pub fn api_router(&self) -> Router {
+        Router::new()
+            .route(REFUND_PATH, post(refund))
+            .route(SANDBOX_REFUND_PATH, post(refund))
+            .route(INQUIRY_REFUND_PATH, post(inquiry_refund))
+            .route(SANDBOX_INQUIRY_REFUND_PATH, post(inquiry_refund))
+            .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
+            .with_state(self.clone())
+    }
+
+    /// The `/sim/` admin API only (unauthenticated: loopback or private networks).
+    pub fn admin_router(&self) -> Router {
+        admin::routes()
+            .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
+            .with_state(self.clone())
+    }
 }
 
 #[tracing::instrument(skip_all, fields(path = %uri.path()))]

@@ -163,3 +163,36 @@ async fn payments_seed_from_a_json_array_and_bad_entries_are_named() {
     );
     assert!(sim.sim().seed_payments_json("{}").is_err());
 }
+
+#[tokio::test]
+async fn the_api_router_alone_has_no_admin_routes() {
+    let sim = TestSim::start().await;
+    let api_only = sim.sim().api_router();
+    let listener = tokio::net::TcpListener::bind(crate::helpers::LOOPBACK).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, api_only).await });
+    let seed =
+        json!({"paymentId": "P1", "paymentAmount": {"currency": "USD", "value": "1"}, "paymentMethodType": "CARD"});
+    let response = sim
+        .http
+        .post(format!("http://{addr}/sim/payments"))
+        .header("content-type", "application/json")
+        .body(seed.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    let refund = sim
+        .http
+        .post(format!("http://{addr}{}", crate::helpers::refund_path()))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        refund.status().as_u16(),
+        200,
+        "the Antom API is there (answering INVALID_CLIENT)"
+    );
+    server.abort();
+}
