@@ -15,6 +15,8 @@
 //! Architecture invariants: only this crate writes the event tables; every append runs in one transaction that
 //! holds the log's single write lock from reading the head to commit.
 
+#![warn(missing_docs)]
+
 mod error;
 mod event;
 mod group_commit;

@@ -57,3 +57,61 @@ async fn the_schema_is_versioned_and_reopening_does_not_migrate_twice() {
     assert_eq!(mode, "wal");
     harness.finish().await;
 }
+
+/// Removes position 3 behind the store's back: reads and subscriptions must report the gap, never skip it, and
+/// the chain verifier must name the first bad position after a payload is edited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_or_an_edit_in_the_file_is_reported_as_corrupt() {
+    use eventlog::chain::ChainVerifier;
+    use eventlog::{EventStore, ExpectedRevision, NewEvent, StoreError, StreamName};
+
+    let harness = fresh().await;
+    let store = harness.open().await;
+    let stream = StreamName::parse("payment-1").expect("valid");
+    for index in 0..5 {
+        let event = NewEvent {
+            event_id: uuid::Uuid::new_v4(),
+            event_type: "TestHappened".to_owned(),
+            schema_version: 1,
+            payload: format!(r#"{{"index":{index}}}"#).into_bytes(),
+            actor: "test".to_owned(),
+        };
+        store
+            .append(&stream, ExpectedRevision::Any, vec![event])
+            .await
+            .expect("append");
+    }
+    let tamper = rusqlite::Connection::open(harness.path()).expect("open the file directly");
+    tamper
+        .execute("UPDATE eventlog_events SET payload = x'7b7d' WHERE position = 4", [])
+        .expect("edit");
+    let events = store.read_all(0, 10).await.expect("an edit still decodes");
+    let mut verifier = ChainVerifier::default();
+    let first_bad = events.iter().find_map(|event| verifier.check(event).err());
+    assert!(
+        matches!(first_bad, Some(StoreError::Corrupt { position: 4, .. })),
+        "{first_bad:?}"
+    );
+
+    tamper
+        .execute("DELETE FROM eventlog_events WHERE position = 3", [])
+        .expect("delete");
+    match store.read_all(1, 10).await {
+        Err(StoreError::Corrupt { position: 3, .. }) => {}
+        other => panic!("read_all over a gap: {other:?}"),
+    }
+    match store.read_stream(&stream, 0, 10).await {
+        Err(StoreError::Corrupt { .. }) => {}
+        other => panic!("read_stream over a revision gap: {other:?}"),
+    }
+    let mut subscription = Arc::clone(&store).subscribe_all(3);
+    match subscription.next().await {
+        Some(Err(StoreError::Corrupt { position: 3, .. })) => {}
+        other => panic!("subscription over a gap: {other:?}"),
+    }
+    assert!(
+        subscription.next().await.is_none(),
+        "the subscription ends after the error"
+    );
+    harness.finish().await;
+}
