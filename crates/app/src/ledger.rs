@@ -136,6 +136,14 @@ impl Ledger {
         &self.inner.store
     }
 
+    /// The payment as the log holds it now (a strong read, unlike the read models), or `None` when the
+    /// ledger does not know it.
+    #[tracing::instrument(skip(self), fields(payment_id = %payment_id))]
+    pub async fn payment(&self, payment_id: &PaymentId) -> Result<Option<domain::PaymentState>, AppError> {
+        let loaded = self.load(&stream_of(payment_id)?).await?;
+        Ok(loaded.payment.state().cloned())
+    }
+
     /// Records a payment. Repeating it with the same content is a no-op (S); other content is
     /// `REPEAT_REQ_INCONSISTENT`.
     #[tracing::instrument(skip(self, input), fields(payment_id = %input.payment_id))]

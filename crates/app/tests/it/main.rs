@@ -1,2 +1,11 @@
-//! The application layer against the real stores (SQLite, PostgreSQL), the real read models and the
-//! Antom simulator over loopback HTTP.
+//! The application layer against the real stores (SQLite, PostgreSQL), the read models and the Antom
+//! simulator over loopback HTTP.
+
+// Helpers outside #[test] functions panic on purpose: the panic is the test failure.
+#![allow(clippy::unwrap_used)]
+
+mod concurrency;
+mod helpers;
+mod read_models;
+mod refunds;
+mod settle;
