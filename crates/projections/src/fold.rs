@@ -74,6 +74,63 @@ impl Envelope {
     }
 }
 
+/// A run of the log to apply at once: the events of payment streams among the positions
+/// `after_position + 1 ..= last_position` (events of other streams are not in `events` but are covered).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// The checkpoint the batch continues from: the stored checkpoint must be exactly this.
+    pub after_position: u64,
+    /// The last position the batch covers; the checkpoint after it.
+    pub last_position: u64,
+    /// The decoded payment events, in position order.
+    pub events: Vec<Envelope>,
+}
+
+impl Batch {
+    /// Checks the batch against the stored checkpoint: [`ProjectionError::CheckpointMoved`] when another
+    /// writer went ahead, [`ProjectionError::Inconsistent`] when the batch's own positions are out of order.
+    pub fn check(&self, stored_checkpoint: u64) -> Result<(), ProjectionError> {
+        if stored_checkpoint != self.after_position {
+            return Err(ProjectionError::CheckpointMoved {
+                expected: self.after_position,
+                actual: stored_checkpoint,
+            });
+        }
+        let mut previous = self.after_position;
+        for envelope in &self.events {
+            if envelope.position <= previous || envelope.position > self.last_position {
+                return Err(ProjectionError::Inconsistent {
+                    position: envelope.position,
+                    reason: format!(
+                        "batch after {} through {} holds position {} after {previous}",
+                        self.after_position, self.last_position, envelope.position
+                    ),
+                });
+            }
+            previous = envelope.position;
+        }
+        if self.last_position < self.after_position {
+            return Err(ProjectionError::Inconsistent {
+                position: self.last_position,
+                reason: format!(
+                    "batch ends at {} before it starts after {}",
+                    self.last_position, self.after_position
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Folds the batch over the stored rows it touches (see [`BatchKeys::of`]).
+    pub fn fold(&self, payments: Vec<PaymentRow>, refunds: Vec<RefundView>) -> Result<BatchFold, ProjectionError> {
+        let mut fold = BatchFold::new(payments, refunds);
+        for envelope in &self.events {
+            fold.apply(envelope)?;
+        }
+        Ok(fold)
+    }
+}
+
 /// A dispute on a payment, as the balance fold needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dispute {

@@ -15,14 +15,59 @@
 //! tables this crate writes are its own (`projection_*`, or its own SQLite file beside the log); an event of
 //! a payment stream that does not decode stops the runner, it is never skipped.
 
+mod checkpoint;
 mod error;
 mod model;
+mod postgres;
 mod read_models;
+mod runner;
+mod sqlite;
+mod storage;
 
 pub mod fold;
 
+pub use checkpoint::CHECKPOINT_POLL_INTERVAL_MS;
 pub use error::ProjectionError;
+pub use fold::{Batch, Envelope, PAYMENT_STREAM_PREFIX};
 pub use model::{
     Cursor, DailyTotal, PAGE_SIZE_MAX, Page, PaymentFilter, PaymentStatus, PaymentView, RefundFilter, RefundView,
 };
+pub use postgres::{PostgresReadModels, READ_POOL_CONNECTIONS_MAX, WRITER_LOCK_KEY};
 pub use read_models::{ProjectionStore, ProjectionWriter, ReadModels};
+pub use runner::{
+    ProjectionRunner, RUNNER_BATCH_EVENTS_MAX, RUNNER_RETRY_BACKOFF_MS, RunnerHandle, RunnerRole,
+    STANDBY_POLL_INTERVAL_MS, WRITER_RETRY_INTERVAL_MS, projection_lag,
+};
+pub use sqlite::{SqliteReadModels, read_model_path};
+
+use std::path::Path;
+use std::sync::Arc;
+
+/// Opens the read models that belong to the event store at `store_url`, for reading and for a runner:
+/// `sqlite://PATH` opens (creating) the file beside the log (see [`read_model_path`]), `postgres://...` (or
+/// `postgresql://`) the `projection_*` tables in the log's database, migrating the schema either way.
+///
+/// Open it once per process and hand the same value to [`ProjectionRunner::start`] and (through
+/// [`ProjectionStore::into_read_models`]) to the query layer: then a reader waiting for its own write is woken
+/// the moment the local runner commits it, instead of at the next poll.
+pub async fn open_projection_store(store_url: &str) -> Result<Arc<dyn ProjectionStore>, ProjectionError> {
+    if let Some(log_path) = store_url.strip_prefix("sqlite://") {
+        let path = read_model_path(Path::new(log_path));
+        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|error| ProjectionError::backend("create read model folder", error))?;
+        }
+        return Ok(Arc::new(SqliteReadModels::open(path).await?));
+    }
+    if store_url.starts_with("postgres://") || store_url.starts_with("postgresql://") {
+        return Ok(Arc::new(PostgresReadModels::connect(store_url).await?));
+    }
+    Err(ProjectionError::InvalidStoreUrl {
+        reason: "expected sqlite://PATH or postgres://...".to_owned(),
+    })
+}
+
+/// Opens the read models of `store_url` for queries only; see [`open_projection_store`] for the URL forms.
+pub async fn open_read_models(store_url: &str) -> Result<Arc<dyn ReadModels>, ProjectionError> {
+    Ok(open_projection_store(store_url).await?.into_read_models())
+}

@@ -13,7 +13,7 @@ use domain::{Currency, PaymentId, RefundRequestId};
 use time::{Date, OffsetDateTime};
 
 use crate::error::ProjectionError;
-use crate::fold::Envelope;
+use crate::fold::Batch;
 use crate::model::{Cursor, DailyTotal, Page, PaymentFilter, PaymentView, RefundFilter, RefundView};
 
 /// Read access to the projected read models, consistent as of [`ReadModels::checkpoint`].
@@ -94,11 +94,11 @@ pub trait ProjectionWriter: Send {
     /// The checkpoint as stored (the position to resume after).
     async fn checkpoint(&mut self) -> Result<u64, ProjectionError>;
 
-    /// Folds `batch` into the read models and moves the checkpoint to its last position, all in one
-    /// transaction, and returns the new checkpoint.
+    /// Folds `batch` into the read models and moves the checkpoint to `batch.last_position`, all in one
+    /// transaction, publishes the new checkpoint to local waiters and returns it.
     ///
-    /// The batch must start right after the stored checkpoint and be dense; otherwise nothing is written and
-    /// the error is [`ProjectionError::CheckpointMoved`] (another writer went ahead) or
-    /// [`ProjectionError::Inconsistent`] (a gap). An empty batch changes nothing.
-    async fn apply(&mut self, batch: &[Envelope]) -> Result<u64, ProjectionError>;
+    /// The stored checkpoint must be `batch.after_position`; otherwise nothing is written and the error is
+    /// [`ProjectionError::CheckpointMoved`] (another writer went ahead). Any error leaves the read models as
+    /// they were.
+    async fn apply(&mut self, batch: Batch) -> Result<u64, ProjectionError>;
 }

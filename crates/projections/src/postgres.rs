@@ -1,0 +1,603 @@
+//! Read models in the event log's PostgreSQL database, in tables of their own (`projection_*`).
+//!
+//! Same database as the log, so one connection string configures both and a backup holds both consistently;
+//! separate tables, so only this crate writes them. Several server instances share the database: every
+//! instance reads, and exactly one writes. The writer is whoever holds the session advisory lock
+//! [`WRITER_LOCK_KEY`] on a dedicated connection; it runs its batches on that same connection, so losing the
+//! connection loses the lock and the right to write at the same moment. Each batch still re-reads the
+//! checkpoint `FOR UPDATE` inside its transaction, so even a writer that lost its lock unnoticed cannot apply
+//! an event twice.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use domain::{Currency, PaymentId, RefundRequestId};
+use futures_util::future::try_join_all;
+use time::{Date, OffsetDateTime};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, GenericClient, NoTls, Row};
+
+use crate::checkpoint::{raise, wait_for_checkpoint};
+use crate::error::ProjectionError;
+use crate::fold::{Batch, BatchFold, BatchKeys};
+use crate::model::{Cursor, CursorKind, DailyTotal, Page, PaymentFilter, PaymentView, RefundFilter, RefundView};
+use crate::read_models::{ProjectionStore, ProjectionWriter, ReadModels};
+use crate::storage::{
+    self, DailyRecord, Dialect, PAYMENT_COLUMNS, Param, PaymentRecord, Query, REFUND_COLUMNS, RefundRecord,
+};
+
+/// Key of the session advisory lock held by the one writer of the read models ("projwrit").
+pub const WRITER_LOCK_KEY: i64 = 0x7072_6f6a_7772_6974;
+
+/// Key of the transaction advisory lock that serializes schema migrations across instances ("projmigr").
+const MIGRATION_LOCK_KEY: i64 = 0x7072_6f6a_6d69_6772;
+
+/// Connections a handle's read pool opens at most (the writer's dedicated connection is extra).
+pub const READ_POOL_CONNECTIONS_MAX: usize = 4;
+
+/// How long opening a connection may take when the URL does not say, in seconds.
+const CONNECT_TIMEOUT_SECONDS: u64 = 10;
+
+/// The schema, one entry per version. Text keys use the "C" collation so that keyset order is byte order,
+/// as in SQLite.
+const MIGRATIONS: &[&str] = &[r#"
+    CREATE TABLE projection_checkpoint (
+        id       SMALLINT PRIMARY KEY CHECK (id = 1),
+        position BIGINT   NOT NULL CHECK (position >= 0)
+    );
+    INSERT INTO projection_checkpoint (id, position) VALUES (1, 0);
+    CREATE TABLE projection_payments (
+        payment_id          TEXT COLLATE "C" PRIMARY KEY,
+        currency            TEXT    NOT NULL,
+        payment_amount      BIGINT  NOT NULL CHECK (payment_amount >= 0),
+        payment_method_type TEXT    NOT NULL,
+        payment_time_ns     BIGINT  NOT NULL,
+        capture_required    BOOLEAN NOT NULL,
+        captured            BIGINT  NOT NULL CHECK (captured >= 0),
+        refunded            BIGINT  NOT NULL CHECK (refunded >= 0),
+        pending             BIGINT  NOT NULL CHECK (pending >= 0),
+        charged_back        BIGINT  NOT NULL CHECK (charged_back >= 0),
+        refundable          BIGINT  NOT NULL CHECK (refundable >= 0),
+        status              TEXT    NOT NULL,
+        open_chargeback     BOOLEAN NOT NULL,
+        disputes            TEXT    NOT NULL,
+        refund_count        BIGINT  NOT NULL,
+        last_position       BIGINT  NOT NULL,
+        updated_at_ns       BIGINT  NOT NULL
+    );
+    CREATE INDEX projection_payments_by_time ON projection_payments (payment_time_ns, payment_id);
+    CREATE TABLE projection_refunds (
+        refund_request_id TEXT COLLATE "C" PRIMARY KEY,
+        payment_id        TEXT COLLATE "C" NOT NULL,
+        currency          TEXT   NOT NULL,
+        refund_amount     BIGINT NOT NULL CHECK (refund_amount >= 0),
+        refund_reason     TEXT,
+        status            TEXT   NOT NULL,
+        result_code       TEXT,
+        result_message    TEXT,
+        refund_id         TEXT,
+        requested_at_ns   BIGINT NOT NULL,
+        settled_at_ns     BIGINT,
+        requested_by      TEXT   NOT NULL,
+        anomaly_count     BIGINT NOT NULL,
+        last_position     BIGINT NOT NULL,
+        updated_at_ns     BIGINT NOT NULL
+    );
+    CREATE INDEX projection_refunds_by_time ON projection_refunds (requested_at_ns, refund_request_id);
+    CREATE INDEX projection_refunds_by_payment ON projection_refunds (payment_id, requested_at_ns, refund_request_id);
+    CREATE INDEX projection_refunds_by_status ON projection_refunds (status, requested_at_ns, refund_request_id);
+    CREATE TABLE projection_daily_totals (
+        date     TEXT COLLATE "C" NOT NULL,
+        currency TEXT COLLATE "C" NOT NULL,
+        status   TEXT COLLATE "C" NOT NULL,
+        count    BIGINT NOT NULL,
+        amount   BIGINT NOT NULL,
+        PRIMARY KEY (date, currency, status)
+    );
+"#];
+
+/// Read models in a PostgreSQL database; any number of handles and instances may share it.
+#[derive(Debug)]
+pub struct PostgresReadModels {
+    pool: Pool,
+    config: tokio_postgres::Config,
+    published: Arc<watch::Sender<u64>>,
+}
+
+fn failed(operation: &'static str) -> impl Fn(tokio_postgres::Error) -> ProjectionError {
+    move |error| ProjectionError::backend(operation, error)
+}
+
+impl PostgresReadModels {
+    /// Connects to the database at `url` (`postgres://user@host:port/db`, no TLS) and migrates the schema.
+    pub async fn connect(url: &str) -> Result<Self, ProjectionError> {
+        // The URL may hold a password: the error names only what is wrong.
+        let config = tokio_postgres::Config::from_str(url).map_err(|_| ProjectionError::InvalidStoreUrl {
+            reason: "the postgres URL does not parse".to_owned(),
+        })?;
+        Self::connect_with(config).await
+    }
+
+    /// Connects with `config`, applies missing migrations (serialized across instances by an advisory lock)
+    /// and reads the checkpoint. Must be called inside a Tokio runtime.
+    #[tracing::instrument(skip_all, fields(dbname = config.get_dbname().unwrap_or("")))]
+    pub async fn connect_with(mut config: tokio_postgres::Config) -> Result<Self, ProjectionError> {
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(CONNECT_TIMEOUT_SECONDS));
+        }
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(READ_POOL_CONNECTIONS_MAX)
+            .build()
+            .map_err(|error| ProjectionError::backend("build postgres pool", error))?;
+        let mut client = pool
+            .get()
+            .await
+            .map_err(|error| ProjectionError::backend("connect postgres", error))?;
+        migrate(&mut client).await?;
+        let checkpoint = read_checkpoint(&**client, false).await?;
+        drop(client);
+        Ok(Self {
+            pool,
+            config,
+            published: Arc::new(watch::Sender::new(checkpoint)),
+        })
+    }
+
+    async fn client(&self) -> Result<Object, ProjectionError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|error| ProjectionError::backend("connect postgres", error))
+    }
+
+    async fn query(&self, query: &Query) -> Result<Vec<Row>, ProjectionError> {
+        let client = self.client().await?;
+        let params = sql_params(&query.params);
+        client
+            .query(query.sql.as_str(), &params)
+            .await
+            .map_err(failed("query postgres read models"))
+    }
+
+    async fn stored_checkpoint(&self) -> Result<u64, ProjectionError> {
+        let client = self.client().await?;
+        let stored = read_checkpoint(&**client, false).await?;
+        self.published.send_if_modified(|known| raise(known, stored));
+        Ok(stored)
+    }
+}
+
+async fn migrate(client: &mut Object) -> Result<(), ProjectionError> {
+    let failed = failed("migrate postgres read models");
+    let transaction = client.transaction().await.map_err(&failed)?;
+    transaction
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
+        .await
+        .map_err(&failed)?;
+    transaction
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS projection_migrations (
+                 version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
+        .await
+        .map_err(&failed)?;
+    let applied: i32 = transaction
+        .query_one("SELECT coalesce(max(version), 0) FROM projection_migrations", &[])
+        .await
+        .map_err(&failed)?
+        .get(0);
+    let applied = usize::try_from(applied).unwrap_or(usize::MAX);
+    if applied > MIGRATIONS.len() {
+        return Err(ProjectionError::CorruptRow {
+            table: "projection_migrations",
+            key: applied.to_string(),
+            reason: format!(
+                "schema version {applied} is newer than this build ({})",
+                MIGRATIONS.len()
+            ),
+        });
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+        transaction.batch_execute(migration).await.map_err(&failed)?;
+        let version = i32::try_from(index + 1).unwrap_or(i32::MAX);
+        transaction
+            .execute("INSERT INTO projection_migrations (version) VALUES ($1)", &[&version])
+            .await
+            .map_err(&failed)?;
+    }
+    transaction.commit().await.map_err(&failed)
+}
+
+async fn read_checkpoint(client: &impl GenericClient, for_update: bool) -> Result<u64, ProjectionError> {
+    let sql = if for_update {
+        "SELECT position FROM projection_checkpoint WHERE id = 1 FOR UPDATE"
+    } else {
+        "SELECT position FROM projection_checkpoint WHERE id = 1"
+    };
+    let position: i64 = client
+        .query_one(sql, &[])
+        .await
+        .map_err(failed("read checkpoint"))?
+        .get(0);
+    u64::try_from(position).map_err(|_| ProjectionError::CorruptRow {
+        table: "projection_checkpoint",
+        key: "1".to_owned(),
+        reason: "position is negative".to_owned(),
+    })
+}
+
+fn sql_params(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|param| match param {
+            Param::Text(text) => text as &(dyn ToSql + Sync),
+            Param::Integer(integer) => integer as &(dyn ToSql + Sync),
+        })
+        .collect()
+}
+
+fn row_failed(error: tokio_postgres::Error) -> ProjectionError {
+    ProjectionError::backend("read postgres row", error)
+}
+
+fn payment_record(row: &Row) -> Result<PaymentRecord, ProjectionError> {
+    Ok(PaymentRecord {
+        payment_id: row.try_get(0).map_err(row_failed)?,
+        currency: row.try_get(1).map_err(row_failed)?,
+        payment_amount: row.try_get(2).map_err(row_failed)?,
+        payment_method_type: row.try_get(3).map_err(row_failed)?,
+        payment_time_ns: row.try_get(4).map_err(row_failed)?,
+        capture_required: row.try_get(5).map_err(row_failed)?,
+        captured: row.try_get(6).map_err(row_failed)?,
+        refunded: row.try_get(7).map_err(row_failed)?,
+        pending: row.try_get(8).map_err(row_failed)?,
+        charged_back: row.try_get(9).map_err(row_failed)?,
+        refundable: row.try_get(10).map_err(row_failed)?,
+        status: row.try_get(11).map_err(row_failed)?,
+        open_chargeback: row.try_get(12).map_err(row_failed)?,
+        disputes: row.try_get(13).map_err(row_failed)?,
+        refund_count: row.try_get(14).map_err(row_failed)?,
+        last_position: row.try_get(15).map_err(row_failed)?,
+        updated_at_ns: row.try_get(16).map_err(row_failed)?,
+    })
+}
+
+fn refund_record(row: &Row) -> Result<RefundRecord, ProjectionError> {
+    Ok(RefundRecord {
+        refund_request_id: row.try_get(0).map_err(row_failed)?,
+        payment_id: row.try_get(1).map_err(row_failed)?,
+        currency: row.try_get(2).map_err(row_failed)?,
+        refund_amount: row.try_get(3).map_err(row_failed)?,
+        refund_reason: row.try_get(4).map_err(row_failed)?,
+        status: row.try_get(5).map_err(row_failed)?,
+        result_code: row.try_get(6).map_err(row_failed)?,
+        result_message: row.try_get(7).map_err(row_failed)?,
+        refund_id: row.try_get(8).map_err(row_failed)?,
+        requested_at_ns: row.try_get(9).map_err(row_failed)?,
+        settled_at_ns: row.try_get(10).map_err(row_failed)?,
+        requested_by: row.try_get(11).map_err(row_failed)?,
+        anomaly_count: row.try_get(12).map_err(row_failed)?,
+        last_position: row.try_get(13).map_err(row_failed)?,
+        updated_at_ns: row.try_get(14).map_err(row_failed)?,
+    })
+}
+
+fn daily_record(row: &Row) -> Result<DailyRecord, ProjectionError> {
+    Ok(DailyRecord {
+        date: row.try_get(0).map_err(row_failed)?,
+        currency: row.try_get(1).map_err(row_failed)?,
+        status: row.try_get(2).map_err(row_failed)?,
+        count: row.try_get(3).map_err(row_failed)?,
+        amount: row.try_get(4).map_err(row_failed)?,
+    })
+}
+
+fn payment_views(rows: &[Row]) -> Result<Vec<PaymentView>, ProjectionError> {
+    rows.iter()
+        .map(|row| Ok(payment_record(row)?.into_row()?.view()))
+        .collect()
+}
+
+fn refund_views(rows: &[Row]) -> Result<Vec<RefundView>, ProjectionError> {
+    rows.iter().map(|row| refund_record(row)?.into_view()).collect()
+}
+
+#[async_trait]
+impl ReadModels for PostgresReadModels {
+    async fn checkpoint(&self) -> Result<u64, ProjectionError> {
+        self.stored_checkpoint().await
+    }
+
+    async fn wait_for_position(&self, position: u64, timeout: Duration) -> Result<bool, ProjectionError> {
+        wait_for_checkpoint(&self.published, position, timeout, || async {
+            let client = self.client().await?;
+            read_checkpoint(&**client, false).await
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip(self), fields(backend = "postgres", payment_id = %payment_id))]
+    async fn payment(&self, payment_id: &PaymentId) -> Result<Option<PaymentView>, ProjectionError> {
+        let sql = format!("SELECT {PAYMENT_COLUMNS} FROM projection_payments WHERE payment_id = $1");
+        let client = self.client().await?;
+        let row = client
+            .query_opt(sql.as_str(), &[&payment_id.as_str()])
+            .await
+            .map_err(failed("read payment"))?;
+        row.map(|row| Ok(payment_record(&row)?.into_row()?.view())).transpose()
+    }
+
+    #[tracing::instrument(skip(self, after), fields(backend = "postgres"))]
+    async fn payments(
+        &self,
+        filter: &PaymentFilter,
+        after: Option<&Cursor>,
+        first: usize,
+    ) -> Result<Page<PaymentView>, ProjectionError> {
+        storage::check_page_size(first)?;
+        let keyset = storage::keyset(after, CursorKind::Payment)?;
+        let rows = self
+            .query(&storage::payments_page(Dialect::Postgres, filter, keyset, first))
+            .await?;
+        Ok(storage::into_page(
+            payment_views(&rows)?,
+            first,
+            CursorKind::Payment,
+            |view| (view.payment_time, view.payment_id.to_string()),
+        ))
+    }
+
+    #[tracing::instrument(skip(self), fields(backend = "postgres", refund_request_id = %refund_request_id))]
+    async fn refund(&self, refund_request_id: &RefundRequestId) -> Result<Option<RefundView>, ProjectionError> {
+        let sql = format!("SELECT {REFUND_COLUMNS} FROM projection_refunds WHERE refund_request_id = $1");
+        let client = self.client().await?;
+        let row = client
+            .query_opt(sql.as_str(), &[&refund_request_id.as_str()])
+            .await
+            .map_err(failed("read refund"))?;
+        row.map(|row| refund_record(&row)?.into_view()).transpose()
+    }
+
+    #[tracing::instrument(skip(self, after), fields(backend = "postgres"))]
+    async fn refunds(
+        &self,
+        filter: &RefundFilter,
+        after: Option<&Cursor>,
+        first: usize,
+    ) -> Result<Page<RefundView>, ProjectionError> {
+        storage::check_page_size(first)?;
+        let keyset = storage::keyset(after, CursorKind::Refund)?;
+        let rows = self
+            .query(&storage::refunds_page(Dialect::Postgres, filter, keyset, first))
+            .await?;
+        Ok(storage::into_page(
+            refund_views(&rows)?,
+            first,
+            CursorKind::Refund,
+            |view| (view.requested_at, view.refund_request_id.to_string()),
+        ))
+    }
+
+    #[tracing::instrument(skip(self), fields(backend = "postgres"))]
+    async fn open_refunds(
+        &self,
+        requested_before: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<RefundView>, ProjectionError> {
+        storage::check_page_size(limit)?;
+        let rows = self
+            .query(&storage::open_refunds(Dialect::Postgres, requested_before, limit))
+            .await?;
+        refund_views(&rows)
+    }
+
+    #[tracing::instrument(skip(self), fields(backend = "postgres"))]
+    async fn daily_totals(
+        &self,
+        from: Date,
+        to: Date,
+        currency: Option<Currency>,
+    ) -> Result<Vec<DailyTotal>, ProjectionError> {
+        let rows = self
+            .query(&storage::daily_totals(Dialect::Postgres, from, to, currency))
+            .await?;
+        rows.iter().map(|row| daily_record(row)?.into_total()).collect()
+    }
+}
+
+#[async_trait]
+impl ProjectionStore for PostgresReadModels {
+    #[tracing::instrument(skip_all, fields(backend = "postgres"))]
+    async fn try_writer(&self) -> Result<Option<Box<dyn ProjectionWriter>>, ProjectionError> {
+        let (client, connection) = self
+            .config
+            .connect(NoTls)
+            .await
+            .map_err(failed("connect postgres writer"))?;
+        let connection = tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::warn!(%error, "projection writer connection ended");
+            }
+        });
+        let locked: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK_KEY])
+            .await
+            .map_err(failed("take projection writer lock"))?
+            .get(0);
+        if !locked {
+            // Dropping the client closes the connection.
+            return Ok(None);
+        }
+        Ok(Some(Box::new(PostgresWriter {
+            client,
+            connection,
+            published: Arc::clone(&self.published),
+        })))
+    }
+
+    fn into_read_models(self: Arc<Self>) -> Arc<dyn ReadModels> {
+        self
+    }
+}
+
+/// The writer lease: a dedicated connection holding [`WRITER_LOCK_KEY`]; closing it releases the lock.
+#[derive(Debug)]
+struct PostgresWriter {
+    client: Client,
+    connection: JoinHandle<()>,
+    published: Arc<watch::Sender<u64>>,
+}
+
+impl Drop for PostgresWriter {
+    fn drop(&mut self) {
+        // The client is dropped right after; aborting the connection task closes the socket at once, which
+        // releases the session lock without waiting for the server to notice.
+        self.connection.abort();
+    }
+}
+
+#[async_trait]
+impl ProjectionWriter for PostgresWriter {
+    async fn checkpoint(&mut self) -> Result<u64, ProjectionError> {
+        read_checkpoint(&self.client, false).await
+    }
+
+    #[tracing::instrument(skip_all, fields(backend = "postgres", after = batch.after_position, last = batch.last_position, events = batch.events.len()))]
+    async fn apply(&mut self, batch: Batch) -> Result<u64, ProjectionError> {
+        let transaction = self.client.transaction().await.map_err(failed("begin batch"))?;
+        batch.check(read_checkpoint(&transaction, true).await?)?;
+        let fold = fold_on(&transaction, &batch).await?;
+        write_fold(&transaction, &fold).await?;
+        let position = i64::try_from(batch.last_position).unwrap_or(i64::MAX);
+        transaction
+            .execute(
+                "UPDATE projection_checkpoint SET position = $1 WHERE id = 1",
+                &[&position],
+            )
+            .await
+            .map_err(failed("move checkpoint"))?;
+        transaction.commit().await.map_err(failed("commit batch"))?;
+        self.published
+            .send_if_modified(|known| raise(known, batch.last_position));
+        Ok(batch.last_position)
+    }
+}
+
+async fn fold_on(transaction: &tokio_postgres::Transaction<'_>, batch: &Batch) -> Result<BatchFold, ProjectionError> {
+    let keys = BatchKeys::of(&batch.events);
+    let payment_ids: Vec<&str> = keys.payment_ids.iter().map(PaymentId::as_str).collect();
+    let refund_request_ids: Vec<&str> = keys.refund_request_ids.iter().map(RefundRequestId::as_str).collect();
+    let payments_sql = format!("SELECT {PAYMENT_COLUMNS} FROM projection_payments WHERE payment_id = ANY($1)");
+    let refunds_sql = format!("SELECT {REFUND_COLUMNS} FROM projection_refunds WHERE refund_request_id = ANY($1)");
+    let payment_params: [&(dyn ToSql + Sync); 1] = [&payment_ids];
+    let refund_params: [&(dyn ToSql + Sync); 1] = [&refund_request_ids];
+    let (payment_rows, refund_rows) = tokio::try_join!(
+        transaction.query(payments_sql.as_str(), &payment_params),
+        transaction.query(refunds_sql.as_str(), &refund_params),
+    )
+    .map_err(failed("load batch rows"))?;
+    let payments = payment_rows
+        .iter()
+        .map(|row| payment_record(row)?.into_row())
+        .collect::<Result<Vec<_>, _>>()?;
+    batch.fold(payments, refund_views(&refund_rows)?)
+}
+
+async fn write_fold(transaction: &tokio_postgres::Transaction<'_>, fold: &BatchFold) -> Result<(), ProjectionError> {
+    let failed = failed("write batch");
+    let upsert_payment = transaction
+        .prepare(&storage::upsert_payment_sql(Dialect::Postgres))
+        .await
+        .map_err(&failed)?;
+    let upsert_refund = transaction
+        .prepare(&storage::upsert_refund_sql(Dialect::Postgres))
+        .await
+        .map_err(&failed)?;
+    let add_daily = transaction
+        .prepare(&storage::add_daily_sql(Dialect::Postgres))
+        .await
+        .map_err(&failed)?;
+    let payments = fold
+        .changed_payments()
+        .map(PaymentRecord::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let refunds = fold
+        .changed_refunds()
+        .map(RefundRecord::from_view)
+        .collect::<Result<Vec<_>, _>>()?;
+    let daily: Vec<DailyRecord> = fold
+        .daily_deltas()
+        .map(|(key, delta)| DailyRecord::from_delta(key, delta))
+        .collect();
+    // The statements of one batch are sent pipelined on the writer's connection: one round trip, not one per row.
+    let (upsert_payment, upsert_refund, add_daily) = (&upsert_payment, &upsert_refund, &add_daily);
+    let payment_writes = try_join_all(payments.iter().map(|r| async move {
+        transaction
+            .execute(
+                upsert_payment,
+                &[
+                    &r.payment_id,
+                    &r.currency,
+                    &r.payment_amount,
+                    &r.payment_method_type,
+                    &r.payment_time_ns,
+                    &r.capture_required,
+                    &r.captured,
+                    &r.refunded,
+                    &r.pending,
+                    &r.charged_back,
+                    &r.refundable,
+                    &r.status,
+                    &r.open_chargeback,
+                    &r.disputes,
+                    &r.refund_count,
+                    &r.last_position,
+                    &r.updated_at_ns,
+                ],
+            )
+            .await
+    }));
+    let refund_writes = try_join_all(refunds.iter().map(|r| async move {
+        transaction
+            .execute(
+                upsert_refund,
+                &[
+                    &r.refund_request_id,
+                    &r.payment_id,
+                    &r.currency,
+                    &r.refund_amount,
+                    &r.refund_reason,
+                    &r.status,
+                    &r.result_code,
+                    &r.result_message,
+                    &r.refund_id,
+                    &r.requested_at_ns,
+                    &r.settled_at_ns,
+                    &r.requested_by,
+                    &r.anomaly_count,
+                    &r.last_position,
+                    &r.updated_at_ns,
+                ],
+            )
+            .await
+    }));
+    let daily_writes = try_join_all(daily.iter().map(|r| async move {
+        transaction
+            .execute(add_daily, &[&r.date, &r.currency, &r.status, &r.count, &r.amount])
+            .await
+    }));
+    tokio::try_join!(payment_writes, refund_writes, daily_writes).map_err(&failed)?;
+    Ok(())
+}

@@ -1,0 +1,670 @@
+//! Read models in their own SQLite file, beside the event log's (`ledger.db` -> `ledger.read.db`).
+//!
+//! A separate file because SQLite has one writer per file: the runner's batches must not queue behind the
+//! log's appends (nor the other way round). WAL lets queries run beside the runner's transaction, and
+//! `synchronous = FULL` makes a committed checkpoint survive power loss together with its rows.
+//!
+//! One writer at a time: a handle hands out at most one [`ProjectionWriter`] lease. A runner in another
+//! process on the same file is not excluded by the lease, but every batch re-reads the checkpoint inside an
+//! `IMMEDIATE` transaction (SQLite's file lock), so the slower of two writers gets
+//! [`ProjectionError::CheckpointMoved`] and nothing is applied twice.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::{Currency, PaymentId, RefundRequestId};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params_from_iter};
+use time::{Date, OffsetDateTime};
+use tokio::sync::{Semaphore, watch};
+
+use crate::checkpoint::{raise, wait_for_checkpoint};
+use crate::error::ProjectionError;
+use crate::fold::{Batch, BatchFold, BatchKeys};
+use crate::model::{Cursor, CursorKind, DailyTotal, Page, PaymentFilter, PaymentView, RefundFilter, RefundView};
+use crate::read_models::{ProjectionStore, ProjectionWriter, ReadModels};
+use crate::storage::{
+    self, DailyRecord, Dialect, PAYMENT_COLUMNS, Param, PaymentRecord, Query, REFUND_COLUMNS, RefundRecord,
+};
+
+/// Read connections a handle keeps open at most.
+const READ_CONNECTIONS_MAX: usize = 4;
+
+/// How long a statement waits for SQLite's file lock before failing, in milliseconds.
+const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+/// The schema, one entry per version; applied in order, each once.
+///
+/// `projection_daily_totals` has no `CHECK (count >= 0)`: an upsert adding a negative delta would fail the
+/// check on the proposed row before the conflict turns it into an update. Rows are checked when read.
+const MIGRATIONS: &[&str] = &[r"
+    CREATE TABLE projection_checkpoint (
+        id       INTEGER PRIMARY KEY CHECK (id = 1),
+        position INTEGER NOT NULL CHECK (position >= 0)
+    ) STRICT;
+    INSERT INTO projection_checkpoint (id, position) VALUES (1, 0);
+    CREATE TABLE projection_payments (
+        payment_id          TEXT    PRIMARY KEY,
+        currency            TEXT    NOT NULL,
+        payment_amount      INTEGER NOT NULL CHECK (payment_amount >= 0),
+        payment_method_type TEXT    NOT NULL,
+        payment_time_ns     INTEGER NOT NULL,
+        capture_required    INTEGER NOT NULL,
+        captured            INTEGER NOT NULL CHECK (captured >= 0),
+        refunded            INTEGER NOT NULL CHECK (refunded >= 0),
+        pending             INTEGER NOT NULL CHECK (pending >= 0),
+        charged_back        INTEGER NOT NULL CHECK (charged_back >= 0),
+        refundable          INTEGER NOT NULL CHECK (refundable >= 0),
+        status              TEXT    NOT NULL,
+        open_chargeback     INTEGER NOT NULL,
+        disputes            TEXT    NOT NULL,
+        refund_count        INTEGER NOT NULL,
+        last_position       INTEGER NOT NULL,
+        updated_at_ns       INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX projection_payments_by_time ON projection_payments (payment_time_ns, payment_id);
+    CREATE TABLE projection_refunds (
+        refund_request_id TEXT    PRIMARY KEY,
+        payment_id        TEXT    NOT NULL,
+        currency          TEXT    NOT NULL,
+        refund_amount     INTEGER NOT NULL CHECK (refund_amount >= 0),
+        refund_reason     TEXT,
+        status            TEXT    NOT NULL,
+        result_code       TEXT,
+        result_message    TEXT,
+        refund_id         TEXT,
+        requested_at_ns   INTEGER NOT NULL,
+        settled_at_ns     INTEGER,
+        requested_by      TEXT    NOT NULL,
+        anomaly_count     INTEGER NOT NULL,
+        last_position     INTEGER NOT NULL,
+        updated_at_ns     INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX projection_refunds_by_time ON projection_refunds (requested_at_ns, refund_request_id);
+    CREATE INDEX projection_refunds_by_payment ON projection_refunds (payment_id, requested_at_ns, refund_request_id);
+    CREATE INDEX projection_refunds_by_status ON projection_refunds (status, requested_at_ns, refund_request_id);
+    CREATE TABLE projection_daily_totals (
+        date     TEXT    NOT NULL,
+        currency TEXT    NOT NULL,
+        status   TEXT    NOT NULL,
+        count    INTEGER NOT NULL,
+        amount   INTEGER NOT NULL,
+        PRIMARY KEY (date, currency, status)
+    ) STRICT;
+"];
+
+/// The read-model file that belongs beside the event log at `log_path`: `ledger.db` -> `ledger.read.db`,
+/// `ledger` -> `ledger.read`.
+pub fn read_model_path(log_path: &Path) -> PathBuf {
+    let stem = log_path.file_stem().map(|stem| stem.to_string_lossy().into_owned());
+    let name = match (stem, log_path.extension()) {
+        (Some(stem), Some(extension)) => format!("{stem}.read.{}", extension.to_string_lossy()),
+        (Some(stem), None) => format!("{stem}.read"),
+        (None, _) => "ledger.read.db".to_owned(),
+    };
+    log_path.with_file_name(name)
+}
+
+/// Read models in one SQLite file.
+#[derive(Debug)]
+pub struct SqliteReadModels {
+    path: PathBuf,
+    readers: Arc<ReadPool>,
+    published: Arc<watch::Sender<u64>>,
+    writer_held: Arc<AtomicBool>,
+}
+
+#[derive(Debug)]
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+impl ReadPool {
+    fn take(&self) -> Result<Connection, ProjectionError> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        match idle {
+            Some(connection) => Ok(connection),
+            None => open_connection(&self.path, true),
+        }
+    }
+
+    fn give_back(&self, connection: Connection) {
+        // A poisoned lock only loses the connection for reuse.
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(connection);
+        }
+    }
+}
+
+impl SqliteReadModels {
+    /// Opens (creating if needed) the read models in the SQLite file at `path` and migrates its schema.
+    /// Use [`read_model_path`] to place it beside the event log.
+    #[tracing::instrument(skip_all, fields(path = %path.as_ref().display()))]
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, ProjectionError> {
+        let path = path.as_ref().to_path_buf();
+        let migrate_path = path.clone();
+        let checkpoint = blocking("open sqlite read models", move || {
+            let mut connection = open_connection(&migrate_path, false)?;
+            migrate(&mut connection)?;
+            read_checkpoint(&connection)
+        })
+        .await?;
+        Ok(Self {
+            readers: Arc::new(ReadPool {
+                path: path.clone(),
+                idle: Mutex::new(Vec::new()),
+                permits: Arc::new(Semaphore::new(READ_CONNECTIONS_MAX)),
+            }),
+            path,
+            published: Arc::new(watch::Sender::new(checkpoint)),
+            writer_held: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// The file holding the read models.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn read<T, F>(&self, work: F) -> Result<T, ProjectionError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, ProjectionError> + Send + 'static,
+    {
+        let permit = Arc::clone(&self.readers.permits)
+            .acquire_owned()
+            .await
+            .map_err(|error| ProjectionError::backend("acquire sqlite reader", error))?;
+        let readers = Arc::clone(&self.readers);
+        blocking("sqlite query", move || {
+            let connection = readers.take()?;
+            let result = work(&connection);
+            readers.give_back(connection);
+            drop(permit);
+            result
+        })
+        .await
+    }
+
+    async fn stored_checkpoint(&self) -> Result<u64, ProjectionError> {
+        let stored = self.read(read_checkpoint).await?;
+        self.published.send_if_modified(|known| raise(known, stored));
+        Ok(stored)
+    }
+}
+
+async fn blocking<T, F>(operation: &'static str, work: F) -> Result<T, ProjectionError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, ProjectionError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| ProjectionError::backend(operation, error))?
+}
+
+fn failed(operation: &'static str) -> impl Fn(rusqlite::Error) -> ProjectionError {
+    move |error| ProjectionError::backend(operation, error)
+}
+
+fn open_connection(path: &Path, query_only: bool) -> Result<Connection, ProjectionError> {
+    let connection = Connection::open(path).map_err(failed("open sqlite read models"))?;
+    connection
+        .busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
+        .map_err(failed("configure sqlite read models"))?;
+    connection
+        .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
+        .map_err(failed("configure sqlite read models"))?;
+    if query_only {
+        connection
+            .execute_batch("PRAGMA query_only = ON;")
+            .map_err(failed("configure sqlite read models"))?;
+    }
+    Ok(connection)
+}
+
+fn migrate(connection: &mut Connection) -> Result<(), ProjectionError> {
+    let failed = failed("migrate sqlite read models");
+    let transaction = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(&failed)?;
+    transaction
+        .execute_batch(
+            "CREATE TABLE IF NOT EXISTS projection_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)
+             STRICT;",
+        )
+        .map_err(&failed)?;
+    let applied: i64 = transaction
+        .query_row(
+            "SELECT coalesce(max(version), 0) FROM projection_migrations",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(&failed)?;
+    let applied = usize::try_from(applied).unwrap_or(usize::MAX);
+    if applied > MIGRATIONS.len() {
+        return Err(ProjectionError::CorruptRow {
+            table: "projection_migrations",
+            key: applied.to_string(),
+            reason: format!(
+                "schema version {applied} is newer than this build ({})",
+                MIGRATIONS.len()
+            ),
+        });
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+        transaction.execute_batch(migration).map_err(&failed)?;
+        transaction
+            .execute(
+                "INSERT INTO projection_migrations (version, applied_at) VALUES (?1, datetime('now'))",
+                [i64::try_from(index + 1).unwrap_or(i64::MAX)],
+            )
+            .map_err(&failed)?;
+    }
+    transaction.commit().map_err(&failed)
+}
+
+fn read_checkpoint(connection: &Connection) -> Result<u64, ProjectionError> {
+    let position: i64 = connection
+        .query_row("SELECT position FROM projection_checkpoint WHERE id = 1", [], |row| {
+            row.get(0)
+        })
+        .map_err(failed("read checkpoint"))?;
+    u64::try_from(position).map_err(|_| ProjectionError::CorruptRow {
+        table: "projection_checkpoint",
+        key: "1".to_owned(),
+        reason: "position is negative".to_owned(),
+    })
+}
+
+fn to_value(param: &Param) -> Value {
+    match param {
+        Param::Text(text) => Value::Text(text.clone()),
+        Param::Integer(integer) => Value::Integer(*integer),
+    }
+}
+
+fn payment_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<PaymentRecord> {
+    Ok(PaymentRecord {
+        payment_id: row.get(0)?,
+        currency: row.get(1)?,
+        payment_amount: row.get(2)?,
+        payment_method_type: row.get(3)?,
+        payment_time_ns: row.get(4)?,
+        capture_required: row.get(5)?,
+        captured: row.get(6)?,
+        refunded: row.get(7)?,
+        pending: row.get(8)?,
+        charged_back: row.get(9)?,
+        refundable: row.get(10)?,
+        status: row.get(11)?,
+        open_chargeback: row.get(12)?,
+        disputes: row.get(13)?,
+        refund_count: row.get(14)?,
+        last_position: row.get(15)?,
+        updated_at_ns: row.get(16)?,
+    })
+}
+
+fn refund_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<RefundRecord> {
+    Ok(RefundRecord {
+        refund_request_id: row.get(0)?,
+        payment_id: row.get(1)?,
+        currency: row.get(2)?,
+        refund_amount: row.get(3)?,
+        refund_reason: row.get(4)?,
+        status: row.get(5)?,
+        result_code: row.get(6)?,
+        result_message: row.get(7)?,
+        refund_id: row.get(8)?,
+        requested_at_ns: row.get(9)?,
+        settled_at_ns: row.get(10)?,
+        requested_by: row.get(11)?,
+        anomaly_count: row.get(12)?,
+        last_position: row.get(13)?,
+        updated_at_ns: row.get(14)?,
+    })
+}
+
+fn daily_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<DailyRecord> {
+    Ok(DailyRecord {
+        date: row.get(0)?,
+        currency: row.get(1)?,
+        status: row.get(2)?,
+        count: row.get(3)?,
+        amount: row.get(4)?,
+    })
+}
+
+fn query_records<T>(
+    connection: &Connection,
+    query: &Query,
+    read: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, ProjectionError> {
+    let failed = failed("query sqlite read models");
+    let mut statement = connection.prepare_cached(&query.sql).map_err(&failed)?;
+    let rows = statement
+        .query_map(params_from_iter(query.params.iter().map(to_value)), read)
+        .map_err(&failed)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(&failed)
+}
+
+fn load_payment(connection: &Connection, payment_id: &str) -> Result<Option<PaymentRecord>, ProjectionError> {
+    connection
+        .prepare_cached(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM projection_payments WHERE payment_id = ?1"
+        ))
+        .and_then(|mut statement| statement.query_row([payment_id], payment_record).optional())
+        .map_err(failed("read payment"))
+}
+
+fn load_refund(connection: &Connection, refund_request_id: &str) -> Result<Option<RefundRecord>, ProjectionError> {
+    connection
+        .prepare_cached(&format!(
+            "SELECT {REFUND_COLUMNS} FROM projection_refunds WHERE refund_request_id = ?1"
+        ))
+        .and_then(|mut statement| statement.query_row([refund_request_id], refund_record).optional())
+        .map_err(failed("read refund"))
+}
+
+#[async_trait]
+impl ReadModels for SqliteReadModels {
+    async fn checkpoint(&self) -> Result<u64, ProjectionError> {
+        self.stored_checkpoint().await
+    }
+
+    async fn wait_for_position(&self, position: u64, timeout: Duration) -> Result<bool, ProjectionError> {
+        wait_for_checkpoint(&self.published, position, timeout, || self.read(read_checkpoint)).await
+    }
+
+    #[tracing::instrument(skip(self), fields(backend = "sqlite", payment_id = %payment_id))]
+    async fn payment(&self, payment_id: &PaymentId) -> Result<Option<PaymentView>, ProjectionError> {
+        let payment_id = payment_id.to_string();
+        let record = self
+            .read(move |connection| load_payment(connection, &payment_id))
+            .await?;
+        record.map(|record| Ok(record.into_row()?.view())).transpose()
+    }
+
+    #[tracing::instrument(skip(self, after), fields(backend = "sqlite"))]
+    async fn payments(
+        &self,
+        filter: &PaymentFilter,
+        after: Option<&Cursor>,
+        first: usize,
+    ) -> Result<Page<PaymentView>, ProjectionError> {
+        storage::check_page_size(first)?;
+        let keyset = storage::keyset(after, CursorKind::Payment)?;
+        let query = storage::payments_page(Dialect::Sqlite, filter, keyset, first);
+        let records = self
+            .read(move |connection| query_records(connection, &query, payment_record))
+            .await?;
+        let views = records
+            .into_iter()
+            .map(|record| Ok(record.into_row()?.view()))
+            .collect::<Result<Vec<_>, ProjectionError>>()?;
+        Ok(storage::into_page(views, first, CursorKind::Payment, |view| {
+            (view.payment_time, view.payment_id.to_string())
+        }))
+    }
+
+    #[tracing::instrument(skip(self), fields(backend = "sqlite", refund_request_id = %refund_request_id))]
+    async fn refund(&self, refund_request_id: &RefundRequestId) -> Result<Option<RefundView>, ProjectionError> {
+        let refund_request_id = refund_request_id.to_string();
+        let record = self
+            .read(move |connection| load_refund(connection, &refund_request_id))
+            .await?;
+        record.map(RefundRecord::into_view).transpose()
+    }
+
+    #[tracing::instrument(skip(self, after), fields(backend = "sqlite"))]
+    async fn refunds(
+        &self,
+        filter: &RefundFilter,
+        after: Option<&Cursor>,
+        first: usize,
+    ) -> Result<Page<RefundView>, ProjectionError> {
+        storage::check_page_size(first)?;
+        let keyset = storage::keyset(after, CursorKind::Refund)?;
+        let query = storage::refunds_page(Dialect::Sqlite, filter, keyset, first);
+        let records = self
+            .read(move |connection| query_records(connection, &query, refund_record))
+            .await?;
+        let views = records
+            .into_iter()
+            .map(RefundRecord::into_view)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(storage::into_page(views, first, CursorKind::Refund, |view| {
+            (view.requested_at, view.refund_request_id.to_string())
+        }))
+    }
+
+    #[tracing::instrument(skip(self), fields(backend = "sqlite"))]
+    async fn open_refunds(
+        &self,
+        requested_before: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<RefundView>, ProjectionError> {
+        storage::check_page_size(limit)?;
+        let query = storage::open_refunds(Dialect::Sqlite, requested_before, limit);
+        let records = self
+            .read(move |connection| query_records(connection, &query, refund_record))
+            .await?;
+        records.into_iter().map(RefundRecord::into_view).collect()
+    }
+
+    #[tracing::instrument(skip(self), fields(backend = "sqlite"))]
+    async fn daily_totals(
+        &self,
+        from: Date,
+        to: Date,
+        currency: Option<Currency>,
+    ) -> Result<Vec<DailyTotal>, ProjectionError> {
+        let query = storage::daily_totals(Dialect::Sqlite, from, to, currency);
+        let records = self
+            .read(move |connection| query_records(connection, &query, daily_record))
+            .await?;
+        records.into_iter().map(DailyRecord::into_total).collect()
+    }
+}
+
+#[async_trait]
+impl ProjectionStore for SqliteReadModels {
+    async fn try_writer(&self) -> Result<Option<Box<dyn ProjectionWriter>>, ProjectionError> {
+        if self.writer_held.swap(true, Ordering::AcqRel) {
+            return Ok(None);
+        }
+        let lease = WriterLease(Arc::clone(&self.writer_held));
+        let path = self.path.clone();
+        let connection = blocking("open sqlite writer", move || open_connection(&path, false)).await?;
+        Ok(Some(Box::new(SqliteWriter {
+            connection: Arc::new(Mutex::new(connection)),
+            published: Arc::clone(&self.published),
+            _lease: lease,
+        })))
+    }
+
+    fn into_read_models(self: Arc<Self>) -> Arc<dyn ReadModels> {
+        self
+    }
+}
+
+/// Gives the handle's single writer slot back when the writer is dropped.
+#[derive(Debug)]
+struct WriterLease(Arc<AtomicBool>);
+
+impl Drop for WriterLease {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// The writer lease of a [`SqliteReadModels`] handle: its own connection.
+#[derive(Debug)]
+struct SqliteWriter {
+    connection: Arc<Mutex<Connection>>,
+    published: Arc<watch::Sender<u64>>,
+    _lease: WriterLease,
+}
+
+#[async_trait]
+impl ProjectionWriter for SqliteWriter {
+    async fn checkpoint(&mut self) -> Result<u64, ProjectionError> {
+        let connection = Arc::clone(&self.connection);
+        blocking("read checkpoint", move || {
+            let connection = connection
+                .lock()
+                .map_err(|_| ProjectionError::backend("lock sqlite writer", PoisonedWriter))?;
+            read_checkpoint(&connection)
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(backend = "sqlite", after = batch.after_position, last = batch.last_position, events = batch.events.len()))]
+    async fn apply(&mut self, batch: Batch) -> Result<u64, ProjectionError> {
+        let connection = Arc::clone(&self.connection);
+        let checkpoint = blocking("apply batch", move || {
+            let mut connection = connection
+                .lock()
+                .map_err(|_| ProjectionError::backend("lock sqlite writer", PoisonedWriter))?;
+            apply_batch(&mut connection, &batch)
+        })
+        .await?;
+        self.published.send_if_modified(|known| raise(known, checkpoint));
+        Ok(checkpoint)
+    }
+}
+
+/// A panic while the writer's connection was in use; the lease must be given up and taken anew.
+#[derive(Debug, thiserror::Error)]
+#[error("the writer connection was poisoned by a panic")]
+struct PoisonedWriter;
+
+fn apply_batch(connection: &mut Connection, batch: &Batch) -> Result<u64, ProjectionError> {
+    let transaction = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(failed("begin batch"))?;
+    batch.check(read_checkpoint(&transaction)?)?;
+    let fold = fold_on(&transaction, batch)?;
+    write_fold(&transaction, &fold)?;
+    let position = i64::try_from(batch.last_position).unwrap_or(i64::MAX);
+    transaction
+        .execute(
+            "UPDATE projection_checkpoint SET position = ?1 WHERE id = 1",
+            [position],
+        )
+        .map_err(failed("move checkpoint"))?;
+    transaction.commit().map_err(failed("commit batch"))?;
+    Ok(batch.last_position)
+}
+
+fn fold_on(transaction: &Transaction<'_>, batch: &Batch) -> Result<BatchFold, ProjectionError> {
+    let keys = BatchKeys::of(&batch.events);
+    let mut payments = Vec::with_capacity(keys.payment_ids.len());
+    for payment_id in &keys.payment_ids {
+        if let Some(record) = load_payment(transaction, payment_id.as_str())? {
+            payments.push(record.into_row()?);
+        }
+    }
+    let mut refunds = Vec::with_capacity(keys.refund_request_ids.len());
+    for refund_request_id in &keys.refund_request_ids {
+        if let Some(record) = load_refund(transaction, refund_request_id.as_str())? {
+            refunds.push(record.into_view()?);
+        }
+    }
+    batch.fold(payments, refunds)
+}
+
+fn write_fold(transaction: &Transaction<'_>, fold: &BatchFold) -> Result<(), ProjectionError> {
+    let failed = failed("write batch");
+    let mut upsert = transaction
+        .prepare_cached(&storage::upsert_payment_sql(Dialect::Sqlite))
+        .map_err(&failed)?;
+    for row in fold.changed_payments() {
+        let record = PaymentRecord::from_row(row)?;
+        upsert
+            .execute(rusqlite::params![
+                record.payment_id,
+                record.currency,
+                record.payment_amount,
+                record.payment_method_type,
+                record.payment_time_ns,
+                record.capture_required,
+                record.captured,
+                record.refunded,
+                record.pending,
+                record.charged_back,
+                record.refundable,
+                record.status,
+                record.open_chargeback,
+                record.disputes,
+                record.refund_count,
+                record.last_position,
+                record.updated_at_ns,
+            ])
+            .map_err(&failed)?;
+    }
+    let mut upsert = transaction
+        .prepare_cached(&storage::upsert_refund_sql(Dialect::Sqlite))
+        .map_err(&failed)?;
+    for view in fold.changed_refunds() {
+        let record = RefundRecord::from_view(view)?;
+        upsert
+            .execute(rusqlite::params![
+                record.refund_request_id,
+                record.payment_id,
+                record.currency,
+                record.refund_amount,
+                record.refund_reason,
+                record.status,
+                record.result_code,
+                record.result_message,
+                record.refund_id,
+                record.requested_at_ns,
+                record.settled_at_ns,
+                record.requested_by,
+                record.anomaly_count,
+                record.last_position,
+                record.updated_at_ns,
+            ])
+            .map_err(&failed)?;
+    }
+    let mut add = transaction
+        .prepare_cached(&storage::add_daily_sql(Dialect::Sqlite))
+        .map_err(&failed)?;
+    for (key, delta) in fold.daily_deltas() {
+        let record = DailyRecord::from_delta(key, delta);
+        add.execute(rusqlite::params![
+            record.date,
+            record.currency,
+            record.status,
+            record.count,
+            record.amount
+        ])
+        .map_err(&failed)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_read_model_file_sits_beside_the_log() {
+        assert_eq!(
+            read_model_path(Path::new("data/ledger.db")),
+            PathBuf::from("data/ledger.read.db")
+        );
+        assert_eq!(read_model_path(Path::new("ledger")), PathBuf::from("ledger.read"));
+        assert_eq!(
+            read_model_path(Path::new("/tmp/x.sqlite")),
+            PathBuf::from("/tmp/x.read.sqlite")
+        );
+    }
+}
