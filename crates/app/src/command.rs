@@ -10,8 +10,9 @@
 
 use std::time::Duration;
 
+use domain::InputError;
 use domain::{Payment, PaymentCommand, PaymentEvent, PaymentId, RefundRequestId, Rejection, decide, evolve};
-use eventlog::{ExpectedRevision, NewEvent, StoreError, StreamName};
+use eventlog::{ACTOR_BYTES_MAX, ExpectedRevision, NewEvent, StoreError, StreamName};
 use uuid::Uuid;
 
 use crate::error::AppError;
@@ -37,6 +38,31 @@ pub fn refund_request_event_id(refund_request_id: &RefundRequestId) -> Uuid {
 /// The stream of a payment.
 pub(crate) fn stream_of(payment_id: &PaymentId) -> Result<StreamName, AppError> {
     Ok(StreamName::parse(domain::payment_stream_name(payment_id))?)
+}
+
+/// Checks the actor recorded on every event: 1..=[`ACTOR_BYTES_MAX`] bytes, no control characters.
+fn check_actor(actor: &str) -> Result<(), AppError> {
+    let field = || "actor".to_owned();
+    if actor.trim().is_empty() {
+        return Err(InputError::Empty { field: field() }.into());
+    }
+    if actor.len() > ACTOR_BYTES_MAX {
+        let error = InputError::TooLong {
+            field: field(),
+            len: actor.len(),
+            max: ACTOR_BYTES_MAX,
+        };
+        return Err(error.into());
+    }
+    if let Some((position, found)) = actor.chars().enumerate().find(|(_, character)| character.is_control()) {
+        return Err(InputError::InvalidCharacter {
+            field: field(),
+            position,
+            found,
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// A stream folded.
@@ -144,6 +170,7 @@ impl Ledger {
         command: &PaymentCommand,
         actor: &str,
     ) -> Result<Decided, AppError> {
+        check_actor(actor)?;
         let mut duplicate: Option<Uuid> = None;
         for attempt in 1..=DECIDE_ATTEMPTS_MAX {
             let Loaded { payment, revision } = self.load(stream).await?;

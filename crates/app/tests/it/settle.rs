@@ -418,3 +418,75 @@ async fn a_refund_accepted_but_answered_with_a_timeout_settles_once() {
     assert_eq!((state.refunded, state.pending), (usd(600), usd(0)));
     harness.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_settles_one_refund_now_and_unknown_refunds_are_errors() {
+    let harness = Harness::start(Backend::Sqlite).await;
+    let payment = harness.payment("P-OP", 1000).await;
+    harness
+        .simulator()
+        .script_faults("R-OP", vec![vec![Fault::Processing]])
+        .unwrap();
+    let answer = harness
+        .ledger
+        .refund("op", refund_input("R-OP", &payment, usd(100)))
+        .await
+        .unwrap();
+    assert_eq!(answer.result.status, ResultStatus::U);
+
+    // Still PROCESSING at Antom: nothing changes.
+    let id = refund_id("R-OP");
+    let early = harness.ledger.settle_refund("operator", &id).await.unwrap();
+    if !harness.simulator().refund(&id).unwrap().state.is_final() {
+        assert_eq!(early.result.status, ResultStatus::U);
+    }
+    sim_settled(&harness, &id).await;
+    let settled = harness.ledger.settle_refund("operator", &id).await.unwrap();
+    assert_eq!(settled.result.status, ResultStatus::S, "{:?}", settled.result);
+    let actors: Vec<String> = refund_events(&harness, &payment, &id)
+        .await
+        .into_iter()
+        .filter(|(event, _)| matches!(event, PaymentEvent::RefundSucceeded(_)))
+        .map(|(_, actor)| actor)
+        .collect();
+    assert_eq!(actors, vec!["operator".to_owned()]);
+
+    let unknown = harness
+        .ledger
+        .settle_refund("operator", &refund_id("R-NONE"))
+        .await
+        .unwrap();
+    assert_eq!(unknown.result.code, ResultCode::OrderNotExist);
+    let notification = apo::notification::RefundNotification {
+        refund_request_id: refund_id("R-NONE"),
+        outcome: apo::notification::RefundNotificationOutcome::Failed {
+            refund_id: None,
+            code: ResultCode::ProcessFail,
+            message: "failed".to_owned(),
+        },
+        refund_amount: None,
+        gross_settlement_amount: None,
+        result: apo::ApoResult {
+            code: ResultCode::Success,
+            status: ResultStatus::S,
+            message: String::new(),
+        },
+    };
+    let error = harness
+        .ledger
+        .apply_refund_notification(NOTIFY_ACTOR, &notification)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, app::AppError::UnknownRefund { .. }), "{error}");
+
+    let error = harness
+        .ledger
+        .refund("", refund_input("R-X", &payment, usd(1)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, app::AppError::Input(ref input) if input.field() == "actor"),
+        "{error}"
+    );
+    harness.finish().await;
+}
