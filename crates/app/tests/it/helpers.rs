@@ -13,12 +13,10 @@ use apo_sim::{PaymentSeed, SimConfig, SimServer, Simulator};
 use app::{CapturePaymentInput, Clock, Ledger, ManualClock, RecordPaymentInput, RefundGateway, RefundInput};
 use domain::{Money, PaymentId, PaymentMethodType, Policy, RefundRequestId, ResultStatus};
 use eventlog::{EventStore, PostgresOptions, PostgresStore, SqliteStore};
-use projections::ReadModels;
+use projections::{PostgresReadModels, ProjectionRunner, ProjectionStore, ReadModels, RunnerHandle, SqliteReadModels};
 use time::OffsetDateTime;
 use tokio_postgres::{Config, NoTls};
 use uuid::Uuid;
-
-use crate::read_models::TestReadModels;
 
 pub(crate) const CLIENT_ID: &str = "SANDBOX_5Y2J8K1Q0T00ABC";
 const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -60,9 +58,9 @@ pub(crate) enum Backend {
 }
 
 enum Database {
-    /// Kept for its `Drop`: the directory and the SQLite file go with it.
+    /// The temp directory (removed on drop) and the SQLite file go with it.
     Sqlite {
-        _dir: tempfile::TempDir,
+        dir: tempfile::TempDir,
     },
     Postgres {
         server: Box<Config>,
@@ -78,7 +76,14 @@ pub(crate) struct Harness {
     pub(crate) clock: ManualClock,
     pub(crate) sim: SimServer,
     pub(crate) keys: Keys,
+    runner: Runner,
     database: Database,
+}
+
+/// The projection runner keeping the read models up to date, and its stop signal.
+struct Runner {
+    handle: RunnerHandle,
+    stop: tokio::sync::oneshot::Sender<()>,
 }
 
 pub(crate) fn sim_config(keys: &Keys) -> SimConfig {
@@ -117,7 +122,7 @@ impl Harness {
             .await
             .expect("simulator starts");
         let (store, database) = open_store(backend).await;
-        let read_models = start_read_models(&store).await;
+        let (read_models, runner) = start_read_models(&store, &database).await;
         let clock = ManualClock::new(OffsetDateTime::now_utc());
         Self {
             ledger: Ledger::new(
@@ -132,6 +137,7 @@ impl Harness {
             clock,
             sim,
             keys,
+            runner,
             database,
         }
     }
@@ -230,8 +236,12 @@ impl Harness {
 
     /// Drops the PostgreSQL database (the SQLite file goes with its temp dir).
     pub(crate) async fn finish(self) {
-        let Self { database, sim, .. } = self;
+        let Self {
+            database, sim, runner, ..
+        } = self;
         sim.shutdown().await.expect("simulator stops");
+        runner.stop.send(()).expect("runner still running");
+        runner.handle.join().await.expect("runner stops cleanly");
         if let Database::Postgres { server, database } = database {
             let client = admin_client(&server).await;
             client
@@ -249,7 +259,7 @@ async fn open_store(backend: Backend) -> (Arc<dyn EventStore>, Database) {
             let store = SqliteStore::open(dir.path().join("ledger.db"))
                 .await
                 .expect("open sqlite store");
-            (Arc::new(store), Database::Sqlite { _dir: dir })
+            (Arc::new(store), Database::Sqlite { dir })
         }
         Backend::Postgres => {
             let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
@@ -276,8 +286,28 @@ async fn open_store(backend: Backend) -> (Arc<dyn EventStore>, Database) {
     }
 }
 
-async fn start_read_models(store: &Arc<dyn EventStore>) -> Arc<dyn ReadModels> {
-    Arc::new(TestReadModels::new(Arc::clone(store)))
+/// The real read models of the store's backend, with a projection runner tailing the log.
+async fn start_read_models(store: &Arc<dyn EventStore>, database: &Database) -> (Arc<dyn ReadModels>, Runner) {
+    let projections: Arc<dyn ProjectionStore> = match database {
+        Database::Sqlite { dir } => {
+            let path = projections::read_model_path(&dir.path().join("ledger.db"));
+            Arc::new(SqliteReadModels::open(path).await.expect("open sqlite read models"))
+        }
+        Database::Postgres { server, database } => {
+            let mut config = Config::clone(server);
+            config.dbname(database);
+            Arc::new(
+                PostgresReadModels::connect_with(config)
+                    .await
+                    .expect("connect postgres read models"),
+            )
+        }
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = ProjectionRunner::start(Arc::clone(store), Arc::clone(&projections), async move {
+        let _stopped = stopped.await;
+    });
+    (projections.into_read_models(), Runner { handle, stop })
 }
 
 /// The `apo` client pointed at the simulator, without retries (the ledger's worker is the retry).

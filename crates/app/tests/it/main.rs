@@ -6,6 +6,5 @@
 
 mod concurrency;
 mod helpers;
-mod read_models;
 mod refunds;
 mod settle;
