@@ -66,13 +66,16 @@ impl ResultInfo {
 /// A refund with the payment it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundSnapshot {
+    /// The payment the refund belongs to.
     pub payment_id: PaymentId,
+    /// The refund as the log holds it.
     pub refund: Refund,
 }
 
 /// The answer to a refund request (or an inquiry about one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundResult {
+    /// Antom's result triple for the refund.
     pub result: ResultInfo,
     /// The refund as it stands; `None` when the request was refused without a record
     /// (`ORDER_NOT_EXIST`, `REPEAT_REQ_INCONSISTENT` across payments).

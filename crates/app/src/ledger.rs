@@ -102,8 +102,17 @@ impl Ledger {
 
     /// The same ledger with `options`.
     ///
-    /// A `refund_notify_url` longer than Antom accepts is an [`AppError::Input`] naming `refundNotifyUrl`.
+    /// A `refund_notify_url` longer than Antom accepts, or a `settle_batch_refunds_max` of 0 or above
+    /// `projections::PAGE_SIZE_MAX`, is an [`AppError::Input`] naming the field.
     pub fn with_options(self, options: LedgerOptions) -> Result<Self, AppError> {
+        let batch = options.settle_batch_refunds_max;
+        if batch == 0 || batch > projections::PAGE_SIZE_MAX {
+            return Err(domain::InputError::Invalid {
+                field: "settle_batch_refunds_max".to_owned(),
+                reason: format!("must be 1..={}, got {batch}", projections::PAGE_SIZE_MAX),
+            }
+            .into());
+        }
         if let Some(url) = &options.refund_notify_url {
             let len = url.chars().count();
             if len > apo::refund::REFUND_NOTIFY_URL_CHARS_MAX {

@@ -15,7 +15,10 @@ impl Ledger {
     ///
     /// [`AppError::UnknownRefund`] when the ledger does not hold the refund: answer Antom non-200 so it
     /// resends.
-    #[tracing::instrument(skip(self, notification), fields(refund_request_id = %notification.refund_request_id))]
+    #[tracing::instrument(
+        skip(self, notification),
+        fields(refund_request_id = %notification.refund_request_id, payment_id = tracing::field::Empty)
+    )]
     pub async fn apply_refund_notification(
         &self,
         actor: &str,
@@ -27,6 +30,7 @@ impl Ledger {
                 refund_request_id: refund_request_id.clone(),
             });
         };
+        tracing::Span::current().record("payment_id", tracing::field::display(&payment_id));
         let command = match &notification.outcome {
             RefundNotificationOutcome::Succeeded { refund_id, refund_time } => PaymentCommand::ConfirmRefundSucceeded {
                 refund_request_id: refund_request_id.clone(),

@@ -96,7 +96,10 @@ impl Ledger {
 
     /// Settles one refund now, as the worker would, and answers with it as it then stands
     /// (F `ORDER_NOT_EXIST` when the ledger does not know it). For operators; recorded as `actor`.
-    #[tracing::instrument(skip(self), fields(refund_request_id = %refund_request_id))]
+    #[tracing::instrument(
+        skip(self),
+        fields(refund_request_id = %refund_request_id, payment_id = tracing::field::Empty)
+    )]
     pub async fn settle_refund(
         &self,
         actor: &str,
@@ -105,6 +108,7 @@ impl Ledger {
         let Some(payment_id) = self.locate(refund_request_id).await? else {
             return self.inquiry_refund(refund_request_id).await;
         };
+        tracing::Span::current().record("payment_id", tracing::field::display(&payment_id));
         self.settle_as(actor, &payment_id, refund_request_id).await?;
         let loaded = self.load(&stream_of(&payment_id)?).await?;
         let position = self.inner.store.head().await?.position;
