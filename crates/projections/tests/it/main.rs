@@ -1,3 +1,12 @@
-//! projections integration tests: the read models against real stores, one binary.
+//! projections integration tests, one binary: the read-model conformance suite instantiated per backend
+//! against real, fresh stores (temporary SQLite files; a fresh PostgreSQL database per test), backend-specific
+//! cases, and a property test against the `Payment` aggregate.
 
+mod support;
+
+#[macro_use]
+mod conformance;
 mod cursors;
+mod postgres;
+mod property;
+mod sqlite;

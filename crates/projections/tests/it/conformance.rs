@@ -1,0 +1,885 @@
+//! The backend-independent contract of the read models and the runner, written once as generic async
+//! functions over a [`Harness`]; `conformance_suite!` turns every case into a `#[tokio::test]` per backend.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::{Payment, PaymentEvent, RefundStatus, ResultCode};
+use eventlog::{EventStore, ExpectedRevision, NewEvent};
+use projections::fold::{Batch, BatchFold};
+use projections::{
+    Cursor, DailyTotal, Envelope, PAGE_SIZE_MAX, PaymentFilter, PaymentStatus, PaymentView, ProjectionError,
+    ReadModels, RefundFilter, RefundView,
+};
+use time::macros::{date, datetime};
+use time::{Duration as TimeDuration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::support::{
+    CATCH_UP_TIMEOUT, Harness, Ledger, Running, T0, caught_up, currency, head, money, payment_id, refund_request_id,
+    stream,
+};
+
+/// Generates one `#[tokio::test]` per case, each with a fresh harness from `$harness`.
+macro_rules! conformance_suite {
+    ($harness:expr) => {
+        conformance_suite!(@cases $harness;
+            projects_balances_refunds_and_daily_totals,
+            waits_for_a_position_to_read_its_own_write,
+            pages_with_cursors_through_every_filter,
+            refuses_foreign_cursors_and_oversized_pages,
+            restarted_runner_resumes_at_the_checkpoint,
+            a_batch_is_applied_at_most_once,
+            undecodable_event_stops_the_runner_after_what_precedes_it,
+            read_models_equal_a_replay_from_position_zero,
+        );
+    };
+    (@cases $harness:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let harness = $harness.await;
+                crate::conformance::$case(&harness).await;
+                crate::support::Harness::finish(harness).await;
+            }
+        )*
+    };
+}
+
+/// Day 2 and day 3 of the scenario, when refunds are requested.
+const DAY_2: OffsetDateTime = datetime!(2026-03-02 10:00 UTC);
+const DAY_3: OffsetDateTime = datetime!(2026-03-03 11:00 UTC);
+
+/// A realistic history over three days: three payments (one needing capture, one in JPY under dispute),
+/// refunds in every status, an anomaly, and an event of a foreign stream. Returns the last position.
+pub(crate) async fn write_scenario(ledger: &mut Ledger) -> u64 {
+    ledger.now = T0 + TimeDuration::hours(1);
+    ledger.record("p-alipay", money("USD", 10_000), "ALIPAY_CN", T0).await;
+    ledger
+        .record("p-card", money("USD", 5_000), "CARD", T0 + TimeDuration::minutes(10))
+        .await;
+    ledger
+        .record("p-jpy", money("JPY", 3_000), "GCASH", T0 + TimeDuration::minutes(20))
+        .await;
+    ledger.capture("p-card", money("USD", 4_000)).await;
+
+    ledger.now = DAY_2;
+    ledger.refund("p-alipay", "r-a1", money("USD", 3_000)).await;
+    ledger.processing("p-alipay", "r-a1").await;
+    ledger.refund("p-alipay", "r-a2", money("USD", 2_000)).await;
+    ledger.fail("p-alipay", "r-a2").await;
+    ledger.refund("p-card", "r-c1", money("USD", 4_000)).await;
+    ledger.succeed("p-card", "r-c1").await;
+    ledger.append_foreign("refund-request-r-a1").await;
+
+    ledger.now = DAY_3;
+    ledger.succeed("p-alipay", "r-a1").await;
+    ledger.refund("p-alipay", "r-a3", money("USD", 1_000)).await;
+    ledger.refund("p-alipay", "r-a4", money("USD", 20_000)).await;
+    ledger.refund("p-alipay", "r-a5", money("USD", 500)).await;
+    ledger.processing("p-alipay", "r-a5").await;
+    // A failure reported for a refund that succeeded: recorded as an anomaly, never applied.
+    ledger.fail("p-alipay", "r-a1").await;
+    ledger.open_chargeback("p-jpy", "d-1", money("JPY", 1_000)).await;
+    ledger
+        .refund("p-jpy", "r-j1", money("JPY", 500))
+        .await
+        .expect("written")
+}
+
+/// Compares a projected payment with the aggregate's state of the same stream.
+pub(crate) async fn assert_matches_domain(read_models: &dyn ReadModels, ledger: &Ledger, id: &str) {
+    let (payment, _) = ledger.load(&payment_id(id)).await;
+    let view = read_models.payment(&payment_id(id)).await.expect("payment");
+    let (Payment::Known(state), Some(view)) = (&payment, &view) else {
+        assert!(
+            payment.state().is_none() && view.is_none(),
+            "{id}: {payment:?} vs {view:?}"
+        );
+        return;
+    };
+    assert_eq!(
+        (
+            view.captured,
+            view.refunded,
+            view.pending,
+            view.charged_back,
+            view.refundable
+        ),
+        (
+            state.captured,
+            state.refunded,
+            state.pending,
+            state.charged_back,
+            state.refundable()
+        ),
+        "{id}: balances"
+    );
+    assert_eq!(
+        view.open_chargeback,
+        state.has_open_chargeback(),
+        "{id}: open chargeback"
+    );
+    assert_eq!(view.refund_count as usize, state.refunds.len(), "{id}: refund count");
+    for (refund_request_id, refund) in &state.refunds {
+        let projected = read_models
+            .refund(refund_request_id)
+            .await
+            .expect("refund")
+            .expect("projected");
+        assert_eq!(
+            (
+                projected.status,
+                projected.refund_amount,
+                projected.settled_at,
+                &projected.refund_id
+            ),
+            (
+                refund.status,
+                refund.refund_amount,
+                refund.settled_at,
+                &refund.refund_id
+            ),
+            "{id}/{refund_request_id}"
+        );
+        assert_eq!(projected.anomaly_count as usize, refund.anomalies.len());
+    }
+}
+
+pub(crate) async fn projects_balances_refunds_and_daily_totals<H: Harness>(harness: &H) {
+    let mut ledger = Ledger::new(harness.store().await);
+    let last = write_scenario(&mut ledger).await;
+    let projections = harness.projections().await;
+    let runner = Running::start(Arc::clone(&ledger.store), Arc::clone(&projections));
+    caught_up(&*projections, last).await;
+    assert_eq!(
+        projections.checkpoint().await.expect("checkpoint"),
+        head(&*ledger.store).await
+    );
+
+    let alipay = projections
+        .payment(&payment_id("p-alipay"))
+        .await
+        .expect("read")
+        .expect("projected");
+    assert_eq!(
+        (alipay.captured, alipay.refunded, alipay.pending, alipay.refundable),
+        (
+            money("USD", 10_000),
+            money("USD", 3_000),
+            money("USD", 1_500),
+            money("USD", 5_500)
+        )
+    );
+    assert_eq!(
+        (alipay.status, alipay.refund_count, alipay.open_chargeback),
+        (PaymentStatus::PartiallyRefunded, 5, false)
+    );
+    assert_eq!(alipay.payment_time, T0);
+    let card = projections
+        .payment(&payment_id("p-card"))
+        .await
+        .expect("read")
+        .expect("projected");
+    assert_eq!(
+        (card.captured, card.refundable, card.status),
+        (money("USD", 4_000), money("USD", 0), PaymentStatus::FullyRefunded)
+    );
+    let jpy = projections
+        .payment(&payment_id("p-jpy"))
+        .await
+        .expect("read")
+        .expect("projected");
+    assert_eq!(
+        (jpy.status, jpy.open_chargeback, jpy.refund_count),
+        (PaymentStatus::InDispute, true, 1)
+    );
+    assert_eq!(jpy.last_position, head(&*ledger.store).await);
+    assert!(
+        projections
+            .payment(&payment_id("p-none"))
+            .await
+            .expect("read")
+            .is_none()
+    );
+
+    let succeeded = projections
+        .refund(&refund_request_id("r-a1"))
+        .await
+        .expect("read")
+        .expect("projected");
+    assert_eq!(succeeded.status, RefundStatus::Succeeded);
+    assert_eq!(succeeded.refund_id.as_ref().map(|id| id.as_str()), Some("antom-r-a1"));
+    assert_eq!((succeeded.requested_at, succeeded.settled_at), (DAY_2, Some(DAY_3)));
+    assert_eq!(
+        (succeeded.result_code.clone(), succeeded.anomaly_count),
+        (Some(ResultCode::Success), 1)
+    );
+    assert_eq!(succeeded.requested_by, "api-key-finance");
+    assert_eq!(succeeded.refund_reason.as_deref(), Some("reason of r-a1"));
+    let failed = projections
+        .refund(&refund_request_id("r-a2"))
+        .await
+        .expect("read")
+        .expect("projected");
+    assert_eq!(
+        (failed.status, failed.result_code),
+        (RefundStatus::Failed, Some(ResultCode::MerchantBalanceNotEnough))
+    );
+    let rejected = projections
+        .refund(&refund_request_id("r-a4"))
+        .await
+        .expect("read")
+        .expect("projected");
+    assert_eq!(
+        (rejected.status, rejected.result_code),
+        (RefundStatus::Rejected, Some(ResultCode::RefundAmountExceed))
+    );
+    let in_dispute = projections
+        .refund(&refund_request_id("r-j1"))
+        .await
+        .expect("read")
+        .expect("projected");
+    assert_eq!(
+        (in_dispute.status, in_dispute.result_code),
+        (RefundStatus::Rejected, Some(ResultCode::OrderStatusInvalid))
+    );
+    assert!(
+        projections
+            .refund(&refund_request_id("r-none"))
+            .await
+            .expect("read")
+            .is_none()
+    );
+
+    let open = projections
+        .open_refunds(datetime!(2027-01-01 0:00 UTC), 10)
+        .await
+        .expect("open refunds");
+    let open_ids: Vec<&str> = open.iter().map(|refund| refund.refund_request_id.as_str()).collect();
+    assert_eq!(open_ids, ["r-a3", "r-a5"]);
+    assert_eq!(open[1].status, RefundStatus::Processing);
+    assert!(
+        projections
+            .open_refunds(DAY_3, 10)
+            .await
+            .expect("open refunds")
+            .is_empty()
+    );
+    assert_eq!(
+        projections
+            .open_refunds(DAY_3 + TimeDuration::SECOND, 1)
+            .await
+            .expect("open")
+            .len(),
+        1
+    );
+
+    assert_daily_totals(&*projections).await;
+    for id in ["p-alipay", "p-card", "p-jpy"] {
+        assert_matches_domain(&*projections, &ledger, id).await;
+    }
+    runner.stop().await.expect("clean shutdown");
+}
+
+async fn assert_daily_totals(read_models: &dyn ReadModels) {
+    let total = |date, code, status, count, amount| DailyTotal {
+        date,
+        currency: currency(code),
+        status,
+        count,
+        amount: money(code, amount),
+    };
+    let expected = vec![
+        total(date!(2026 - 03 - 02), "USD", RefundStatus::Failed, 1, 2_000),
+        total(date!(2026 - 03 - 02), "USD", RefundStatus::Succeeded, 2, 7_000),
+        total(date!(2026 - 03 - 03), "JPY", RefundStatus::Rejected, 1, 500),
+        total(date!(2026 - 03 - 03), "USD", RefundStatus::Processing, 1, 500),
+        total(date!(2026 - 03 - 03), "USD", RefundStatus::Rejected, 1, 20_000),
+        total(date!(2026 - 03 - 03), "USD", RefundStatus::Requested, 1, 1_000),
+    ];
+    let all = read_models
+        .daily_totals(date!(2026 - 03 - 01), date!(2026 - 03 - 31), None)
+        .await
+        .expect("daily totals");
+    assert_eq!(
+        all, expected,
+        "r-a1 moved from PROCESSING to SUCCEEDED under its requested date"
+    );
+    let jpy = read_models
+        .daily_totals(date!(2026 - 03 - 01), date!(2026 - 03 - 31), Some(currency("JPY")))
+        .await
+        .expect("daily totals");
+    assert_eq!(jpy, expected[2..3]);
+    let day_2 = read_models
+        .daily_totals(date!(2026 - 03 - 02), date!(2026 - 03 - 02), None)
+        .await
+        .expect("daily totals");
+    assert_eq!(day_2, expected[..2]);
+}
+
+pub(crate) async fn waits_for_a_position_to_read_its_own_write<H: Harness>(harness: &H) {
+    let ledger = Ledger::new(harness.store().await);
+    let projections = harness.projections().await;
+    let runner = Running::start(Arc::clone(&ledger.store), Arc::clone(&projections));
+    let position = ledger
+        .record("p-1", money("EUR", 1_000), "ALIPAY_CN", T0)
+        .await
+        .expect("written");
+    assert!(
+        projections
+            .wait_for_position(position, CATCH_UP_TIMEOUT)
+            .await
+            .expect("wait")
+    );
+    let view = projections.payment(&payment_id("p-1")).await.expect("read");
+    assert_eq!(
+        view.map(|view| view.last_position),
+        Some(position),
+        "the write is visible once waited for"
+    );
+
+    // A reader on another handle (as in another instance) sees it too, through the stored checkpoint.
+    let other = harness.projections().await.into_read_models();
+    assert!(other.wait_for_position(position, CATCH_UP_TIMEOUT).await.expect("wait"));
+
+    let started = std::time::Instant::now();
+    let reached = projections
+        .wait_for_position(position + 1, Duration::from_millis(200))
+        .await
+        .expect("wait");
+    assert!(!reached, "no event at {}: the wait times out", position + 1);
+    assert!(started.elapsed() >= Duration::from_millis(200));
+
+    let waiter = {
+        let other = Arc::clone(&other);
+        tokio::spawn(async move { other.wait_for_position(position + 1, CATCH_UP_TIMEOUT).await })
+    };
+    let next = ledger.refund("p-1", "r-1", money("EUR", 100)).await.expect("written");
+    assert_eq!(next, position + 1);
+    assert!(
+        waiter.await.expect("join").expect("wait"),
+        "a pending wait wakes on the new position"
+    );
+    let refund = other.refund(&refund_request_id("r-1")).await.expect("read");
+    assert_eq!(refund.map(|refund| refund.status), Some(RefundStatus::Requested));
+    runner.stop().await.expect("clean shutdown");
+}
+
+/// Ten payments in USD and EUR, with pairs sharing a payment time so ids break ties, and refunds on some.
+async fn write_paging_fixture(ledger: &mut Ledger) -> u64 {
+    ledger.now = T0 + TimeDuration::days(1);
+    for index in 0..10_u64 {
+        let code = if index % 3 == 0 { "EUR" } else { "USD" };
+        let paid_at = T0 + TimeDuration::minutes(i64::try_from(index / 2).expect("small"));
+        // Ids in reverse order of index, so time order and id order differ.
+        let id = format!("p-{:02}", 20 - index);
+        ledger
+            .record(&id, money(code, 1_000 + index), "ALIPAY_CN", paid_at)
+            .await;
+        if index % 2 == 1 {
+            ledger.now += TimeDuration::minutes(1);
+            let refund = format!("r-{:02}", 20 - index);
+            ledger.refund(&id, &refund, money(code, 100)).await;
+            if index % 4 == 1 {
+                ledger.succeed(&id, &refund).await;
+            }
+        }
+    }
+    head(&*ledger.store).await
+}
+
+/// Every item of a list, walking pages of `first`, checking each page's cursor continues the list.
+async fn walk<T, F, Fut>(first: usize, mut page: F) -> Vec<T>
+where
+    F: FnMut(Option<Cursor>) -> Fut,
+    Fut: std::future::Future<Output = Result<projections::Page<T>, ProjectionError>>,
+{
+    let mut items = Vec::new();
+    let mut after = None;
+    for _ in 0..100 {
+        let current = page(after.clone()).await.expect("page");
+        assert!(current.items.len() <= first);
+        let has_next = current.has_next_page;
+        if has_next {
+            assert_eq!(current.items.len(), first, "only the last page is short");
+        }
+        after = current.items.last().map(|(cursor, _)| cursor.clone());
+        items.extend(current.items.into_iter().map(|(_, item)| item));
+        if !has_next {
+            return items;
+        }
+    }
+    panic!("paging did not end");
+}
+
+pub(crate) async fn pages_with_cursors_through_every_filter<H: Harness>(harness: &H) {
+    let mut ledger = Ledger::new(harness.store().await);
+    let last = write_paging_fixture(&mut ledger).await;
+    let projections = harness.projections().await;
+    let runner = Running::start(Arc::clone(&ledger.store), Arc::clone(&projections));
+    caught_up(&*projections, last).await;
+
+    let mut all_payments = Vec::new();
+    for index in 0..10 {
+        let view = projections
+            .payment(&payment_id(&format!("p-{:02}", 20 - index)))
+            .await
+            .expect("read");
+        all_payments.push(view.expect("projected"));
+    }
+    all_payments
+        .sort_by(|left, right| (left.payment_time, &left.payment_id).cmp(&(right.payment_time, &right.payment_id)));
+    let paid_from = T0 + TimeDuration::minutes(1);
+    let paid_to = T0 + TimeDuration::minutes(4);
+    let payment_filters = [
+        PaymentFilter::default(),
+        PaymentFilter {
+            currency: Some(currency("EUR")),
+            ..PaymentFilter::default()
+        },
+        PaymentFilter {
+            status: Some(PaymentStatus::PartiallyRefunded),
+            ..PaymentFilter::default()
+        },
+        PaymentFilter {
+            status: Some(PaymentStatus::Refundable),
+            currency: Some(currency("USD")),
+            ..PaymentFilter::default()
+        },
+        PaymentFilter {
+            paid_from: Some(paid_from),
+            paid_to: Some(paid_to),
+            ..PaymentFilter::default()
+        },
+        PaymentFilter {
+            currency: Some(currency("GBP")),
+            ..PaymentFilter::default()
+        },
+    ];
+    for filter in &payment_filters {
+        let expected: Vec<&PaymentView> = all_payments
+            .iter()
+            .filter(|view| payment_matches(filter, view))
+            .collect();
+        for first in [1, 3, 4, PAGE_SIZE_MAX] {
+            let listed = walk(first, |after| {
+                let projections = Arc::clone(&projections);
+                let filter = filter.clone();
+                async move { projections.payments(&filter, after.as_ref(), first).await }
+            })
+            .await;
+            assert_eq!(listed.iter().collect::<Vec<_>>(), expected, "{filter:?}, first {first}");
+        }
+    }
+    assert!(
+        all_payments
+            .iter()
+            .any(|view| view.status == PaymentStatus::PartiallyRefunded)
+    );
+    assert_refund_pages(&*projections).await;
+    runner.stop().await.expect("clean shutdown");
+}
+
+fn payment_matches(filter: &PaymentFilter, view: &PaymentView) -> bool {
+    filter
+        .currency
+        .is_none_or(|code| view.payment_amount.currency() == code)
+        && filter.status.is_none_or(|status| view.status == status)
+        && filter.paid_from.is_none_or(|from| view.payment_time >= from)
+        && filter.paid_to.is_none_or(|to| view.payment_time < to)
+}
+
+fn refund_matches(filter: &RefundFilter, view: &RefundView) -> bool {
+    filter.payment_id.as_ref().is_none_or(|id| view.payment_id == *id)
+        && filter.status.is_none_or(|status| view.status == status)
+        && filter.currency.is_none_or(|code| view.refund_amount.currency() == code)
+        && filter.requested_from.is_none_or(|from| view.requested_at >= from)
+        && filter.requested_to.is_none_or(|to| view.requested_at < to)
+}
+
+async fn assert_refund_pages(read_models: &dyn ReadModels) {
+    let mut all_refunds = Vec::new();
+    for index in (1..10).step_by(2) {
+        let view = read_models
+            .refund(&refund_request_id(&format!("r-{:02}", 20 - index)))
+            .await
+            .expect("read");
+        all_refunds.push(view.expect("projected"));
+    }
+    all_refunds.sort_by(|left, right| {
+        (left.requested_at, &left.refund_request_id).cmp(&(right.requested_at, &right.refund_request_id))
+    });
+    let middle = all_refunds[2].requested_at;
+    let refund_filters = [
+        RefundFilter::default(),
+        RefundFilter {
+            payment_id: Some(payment_id("p-19")),
+            ..RefundFilter::default()
+        },
+        RefundFilter {
+            status: Some(RefundStatus::Succeeded),
+            ..RefundFilter::default()
+        },
+        RefundFilter {
+            status: Some(RefundStatus::Requested),
+            currency: Some(currency("USD")),
+            ..RefundFilter::default()
+        },
+        RefundFilter {
+            currency: Some(currency("EUR")),
+            ..RefundFilter::default()
+        },
+        RefundFilter {
+            requested_from: Some(middle),
+            ..RefundFilter::default()
+        },
+        RefundFilter {
+            requested_to: Some(middle),
+            ..RefundFilter::default()
+        },
+    ];
+    for filter in &refund_filters {
+        let expected: Vec<&RefundView> = all_refunds.iter().filter(|view| refund_matches(filter, view)).collect();
+        assert!(
+            !expected.is_empty() || filter.currency.is_some(),
+            "{filter:?} selects something"
+        );
+        for first in [1, 2, PAGE_SIZE_MAX] {
+            let listed = walk(first, |after| {
+                let filter = filter.clone();
+                async move { read_models.refunds(&filter, after.as_ref(), first).await }
+            })
+            .await;
+            assert_eq!(listed.iter().collect::<Vec<_>>(), expected, "{filter:?}, first {first}");
+        }
+    }
+}
+
+pub(crate) async fn refuses_foreign_cursors_and_oversized_pages<H: Harness>(harness: &H) {
+    let mut ledger = Ledger::new(harness.store().await);
+    let last = write_paging_fixture(&mut ledger).await;
+    let projections = harness.projections().await;
+    let runner = Running::start(Arc::clone(&ledger.store), Arc::clone(&projections));
+    caught_up(&*projections, last).await;
+
+    let filter = PaymentFilter::default();
+    let payments = projections.payments(&filter, None, 2).await.expect("page");
+    let refunds = projections
+        .refunds(&RefundFilter::default(), None, 2)
+        .await
+        .expect("page");
+    let payment_cursor = payments.items[0].0.clone();
+    let refund_cursor = refunds.items[0].0.clone();
+    let reparsed = Cursor::parse(payment_cursor.as_str()).expect("an issued cursor parses");
+    assert_eq!(
+        projections
+            .payments(&filter, Some(&reparsed), 2)
+            .await
+            .expect("page")
+            .items[0]
+            .1,
+        payments.items[1].1
+    );
+    assert!(matches!(
+        projections.payments(&filter, Some(&refund_cursor), 2).await,
+        Err(ProjectionError::InvalidCursor { .. })
+    ));
+    assert!(matches!(
+        projections
+            .refunds(&RefundFilter::default(), Some(&payment_cursor), 2)
+            .await,
+        Err(ProjectionError::InvalidCursor { .. })
+    ));
+    for garbage in ["", "***", "cDox", "cDp4OnAtMQ"] {
+        assert!(
+            matches!(Cursor::parse(garbage), Err(ProjectionError::InvalidCursor { .. })),
+            "{garbage:?}"
+        );
+    }
+    assert!(matches!(
+        projections.payments(&filter, None, PAGE_SIZE_MAX + 1).await,
+        Err(ProjectionError::PageSizeTooLarge { requested, max: PAGE_SIZE_MAX }) if requested == PAGE_SIZE_MAX + 1
+    ));
+    assert!(matches!(
+        projections
+            .refunds(&RefundFilter::default(), None, PAGE_SIZE_MAX + 1)
+            .await,
+        Err(ProjectionError::PageSizeTooLarge { .. })
+    ));
+    assert!(matches!(
+        projections.open_refunds(T0, PAGE_SIZE_MAX + 1).await,
+        Err(ProjectionError::PageSizeTooLarge { .. })
+    ));
+    let empty = projections.payments(&filter, None, 0).await.expect("page of none");
+    assert!(empty.items.is_empty() && empty.has_next_page);
+    runner.stop().await.expect("clean shutdown");
+}
+
+/// Everything the read models hold about the given payments and refunds, for before/after comparisons.
+async fn snapshot(read_models: &dyn ReadModels, payments: &[&str], refunds: &[&str]) -> String {
+    let mut text = String::new();
+    for id in payments {
+        text.push_str(&format!(
+            "{:?}\n",
+            read_models.payment(&payment_id(id)).await.expect("read")
+        ));
+    }
+    for id in refunds {
+        text.push_str(&format!(
+            "{:?}\n",
+            read_models.refund(&refund_request_id(id)).await.expect("read")
+        ));
+    }
+    let totals = read_models
+        .daily_totals(date!(2000 - 01 - 01), date!(2100 - 01 - 01), None)
+        .await
+        .expect("daily totals");
+    text.push_str(&format!("{totals:?}"));
+    text
+}
+
+pub(crate) const SCENARIO_PAYMENTS: [&str; 3] = ["p-alipay", "p-card", "p-jpy"];
+const SCENARIO_REFUNDS: [&str; 7] = ["r-a1", "r-a2", "r-a3", "r-a4", "r-a5", "r-c1", "r-j1"];
+
+pub(crate) async fn restarted_runner_resumes_at_the_checkpoint<H: Harness>(harness: &H) {
+    let mut ledger = Ledger::new(harness.store().await);
+    let last = write_scenario(&mut ledger).await;
+    let projections = harness.projections().await;
+    let runner = Running::start(Arc::clone(&ledger.store), Arc::clone(&projections));
+    caught_up(&*projections, last).await;
+    runner.stop().await.expect("clean shutdown");
+    let before = snapshot(&*projections, &SCENARIO_PAYMENTS, &SCENARIO_REFUNDS).await;
+
+    // Restarted on fresh handles with nothing new: nothing changes.
+    let projections = harness.projections().await;
+    let store = harness.store().await;
+    let runner = Running::start(Arc::clone(&store), Arc::clone(&projections));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(projections.checkpoint().await.expect("checkpoint"), last);
+    assert_eq!(
+        snapshot(&*projections, &SCENARIO_PAYMENTS, &SCENARIO_REFUNDS).await,
+        before
+    );
+    assert_eq!(
+        runner.handle.batches_applied(),
+        0,
+        "nothing to apply after a restart at the head"
+    );
+    runner.stop().await.expect("clean shutdown");
+
+    // Events written while no runner runs are applied once by the next one.
+    ledger.now = DAY_3 + TimeDuration::hours(1);
+    ledger.succeed("p-alipay", "r-a3").await;
+    ledger
+        .resolve_chargeback("p-jpy", "d-1", domain::ChargebackResolution::CustomerWon)
+        .await;
+    let resumed_to = ledger.fail("p-alipay", "r-a5").await.expect("written");
+    let runner = Running::start(store, Arc::clone(&projections));
+    caught_up(&*projections, resumed_to).await;
+    let alipay = projections
+        .payment(&payment_id("p-alipay"))
+        .await
+        .expect("read")
+        .expect("projected");
+    assert_eq!(
+        (alipay.refunded, alipay.pending, alipay.refund_count),
+        (money("USD", 4_000), money("USD", 0), 5)
+    );
+    let totals = projections
+        .daily_totals(date!(2026 - 03 - 03), date!(2026 - 03 - 03), Some(currency("USD")))
+        .await;
+    let counts: Vec<(RefundStatus, u64)> = totals
+        .expect("daily totals")
+        .iter()
+        .map(|total| (total.status, total.count))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            (RefundStatus::Failed, 1),
+            (RefundStatus::Rejected, 1),
+            (RefundStatus::Succeeded, 1)
+        ]
+    );
+    for id in SCENARIO_PAYMENTS {
+        assert_matches_domain(&*projections, &ledger, id).await;
+    }
+    runner.stop().await.expect("clean shutdown");
+}
+
+/// Every event of the log from `after + 1`, decoded into one batch.
+pub(crate) async fn batch_from(store: &dyn EventStore, after: u64) -> Batch {
+    let recorded = store.read_all(after + 1, 10_000).await.expect("read all");
+    let mut batch = Batch {
+        after_position: after,
+        last_position: recorded.last().map_or(after, |event| event.position),
+        events: Vec::new(),
+    };
+    for event in &recorded {
+        if let Some(envelope) = Envelope::decode(event).expect("decodes") {
+            batch.events.push(envelope);
+        }
+    }
+    batch
+}
+
+pub(crate) async fn a_batch_is_applied_at_most_once<H: Harness>(harness: &H) {
+    let mut ledger = Ledger::new(harness.store().await);
+    let last = write_scenario(&mut ledger).await;
+    let projections = harness.projections().await;
+    let mut writer = projections.try_writer().await.expect("lease").expect("free");
+    assert!(
+        projections.try_writer().await.expect("lease").is_none(),
+        "one writer per read models"
+    );
+    assert_eq!(writer.checkpoint().await.expect("checkpoint"), 0);
+
+    let batch = batch_from(&*ledger.store, 0).await;
+    assert_eq!(writer.apply(batch.clone()).await.expect("apply"), last);
+    let applied = snapshot(&*projections, &SCENARIO_PAYMENTS, &SCENARIO_REFUNDS).await;
+    match writer.apply(batch).await {
+        Err(ProjectionError::CheckpointMoved { expected: 0, actual }) => assert_eq!(actual, last),
+        other => panic!("a batch applied twice: {other:?}"),
+    }
+    assert_eq!(
+        snapshot(&*projections, &SCENARIO_PAYMENTS, &SCENARIO_REFUNDS).await,
+        applied
+    );
+    assert_eq!(projections.checkpoint().await.expect("checkpoint"), last);
+
+    // A batch whose events break the folds' invariants is refused whole.
+    let mut broken = batch_from(&*ledger.store, 0).await;
+    broken.after_position = last;
+    broken.last_position += last;
+    for envelope in &mut broken.events {
+        envelope.position += last;
+    }
+    assert!(matches!(
+        writer.apply(broken).await,
+        Err(ProjectionError::Inconsistent { .. })
+    ));
+    assert_eq!(projections.checkpoint().await.expect("checkpoint"), last);
+    assert_eq!(
+        snapshot(&*projections, &SCENARIO_PAYMENTS, &SCENARIO_REFUNDS).await,
+        applied
+    );
+    drop(writer);
+    assert!(
+        projections.try_writer().await.expect("lease").is_some(),
+        "a dropped lease is free again"
+    );
+}
+
+pub(crate) async fn undecodable_event_stops_the_runner_after_what_precedes_it<H: Harness>(harness: &H) {
+    let ledger = Ledger::new(harness.store().await);
+    let recorded = ledger
+        .record("p-1", money("USD", 1_000), "ALIPAY_CN", T0)
+        .await
+        .expect("written");
+    let bogus = NewEvent {
+        event_id: Uuid::new_v4(),
+        event_type: "PaymentTeleported".to_owned(),
+        schema_version: 1,
+        payload: b"{}".to_vec(),
+        actor: "test".to_owned(),
+    };
+    let bad = ledger
+        .store
+        .append(&stream(&payment_id("p-1")), ExpectedRevision::Exact(0), vec![bogus])
+        .await
+        .expect("append")
+        .last_position;
+    let projections = harness.projections().await;
+    let runner = Running::start(Arc::clone(&ledger.store), Arc::clone(&projections));
+    let outcome = tokio::time::timeout(CATCH_UP_TIMEOUT, runner.handle.join())
+        .await
+        .expect("the runner stops");
+    match outcome {
+        Err(ProjectionError::Decode {
+            position, event_type, ..
+        }) => {
+            assert_eq!((position, event_type.as_str()), (bad, "PaymentTeleported"));
+        }
+        other => panic!("an undecodable event must stop the runner: {other:?}"),
+    }
+    assert_eq!(
+        projections.checkpoint().await.expect("checkpoint"),
+        recorded,
+        "stopped right before it"
+    );
+    assert!(projections.payment(&payment_id("p-1")).await.expect("read").is_some());
+}
+
+pub(crate) async fn read_models_equal_a_replay_from_position_zero<H: Harness>(harness: &H) {
+    let mut ledger = Ledger::new(harness.store().await);
+    write_scenario(&mut ledger).await;
+    let projections = harness.projections().await;
+    let runner = Running::start(Arc::clone(&ledger.store), Arc::clone(&projections));
+    // Events arriving while the runner runs land in several batches.
+    ledger.now = DAY_3 + TimeDuration::hours(2);
+    for index in 0..20 {
+        let id = format!("p-late-{index}");
+        ledger.record(&id, money("USD", 700), "ALIPAY_CN", DAY_3).await;
+        ledger.refund(&id, &format!("r-late-{index}"), money("USD", 300)).await;
+    }
+    let last = head(&*ledger.store).await;
+    caught_up(&*projections, last).await;
+    runner.stop().await.expect("clean shutdown");
+
+    let batch = batch_from(&*ledger.store, 0).await;
+    let replay: BatchFold = batch.fold(Vec::new(), Vec::new()).expect("replay folds");
+    for row in replay.payments() {
+        let stored = projections
+            .payment(&row.payment_id)
+            .await
+            .expect("read")
+            .expect("projected");
+        assert_eq!(stored, row.view(), "payment {}", row.payment_id);
+    }
+    for refund in replay.refunds() {
+        let stored = projections
+            .refund(&refund.refund_request_id)
+            .await
+            .expect("read")
+            .expect("projected");
+        assert_eq!(&stored, refund, "refund {}", refund.refund_request_id);
+    }
+    let mut replayed_totals: BTreeMap<(time::Date, String, String), (i64, i64)> = BTreeMap::new();
+    for (key, delta) in replay.daily_deltas() {
+        let entry = replayed_totals
+            .entry((key.date, key.currency.code().to_owned(), format!("{:?}", key.status.0)))
+            .or_default();
+        entry.0 += delta.count;
+        entry.1 += delta.amount_minor_units;
+    }
+    replayed_totals.retain(|_, (count, _)| *count != 0);
+    let stored: BTreeMap<_, _> = projections
+        .daily_totals(date!(2000 - 01 - 01), date!(2100 - 01 - 01), None)
+        .await
+        .expect("daily totals")
+        .into_iter()
+        .map(|total| {
+            let amount = i64::try_from(total.amount.minor_units()).expect("fits");
+            let count = i64::try_from(total.count).expect("fits");
+            (
+                (
+                    total.date,
+                    total.currency.code().to_owned(),
+                    format!("{:?}", total.status),
+                ),
+                (count, amount),
+            )
+        })
+        .collect();
+    assert_eq!(stored, replayed_totals);
+    assert_eq!(replay.payments().count(), 23);
+    // The payment events of the log, decoded, are what the replay folded.
+    let decoded = batch
+        .events
+        .iter()
+        .filter(|envelope| matches!(envelope.event, PaymentEvent::RefundRequested(_)))
+        .count();
+    assert_eq!(decoded, 5 + 20);
+}

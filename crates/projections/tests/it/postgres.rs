@@ -1,0 +1,176 @@
+//! The conformance suite on PostgreSQL, and what is PostgreSQL's own: one writer among the runners of several
+//! instances, and migrations under concurrent starts. Each case creates its own database
+//! `projections_test_<uuid>` on the server named by `DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`) and drops it when it passes.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventlog::{EventStore, PostgresOptions, PostgresStore};
+use projections::{PostgresReadModels, ProjectionStore, RunnerRole};
+use tokio_postgres::{Client, Config, NoTls};
+use uuid::Uuid;
+
+use crate::conformance::{SCENARIO_PAYMENTS, assert_matches_domain, write_scenario};
+use crate::support::{CATCH_UP_TIMEOUT, Harness, Ledger, Running, T0, caught_up, head, money};
+
+const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+pub(crate) struct PostgresHarness {
+    url: String,
+    server: Config,
+    database: String,
+}
+
+/// Connects to the server's own database, where CREATE/DROP DATABASE run.
+async fn connect(config: &Config) -> Client {
+    let (client, connection) = config.connect(NoTls).await.unwrap_or_else(|error| {
+        panic!(
+            "cannot reach PostgreSQL ({error}); set DATABASE_URL to a server where this user may CREATE DATABASE, \
+             e.g. DATABASE_URL={DEFAULT_DATABASE_URL}"
+        )
+    });
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            eprintln!("admin connection ended: {error}");
+        }
+    });
+    client
+}
+
+pub(crate) async fn fresh() -> PostgresHarness {
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
+    let server = Config::from_str(&url).unwrap_or_else(|error| panic!("DATABASE_URL {url:?} does not parse: {error}"));
+    let database = format!("projections_test_{}", Uuid::new_v4().simple());
+    connect(&server)
+        .await
+        .batch_execute(&format!("CREATE DATABASE {database}"))
+        .await
+        .expect("create the test database");
+    PostgresHarness { url, server, database }
+}
+
+impl PostgresHarness {
+    fn config(&self) -> Config {
+        let mut config = self.server.clone();
+        config.dbname(&self.database);
+        config
+    }
+}
+
+impl Harness for PostgresHarness {
+    async fn store(&self) -> Arc<dyn EventStore> {
+        let store = PostgresStore::connect_with(self.config(), PostgresOptions::default()).await;
+        Arc::new(store.expect("connect postgres store"))
+    }
+
+    async fn projections(&self) -> Arc<dyn ProjectionStore> {
+        Arc::new(
+            PostgresReadModels::connect_with(self.config())
+                .await
+                .expect("connect postgres read models"),
+        )
+    }
+
+    async fn finish(self) {
+        // FORCE ends the pooled connections, which outlive the test body until the runtime stops.
+        connect(&self.server)
+            .await
+            .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.database))
+            .await
+            .expect("drop the test database");
+    }
+}
+
+conformance_suite!(fresh());
+
+/// Waits until `role` is what the runner reports.
+async fn role_becomes(runner: &Running, role: RunnerRole) {
+    let mut changes = runner.handle.role_changes();
+    tokio::time::timeout(CATCH_UP_TIMEOUT, changes.wait_for(|current| *current == role))
+        .await
+        .unwrap_or_else(|_| panic!("the runner did not become {role:?}"))
+        .expect("role watch");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_one_writer_and_the_same_checkpoint() {
+    let harness = fresh().await;
+    let mut ledger = Ledger::new(harness.store().await);
+    let (first, second) = (harness.projections().await, harness.projections().await);
+    let first_runner = Running::start(Arc::clone(&ledger.store), Arc::clone(&first));
+    role_becomes(&first_runner, RunnerRole::Writer).await;
+    let second_runner = Running::start(harness.store().await, Arc::clone(&second));
+    role_becomes(&second_runner, RunnerRole::Standby).await;
+
+    write_scenario(&mut ledger).await;
+    let last = head(&*ledger.store).await;
+    caught_up(&*first, last).await;
+    caught_up(&*second, last).await;
+    let mut second_checkpoint = second_runner.handle.checkpoint();
+    tokio::time::timeout(
+        CATCH_UP_TIMEOUT,
+        second_checkpoint.wait_for(|checkpoint| *checkpoint == last),
+    )
+    .await
+    .expect("the standby publishes the writer's checkpoint")
+    .expect("checkpoint watch");
+    assert_eq!(*first_runner.handle.checkpoint().borrow(), last);
+    assert!(first_runner.handle.batches_applied() > 0);
+    assert_eq!(second_runner.handle.batches_applied(), 0, "only the writer writes");
+    assert_eq!(second_runner.handle.role(), RunnerRole::Standby);
+    for id in SCENARIO_PAYMENTS {
+        assert_matches_domain(&*second, &ledger, id).await;
+    }
+
+    // When the writer goes away, the standby takes over and goes on from the checkpoint.
+    first_runner.stop().await.expect("clean shutdown");
+    role_becomes(&second_runner, RunnerRole::Writer).await;
+    let next = ledger
+        .record("p-after-failover", money("USD", 900), "ALIPAY_CN", T0)
+        .await
+        .expect("written");
+    caught_up(&*second, next).await;
+    assert!(second_runner.handle.batches_applied() > 0);
+    for id in SCENARIO_PAYMENTS {
+        assert_matches_domain(&*first, &ledger, id).await;
+    }
+    second_runner.stop().await.expect("clean shutdown");
+    harness.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_connects_migrate_once() {
+    let harness = fresh().await;
+    let (left, right, third) = tokio::join!(harness.projections(), harness.projections(), harness.projections());
+    assert_eq!(left.checkpoint().await.expect("checkpoint"), 0);
+    drop((left, right, third));
+    let client = connect(&harness.config()).await;
+    let versions: Vec<i32> = client
+        .query("SELECT version FROM projection_migrations ORDER BY version", &[])
+        .await
+        .expect("query")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(versions, vec![1]);
+    drop(client);
+    // The URL form opens the same read models (the database name swapped into the server's URL).
+    let base = harness
+        .url
+        .split('?')
+        .next()
+        .and_then(|url| url.rsplit_once('/'))
+        .map(|(base, _)| base);
+    let url = format!("{}/{}", base.expect("DATABASE_URL names a database"), harness.database);
+    let read_models = projections::open_read_models(&url).await.expect("open by url");
+    assert!(
+        !read_models
+            .wait_for_position(1, Duration::from_millis(60))
+            .await
+            .expect("wait")
+    );
+    drop(read_models);
+    harness.finish().await;
+}
