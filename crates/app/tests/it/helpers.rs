@@ -158,6 +158,17 @@ impl Harness {
         )
     }
 
+    /// A ledger on the harness's store deciding under `policy`.
+    pub(crate) fn ledger_with_policy(&self, policy: Policy) -> Ledger {
+        Ledger::new(
+            Arc::clone(&self.store),
+            Arc::clone(&self.read_models),
+            gateway(&self.sim, &self.keys),
+            policy,
+            Arc::new(self.clock.clone()),
+        )
+    }
+
     /// Another handle on the same database (PostgreSQL only: SQLite is one process's file).
     pub(crate) async fn second_store(&self) -> Arc<dyn EventStore> {
         match &self.database {

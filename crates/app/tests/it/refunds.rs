@@ -282,3 +282,106 @@ async fn the_saga_runs_on_postgres() {
     assert_eq!(answer.result.code, ResultCode::RefundAmountExceed);
     harness.finish().await;
 }
+
+/// A captured payment of `method`, known to the ledger only (these requests never reach Antom).
+async fn recorded(ledger: &app::Ledger, harness: &Harness, id: &str, method: &str) -> domain::PaymentId {
+    let payment = payment_id(id);
+    let answer = ledger
+        .record_payment(
+            "op",
+            RecordPaymentInput {
+                payment_id: payment.clone(),
+                payment_amount: usd(1000),
+                payment_method_type: domain::PaymentMethodType::parse(method).unwrap(),
+                payment_time: app::Clock::now(&harness.clock) - time::Duration::hours(1),
+                capture_required: Some(false),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.result.status, ResultStatus::S, "{:?}", answer.result);
+    payment
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_method_policy_rules_answer_with_antoms_codes() {
+    let harness = Harness::start(Backend::Sqlite).await;
+    let mut policy = domain::Policy::default();
+    let strict = domain::MethodPolicy {
+        partial_refund_allowed: false,
+        multiple_refunds_allowed: false,
+        ..domain::MethodPolicy::default()
+    };
+    let closed = domain::MethodPolicy {
+        refund_supported: false,
+        ..domain::MethodPolicy::default()
+    };
+    let mut minimum = domain::MethodPolicy::default();
+    minimum
+        .minimum_refund_minor_units
+        .insert(domain::Currency::parse("currency", "USD").unwrap(), 100);
+    policy.methods.insert("STRICT".to_owned(), strict);
+    policy.methods.insert("CLOSED".to_owned(), closed);
+    policy.methods.insert("MINIMUM".to_owned(), minimum);
+    let ledger = harness.ledger_with_policy(policy);
+
+    let payment = recorded(&ledger, &harness, "P-STRICT", "STRICT").await;
+    let answer = ledger
+        .refund("op", refund_input("R-PART", &payment, usd(500)))
+        .await
+        .unwrap();
+    assert_rejected(&harness, answer, ResultCode::PartialRefundNotSupported).await;
+    let payment = recorded(&ledger, &harness, "P-CLOSED", "CLOSED").await;
+    let answer = ledger
+        .refund("op", refund_input("R-CLOSED", &payment, usd(500)))
+        .await
+        .unwrap();
+    assert_rejected(&harness, answer, ResultCode::RefundNotSupported).await;
+    let payment = recorded(&ledger, &harness, "P-MIN", "MINIMUM").await;
+    let answer = ledger
+        .refund("op", refund_input("R-MIN", &payment, usd(99)))
+        .await
+        .unwrap();
+    assert_rejected(&harness, answer, ResultCode::RefundAmountExceed).await;
+    let mut long_reason = refund_input("R-REASON", &payment, usd(100));
+    long_reason.refund_reason = Some("x".repeat(257));
+    let answer = ledger.refund("op", long_reason).await.unwrap();
+    assert_eq!(
+        (answer.result.status, answer.result.code),
+        (ResultStatus::F, ResultCode::ParamIllegal)
+    );
+    harness.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_refund_only_methods_refuse_the_second() {
+    let harness = Harness::start(Backend::Sqlite).await;
+    let mut policy = domain::Policy::default();
+    let once = domain::MethodPolicy {
+        multiple_refunds_allowed: false,
+        ..domain::MethodPolicy::default()
+    };
+    policy.methods.insert("ONCE".to_owned(), once);
+    let ledger = harness.ledger_with_policy(policy);
+    let payment = recorded(&ledger, &harness, "P-ONCE", "ONCE").await;
+    harness
+        .simulator()
+        .seed_payment(apo_sim::PaymentSeed::captured(
+            payment.clone(),
+            usd(1000),
+            domain::PaymentMethodType::parse("ONCE").unwrap(),
+            app::Clock::now(&harness.clock) - time::Duration::hours(1),
+        ))
+        .unwrap();
+    let first = ledger
+        .refund("op", refund_input("R-1", &payment, usd(100)))
+        .await
+        .unwrap();
+    assert_eq!(first.result.status, ResultStatus::S, "{:?}", first.result);
+    let second = ledger
+        .refund("op", refund_input("R-2", &payment, usd(100)))
+        .await
+        .unwrap();
+    assert_rejected(&harness, second, ResultCode::MultipleRefundsNotSupported).await;
+    harness.finish().await;
+}

@@ -336,8 +336,17 @@ impl RefundGateway for NeverAnswers {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_between_recording_and_calling_antom_loses_nothing() {
-    let harness = Harness::start(Backend::Sqlite).await;
+async fn a_crash_between_recording_and_calling_antom_loses_nothing_on_sqlite() {
+    crash_between_recording_and_calling_antom(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_recording_and_calling_antom_loses_nothing_on_postgres() {
+    crash_between_recording_and_calling_antom(Backend::Postgres).await;
+}
+
+async fn crash_between_recording_and_calling_antom(backend: Backend) {
+    let harness = Harness::start(backend).await;
     let payment = harness.payment("P-CRASH", 1000).await;
     let crashing = harness.ledger_with(Arc::clone(&harness.store), Arc::new(NeverAnswers));
     let interrupted = tokio::time::timeout(
@@ -350,8 +359,8 @@ async fn a_crash_between_recording_and_calling_antom_loses_nothing() {
     let id = refund_id("R-C");
     assert!(harness.simulator().refund(&id).is_none(), "Antom never heard of it");
 
-    // A fresh ledger (a restarted server) on the same store.
-    let restarted = harness.ledger_on(Arc::clone(&harness.store));
+    // A fresh ledger (a restarted server) on the same database (a new handle where the backend allows).
+    let restarted = harness.ledger_on(harness.second_store().await);
     assert_eq!(status_of(&restarted, &id).await, RefundStatus::Requested);
     // The reservation held meanwhile.
     let answer = restarted
