@@ -3,7 +3,9 @@
 //! Run with `cargo bench -p eventlog --bench append`. Cases, each bounded by time (`CASE_SECONDS`):
 //! - durable single-event appends from 1 writer (each append waits for its own commit),
 //! - durable single-event appends from 16 concurrent writers on distinct streams (group commit at work),
-//! - `read_all` of the whole log in pages of `READ_PAGE_EVENTS`.
+//! - `read_all` of the whole log in pages of `READ_PAGE_EVENTS`,
+//! - a reference row per backend: the same durable single-row commit done bare (rusqlite / one tokio-postgres
+//!   connection, no eventlog), i.e. the floor this disk and server set for one writer.
 //!
 //! SQLite writes a temporary file under `EVENTLOG_BENCH_DIR` (default: the system temp directory; it must be a
 //! real disk for the fsync cost to show). PostgreSQL uses a fresh database on the server named by
@@ -50,6 +52,17 @@ async fn run() {
     };
     let sqlite = Arc::new(SqliteStore::open(directory.path().join("bench.sqlite")).await.unwrap());
     bench_backend("sqlite", sqlite).await;
+    let reference_path = directory.path().join("reference.sqlite");
+    let mut latencies = tokio::task::spawn_blocking(move || bare_sqlite_commits(&reference_path))
+        .await
+        .unwrap();
+    report(
+        "sqlite",
+        "reference: bare rusqlite commit, 1 writer",
+        latencies.len(),
+        CASE_SECONDS,
+        &mut latencies,
+    );
 
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
     let server = Config::from_str(&url).unwrap();
@@ -73,8 +86,16 @@ async fn run() {
     let options = PostgresOptions {
         pool_connections_max: 8,
     };
-    let postgres = Arc::new(PostgresStore::connect_with(config, options).await.unwrap());
+    let postgres = Arc::new(PostgresStore::connect_with(config.clone(), options).await.unwrap());
     bench_backend("postgres", postgres).await;
+    let mut latencies = bare_postgres_commits(&config).await;
+    report(
+        "postgres",
+        "reference: bare INSERT commit, 1 writer",
+        latencies.len(),
+        CASE_SECONDS,
+        &mut latencies,
+    );
     admin
         .batch_execute(&format!("DROP DATABASE {database} WITH (FORCE)"))
         .await
@@ -143,6 +164,54 @@ async fn append_for<S: EventStore>(store: Arc<S>, name: String) -> Vec<Duration>
         let outcome = store.append(&stream, expected, vec![event()]).await.unwrap();
         latencies.push(started.elapsed());
         expected = ExpectedRevision::Exact(outcome.last_revision);
+    }
+    latencies
+}
+
+/// The floor for one SQLite writer: WAL, synchronous=FULL, one row with a unique index per commit.
+fn bare_sqlite_commits(path: &std::path::Path) -> Vec<Duration> {
+    let connection = rusqlite::Connection::open(path).unwrap();
+    connection
+        .execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
+             CREATE TABLE reference (position INTEGER PRIMARY KEY, event_id BLOB NOT NULL UNIQUE, payload BLOB);",
+        )
+        .unwrap();
+    let payload = event().payload;
+    let deadline = Instant::now() + Duration::from_secs(CASE_SECONDS);
+    let mut latencies = Vec::new();
+    while Instant::now() < deadline {
+        let started = Instant::now();
+        connection
+            .execute(
+                "INSERT INTO reference (event_id, payload) VALUES (?1, ?2)",
+                rusqlite::params![Uuid::new_v4().as_bytes().as_slice(), payload],
+            )
+            .unwrap();
+        latencies.push(started.elapsed());
+    }
+    latencies
+}
+
+/// The floor for one PostgreSQL writer: one autocommit INSERT with a unique index per round trip.
+async fn bare_postgres_commits(config: &Config) -> Vec<Duration> {
+    let (client, connection) = config.connect(NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute("CREATE TABLE reference (position BIGSERIAL PRIMARY KEY, event_id UUID UNIQUE, payload BYTEA)")
+        .await
+        .unwrap();
+    let insert = client
+        .prepare("INSERT INTO reference (event_id, payload) VALUES ($1, $2)")
+        .await
+        .unwrap();
+    let payload = event().payload;
+    let deadline = Instant::now() + Duration::from_secs(CASE_SECONDS);
+    let mut latencies = Vec::new();
+    while Instant::now() < deadline {
+        let started = Instant::now();
+        client.execute(&insert, &[&Uuid::new_v4(), &payload]).await.unwrap();
+        latencies.push(started.elapsed());
     }
     latencies
 }

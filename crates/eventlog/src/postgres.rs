@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use futures_core::Stream;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::error::SqlState;
@@ -36,7 +37,7 @@ use crate::event::{
     check_revisions_dense, validate_append,
 };
 use crate::group_commit::{
-    APPEND_QUEUE_REQUESTS_MAX, GroupFailure, GroupPlan, PendingAppend, StoredState, deliver, drain_group, fail_group,
+    APPEND_QUEUE_REQUESTS_MAX, GroupBuilder, GroupFailure, GroupPlan, PendingAppend, StoredState, deliver, fail_group,
     group_event_ids, group_streams, plan_group,
 };
 use crate::notify;
@@ -72,8 +73,19 @@ const MIGRATIONS: &[&str] = &[r"
     INSERT INTO eventlog_head (id, position, hash, recorded_at) VALUES (1, 0, decode(repeat('00', 32), 'hex'), NULL);
 "];
 
-const SELECT_COLUMNS: &str = "SELECT position, stream, revision, event_id, event_type, schema_version, payload, \
-                              actor, recorded_at, prev_hash, hash FROM eventlog_events";
+/// The columns of [`RecordedEvent`], in the order `decode_event` reads them.
+macro_rules! select_events {
+    ($condition:literal) => {
+        concat!(
+            "SELECT position, stream, revision, event_id, event_type, schema_version, payload, actor, recorded_at, \
+             prev_hash, hash FROM eventlog_events ",
+            $condition
+        )
+    };
+}
+
+const READ_ALL_SQL: &str = select_events!("WHERE position >= $1 ORDER BY position LIMIT $2");
+const READ_STREAM_SQL: &str = select_events!("WHERE stream = $1 AND revision >= $2 ORDER BY revision LIMIT $3");
 
 /// Tuning for a [`PostgresStore`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,17 +185,9 @@ impl EventStore for PostgresStore {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let client = self.client("read stream").await?;
-        let sql = format!("{SELECT_COLUMNS} WHERE stream = $1 AND revision >= $2 ORDER BY revision LIMIT $3");
-        let statement = client
-            .prepare_cached(&sql)
-            .await
-            .map_err(|error| StoreError::backend("read stream", error))?;
         let limit = bound_usize(limit.min(READ_EVENTS_MAX));
-        let rows = client
-            .query(&statement, &[&stream.as_str(), &bound(from_revision), &limit])
-            .await
-            .map_err(|error| StoreError::backend("read stream", error))?;
-        let events = rows.iter().map(decode_event).collect::<Result<Vec<_>, _>>()?;
+        let params: [&(dyn ToSql + Sync); 3] = [&stream.as_str(), &bound(from_revision), &limit];
+        let events = query_events(&client, "read stream", READ_STREAM_SQL, &params).await?;
         check_revisions_dense(from_revision, &events)?;
         Ok(events)
     }
@@ -191,17 +195,9 @@ impl EventStore for PostgresStore {
     #[tracing::instrument(skip(self), fields(stream = "$all"))]
     async fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         let client = self.client("read all").await?;
-        let sql = format!("{SELECT_COLUMNS} WHERE position >= $1 ORDER BY position LIMIT $2");
-        let statement = client
-            .prepare_cached(&sql)
-            .await
-            .map_err(|error| StoreError::backend("read all", error))?;
         let limit = bound_usize(limit.min(READ_EVENTS_MAX));
-        let rows = client
-            .query(&statement, &[&bound(from_position), &limit])
-            .await
-            .map_err(|error| StoreError::backend("read all", error))?;
-        let events = rows.iter().map(decode_event).collect::<Result<Vec<_>, _>>()?;
+        let params: [&(dyn ToSql + Sync); 2] = [&bound(from_position), &limit];
+        let events = query_events(&client, "read all", READ_ALL_SQL, &params).await?;
         check_positions_dense(from_position, &events)?;
         Ok(events)
     }
@@ -263,8 +259,17 @@ async fn migrate(client: &mut Object) -> Result<(), StoreError> {
 /// The writer task: commits queued appends in groups until every handle's queue sender is gone.
 async fn run_writer(pool: Pool, mut queue: mpsc::Receiver<PendingAppend>, published: Arc<watch::Sender<Head>>) {
     let mut connection: Option<Object> = None;
+    let mut previous_appends = 1;
     while let Some(first) = queue.recv().await {
-        let group = drain_group(first, &mut queue);
+        let mut builder = GroupBuilder::start(first, previous_appends);
+        while !builder.drain(&mut queue) {
+            tokio::task::yield_now().await;
+        }
+        let group = builder.finish();
+        if group.is_empty() {
+            continue;
+        }
+        previous_appends = group.len();
         match write_group(&pool, &mut connection, &group).await {
             Ok(plan) => deliver(group, plan, &published),
             Err(GroupFailure::UniqueViolation(error)) if group.len() > 1 => {
@@ -317,6 +322,8 @@ async fn write_group(
 
 /// The statements of a group commit, prepared once per connection.
 struct GroupStatements {
+    begin: Statement,
+    commit: Statement,
     lock_head: Statement,
     select_revisions: Statement,
     select_ids: Statement,
@@ -327,6 +334,8 @@ struct GroupStatements {
 impl GroupStatements {
     async fn prepare(client: &Object) -> Result<Self, tokio_postgres::Error> {
         Ok(Self {
+            begin: client.prepare_cached("BEGIN").await?,
+            commit: client.prepare_cached("COMMIT").await?,
             lock_head: client
                 .prepare_cached("SELECT position, hash, recorded_at FROM eventlog_head WHERE id = 1 FOR UPDATE")
                 .await?,
@@ -369,8 +378,8 @@ async fn write_group_on(client: &Object, group: &[PendingAppend]) -> Result<Grou
     let revision_params: [&(dyn ToSql + Sync); 1] = [&streams];
     let id_params: [&(dyn ToSql + Sync); 1] = [&event_ids];
     // tokio-postgres sends each request when its future is first polled, and try_join! polls in order.
-    let ((), head_row, revision_rows, id_rows) = tokio::try_join!(
-        client.batch_execute("BEGIN"),
+    let (_, head_row, revision_rows, id_rows) = tokio::try_join!(
+        client.execute(&statements.begin, &[]),
         client.query_one(&statements.lock_head, &[]),
         client.query(&statements.select_revisions, &revision_params),
         client.query(&statements.select_ids, &id_params),
@@ -403,10 +412,10 @@ async fn write_group_on(client: &Object, group: &[PendingAppend]) -> Result<Grou
         &columns.prev_hashes,
         &columns.hashes,
     ];
-    let (inserted, _, ()) = tokio::try_join!(
+    let (inserted, _, _) = tokio::try_join!(
         client.execute(&statements.insert, &params),
         client.execute(&statements.move_head, &head_params),
-        client.batch_execute("COMMIT"),
+        client.execute(&statements.commit, &[]),
     )
     .map_err(classify_write_error)?;
     if inserted != plan.rows.len() as u64 {
@@ -478,6 +487,27 @@ fn decode_stored_state(revision_rows: &[Row], id_rows: &[Row]) -> Result<StoredS
         state.stored_event_ids.insert(row.try_get(0).map_err(failed)?);
     }
     Ok(state)
+}
+
+/// Runs a read and decodes rows as they arrive, so decoding overlaps with the server still sending.
+async fn query_events(
+    client: &Object,
+    operation: &'static str,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let failed = |error| StoreError::backend(operation, error);
+    let statement = client.prepare_cached(sql).await.map_err(failed)?;
+    let rows = client
+        .query_raw(&statement, params.iter().copied())
+        .await
+        .map_err(failed)?;
+    let mut rows = std::pin::pin!(rows);
+    let mut events = Vec::new();
+    while let Some(row) = std::future::poll_fn(|context| rows.as_mut().poll_next(context)).await {
+        events.push(decode_event(&row.map_err(failed)?)?);
+    }
+    Ok(events)
 }
 
 async fn read_head(client: &Object) -> Result<Head, StoreError> {

@@ -26,7 +26,7 @@ use crate::event::{
     check_revisions_dense, validate_append,
 };
 use crate::group_commit::{
-    APPEND_QUEUE_REQUESTS_MAX, GroupFailure, GroupPlan, PendingAppend, StoredState, deliver, drain_group, fail_group,
+    APPEND_QUEUE_REQUESTS_MAX, GroupBuilder, GroupFailure, GroupPlan, PendingAppend, StoredState, deliver, fail_group,
     group_event_ids, group_streams, plan_group,
 };
 use crate::notify;
@@ -282,8 +282,17 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
 
 /// The writer thread: commits queued appends in groups until every handle's queue sender is gone.
 fn run_writer(mut connection: Connection, mut queue: mpsc::Receiver<PendingAppend>, published: &watch::Sender<Head>) {
+    let mut previous_appends = 1;
     while let Some(first) = queue.blocking_recv() {
-        let group = drain_group(first, &mut queue);
+        let mut builder = GroupBuilder::start(first, previous_appends);
+        while !builder.drain(&mut queue) {
+            std::thread::yield_now();
+        }
+        let group = builder.finish();
+        if group.is_empty() {
+            continue;
+        }
+        previous_appends = group.len();
         let span = tracing::debug_span!("group_commit", backend = "sqlite", appends = group.len());
         let _entered = span.enter();
         match write_group(&mut connection, &group) {
