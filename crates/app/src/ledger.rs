@@ -205,6 +205,21 @@ impl Ledger {
         self.payment_command(actor, &input.payment_id, &command).await
     }
 
+    /// Runs any domain command on `payment_id`'s stream through the decide/append loop, as `actor`,
+    /// without calling Antom: for imports, tools and the demo.
+    ///
+    /// Refund requests should go through [`Ledger::refund`], which runs the saga; a `RequestRefund`
+    /// sent here is recorded but never sent to Antom until the settle worker finds it open.
+    #[tracing::instrument(skip(self, command), fields(payment_id = %payment_id))]
+    pub async fn execute_command(
+        &self,
+        actor: &str,
+        payment_id: &PaymentId,
+        command: &PaymentCommand,
+    ) -> Result<CommandResult, AppError> {
+        self.payment_command(actor, payment_id, command).await
+    }
+
     async fn payment_command(
         &self,
         actor: &str,

@@ -385,3 +385,40 @@ async fn one_refund_only_methods_refuse_the_second() {
     assert_rejected(&harness, second, ResultCode::MultipleRefundsNotSupported).await;
     harness.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_domain_command_runs_through_the_same_loop() {
+    let harness = Harness::start(Backend::Sqlite).await;
+    let payment = harness.payment("P-CMD", 1000).await;
+    let request = domain::PaymentCommand::RequestRefund {
+        refund_request_id: crate::helpers::refund_id("R-IMPORTED"),
+        payment_id: payment.clone(),
+        refund_amount: usd(400),
+        refund_reason: None,
+    };
+    let applied = harness
+        .ledger
+        .execute_command("import", &payment, &request)
+        .await
+        .unwrap();
+    assert_eq!(applied.result.status, ResultStatus::S);
+    let state = applied.payment.expect("payment");
+    assert_eq!(state.pending, usd(400));
+    let again = harness
+        .ledger
+        .execute_command("import", &payment, &request)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.result.status, again.position),
+        (ResultStatus::S, applied.position)
+    );
+    let unknown = harness
+        .ledger
+        .execute_command("import", &payment_id("P-NONE"), &request)
+        .await
+        .unwrap();
+    assert_eq!(unknown.result.code, ResultCode::OrderNotExist);
+    assert!(unknown.payment.is_none());
+    harness.finish().await;
+}
