@@ -15,6 +15,8 @@
 //! tables this crate writes are its own (`projection_*`, or its own SQLite file beside the log); an event of
 //! a payment stream that does not decode stops the runner, it is never skipped.
 
+#![warn(missing_docs)]
+
 mod checkpoint;
 mod error;
 mod model;
