@@ -127,6 +127,17 @@ pub enum StoreError {
         reason: String,
     },
 
+    /// The database's eventlog schema is newer than this build knows: a newer release migrated it.
+    ///
+    /// Do not write with this build; deploy the newer release (or restore a backup taken before the migration).
+    #[error("eventlog schema version {found} is newer than this build's {known}")]
+    SchemaTooNew {
+        /// The version recorded in the database.
+        found: i64,
+        /// The newest version this build applies.
+        known: i64,
+    },
+
     /// The store has shut down (its writer stopped). An append in flight may or may not have been stored:
     /// handle like an unknown `Backend` outcome, on a freshly opened store.
     #[error("event store is closed")]

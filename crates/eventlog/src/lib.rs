@@ -1,19 +1,21 @@
 //! eventlog: the refund ledger's append-only, hash-chained event log.
 //!
 //! Every fact the ledger learns is an event appended to a stream (`payment-{paymentId}`) with an expected
-//! revision; the aggregate that decided it relies on the [`StreamName`]'s revision check for its invariants
-//! under concurrency, projections rely on the one global order to fold the whole log, and auditors rely on the
-//! hash chain to prove nothing was changed. This crate owns those three guarantees and nothing else: payloads
-//! are opaque bytes, and it knows no domain type.
+//! revision. Three guarantees live here and nowhere else: the revision check that lets an aggregate decide
+//! against the state it loaded even with many server instances; one dense global order that projections and
+//! subscriptions can tail by position without missing a late commit; and the hash chain that lets an auditor
+//! prove nothing was changed. Payloads are opaque bytes; this crate knows no domain type.
 //!
 //! - [`EventStore`] states the guarantees; [`SqliteStore`] (embedded, one file) and [`PostgresStore`]
 //!   (production, several server instances on one database) implement them.
-//! - Global positions are dense and become visible in order (docs/adr/001-gap-free-ordering.md), so a
-//!   [`EventSubscription`] can tail the log by position without ever missing a late commit.
+//! - Positions become visible in order (docs/adr/001-gap-free-ordering.md): every append transaction holds the
+//!   log's one write lock from reading the head to commit, and a per-handle writer commits concurrent appends
+//!   in groups to pay one fsync for many.
+//! - [`EventSubscription`] tails the log and refuses to skip a gap.
 //! - [`chain`] defines the canonical encoding and hash (docs/adr/002-hash-chain.md).
 //!
-//! Architecture invariants: only this crate writes the event tables; every append runs in one transaction that
-//! holds the log's single write lock from reading the head to commit.
+//! Architecture invariants: only this crate reads or writes the `eventlog_*` tables; no caller ever holds the
+//! write lock; the store never interprets a payload.
 
 #![warn(missing_docs)]
 

@@ -237,10 +237,10 @@ async fn migrate(client: &mut Object) -> Result<(), StoreError> {
         .map_err(failed)?;
     let known = i32::try_from(MIGRATIONS.len()).unwrap_or(i32::MAX);
     if applied > known {
-        return Err(StoreError::corrupt(
-            0,
-            format!("schema version {applied} is newer than this build's {known}"),
-        ));
+        return Err(StoreError::SchemaTooNew {
+            found: i64::from(applied),
+            known: i64::from(known),
+        });
     }
     for (version, migration) in (1_i32..)
         .zip(MIGRATIONS)

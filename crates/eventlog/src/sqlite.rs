@@ -258,10 +258,10 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
         .map_err(failed)?;
     let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
     if applied > known {
-        return Err(StoreError::corrupt(
-            0,
-            format!("schema version {applied} is newer than this build's {known}"),
-        ));
+        return Err(StoreError::SchemaTooNew {
+            found: applied,
+            known: known,
+        });
     }
     for (version, migration) in (1_i64..)
         .zip(MIGRATIONS)

@@ -115,3 +115,21 @@ async fn a_gap_or_an_edit_in_the_file_is_reported_as_corrupt() {
     );
     harness.finish().await;
 }
+
+#[tokio::test]
+async fn a_schema_from_a_newer_release_is_refused() {
+    let harness = fresh().await;
+    drop(harness.open().await);
+    let connection = rusqlite::Connection::open(harness.path()).expect("open");
+    connection
+        .execute(
+            "INSERT INTO eventlog_migrations (version, applied_at_ns) VALUES (99, 0)",
+            [],
+        )
+        .expect("insert");
+    match eventlog::SqliteStore::open(harness.path()).await {
+        Err(eventlog::StoreError::SchemaTooNew { found: 99, known: 1 }) => {}
+        other => panic!("opening a newer schema: {other:?}"),
+    }
+    harness.finish().await;
+}
