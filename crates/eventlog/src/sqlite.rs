@@ -258,10 +258,7 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
         .map_err(failed)?;
     let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
     if applied > known {
-        return Err(StoreError::SchemaTooNew {
-            found: applied,
-            known: known,
-        });
+        return Err(StoreError::SchemaTooNew { found: applied, known });
     }
     for (version, migration) in (1_i64..)
         .zip(MIGRATIONS)
