@@ -573,55 +573,11 @@ fn fold_event(
             None
         }
         PaymentEvent::ChargebackResolved(resolved) => {
-            if let Some(dispute) = payment.disputes.get_mut(&resolved.dispute_id) {
-                dispute.resolution = Some(resolved.resolution);
-                if resolved.resolution == ChargebackResolution::CustomerWon {
-                    let amount = dispute.dispute_amount;
-                    payment.charged_back = add(envelope, payment.charged_back, amount)?;
-                }
-            }
+            resolve_dispute(payment, resolved, envelope)?;
             None
         }
-        PaymentEvent::RefundRequested(requested) => {
-            require_currency(envelope, payment, requested.refund_amount)?;
-            payment.pending = add(envelope, payment.pending, requested.refund_amount)?;
-            payment.refund_count = payment.refund_count.saturating_add(1);
-            Some(RefundView {
-                refund_request_id: requested.refund_request_id.clone(),
-                payment_id: payment.payment_id.clone(),
-                refund_amount: requested.refund_amount,
-                refund_reason: requested.refund_reason.clone(),
-                status: RefundStatus::Requested,
-                result_code: None,
-                result_message: None,
-                refund_id: None,
-                requested_at: requested.requested_at,
-                settled_at: None,
-                requested_by: envelope.actor.clone(),
-                anomaly_count: 0,
-                last_position: envelope.position,
-                updated_at: envelope.recorded_at,
-            })
-        }
-        PaymentEvent::RefundRejected(rejected) => {
-            payment.refund_count = payment.refund_count.saturating_add(1);
-            Some(RefundView {
-                refund_request_id: rejected.refund_request_id.clone(),
-                payment_id: payment.payment_id.clone(),
-                refund_amount: rejected.refund_amount,
-                refund_reason: rejected.refund_reason.clone(),
-                status: RefundStatus::Rejected,
-                result_code: Some(rejected.result_code.clone()),
-                result_message: Some(rejected.result_message.clone()),
-                refund_id: None,
-                requested_at: rejected.rejected_at,
-                settled_at: Some(rejected.rejected_at),
-                requested_by: envelope.actor.clone(),
-                anomaly_count: 0,
-                last_position: envelope.position,
-                updated_at: envelope.recorded_at,
-            })
-        }
+        PaymentEvent::RefundRequested(requested) => Some(request_refund(payment, requested, envelope)?),
+        PaymentEvent::RefundRejected(rejected) => Some(reject_refund(payment, rejected, envelope)),
         PaymentEvent::RefundProcessing(_) => {
             refund
                 .filter(|refund| refund.status == RefundStatus::Requested)
@@ -633,28 +589,11 @@ fn fold_event(
         }
         PaymentEvent::RefundSucceeded(succeeded) => match refund.filter(|refund| refund.status.is_pending()) {
             None => None,
-            Some(mut refund) => {
-                payment.pending = subtract(envelope, payment.pending, refund.refund_amount)?;
-                payment.refunded = add(envelope, payment.refunded, refund.refund_amount)?;
-                refund.status = RefundStatus::Succeeded;
-                refund.refund_id = Some(succeeded.refund_id.clone());
-                refund.settled_at = Some(succeeded.refund_time);
-                refund.result_code = Some(ResultCode::Success);
-                touch(&mut refund, envelope);
-                Some(refund)
-            }
+            Some(refund) => Some(settle_succeeded(payment, refund, succeeded, envelope)?),
         },
         PaymentEvent::RefundFailed(failed) => match refund.filter(|refund| refund.status.is_pending()) {
             None => None,
-            Some(mut refund) => {
-                payment.pending = subtract(envelope, payment.pending, refund.refund_amount)?;
-                refund.status = RefundStatus::Failed;
-                refund.settled_at = Some(failed.failed_at);
-                refund.result_code = Some(failed.result_code.clone());
-                refund.result_message = Some(failed.result_message.clone());
-                touch(&mut refund, envelope);
-                Some(refund)
-            }
+            Some(refund) => Some(settle_failed(payment, refund, failed, envelope)?),
         },
         PaymentEvent::RefundOutcomeAnomaly(_) => refund.map(|mut refund| {
             refund.anomaly_count = refund.anomaly_count.saturating_add(1);
@@ -663,6 +602,103 @@ fn fold_event(
         }),
     };
     Ok(EventOutcome { refund })
+}
+
+fn resolve_dispute(
+    payment: &mut PaymentRow,
+    resolved: &domain::ChargebackResolved,
+    envelope: &Envelope,
+) -> Result<(), ProjectionError> {
+    let Some(dispute) = payment.disputes.get_mut(&resolved.dispute_id) else {
+        return Ok(());
+    };
+    dispute.resolution = Some(resolved.resolution);
+    if resolved.resolution == ChargebackResolution::CustomerWon {
+        let amount = dispute.dispute_amount;
+        payment.charged_back = add(envelope, payment.charged_back, amount)?;
+    }
+    Ok(())
+}
+
+/// A new refund reserves its amount.
+fn request_refund(
+    payment: &mut PaymentRow,
+    requested: &domain::RefundRequested,
+    envelope: &Envelope,
+) -> Result<RefundView, ProjectionError> {
+    require_currency(envelope, payment, requested.refund_amount)?;
+    payment.pending = add(envelope, payment.pending, requested.refund_amount)?;
+    payment.refund_count = payment.refund_count.saturating_add(1);
+    Ok(RefundView {
+        refund_request_id: requested.refund_request_id.clone(),
+        payment_id: payment.payment_id.clone(),
+        refund_amount: requested.refund_amount,
+        refund_reason: requested.refund_reason.clone(),
+        status: RefundStatus::Requested,
+        result_code: None,
+        result_message: None,
+        refund_id: None,
+        requested_at: requested.requested_at,
+        settled_at: None,
+        requested_by: envelope.actor.clone(),
+        anomaly_count: 0,
+        last_position: envelope.position,
+        updated_at: envelope.recorded_at,
+    })
+}
+
+/// A refund the ledger refused reserves nothing; it is requested and settled at once.
+fn reject_refund(payment: &mut PaymentRow, rejected: &domain::RefundRejected, envelope: &Envelope) -> RefundView {
+    payment.refund_count = payment.refund_count.saturating_add(1);
+    RefundView {
+        refund_request_id: rejected.refund_request_id.clone(),
+        payment_id: payment.payment_id.clone(),
+        refund_amount: rejected.refund_amount,
+        refund_reason: rejected.refund_reason.clone(),
+        status: RefundStatus::Rejected,
+        result_code: Some(rejected.result_code.clone()),
+        result_message: Some(rejected.result_message.clone()),
+        refund_id: None,
+        requested_at: rejected.rejected_at,
+        settled_at: Some(rejected.rejected_at),
+        requested_by: envelope.actor.clone(),
+        anomaly_count: 0,
+        last_position: envelope.position,
+        updated_at: envelope.recorded_at,
+    }
+}
+
+/// A pending refund succeeded: its reservation becomes refunded money.
+fn settle_succeeded(
+    payment: &mut PaymentRow,
+    mut refund: RefundView,
+    succeeded: &domain::RefundSucceeded,
+    envelope: &Envelope,
+) -> Result<RefundView, ProjectionError> {
+    payment.pending = subtract(envelope, payment.pending, refund.refund_amount)?;
+    payment.refunded = add(envelope, payment.refunded, refund.refund_amount)?;
+    refund.status = RefundStatus::Succeeded;
+    refund.refund_id = Some(succeeded.refund_id.clone());
+    refund.settled_at = Some(succeeded.refund_time);
+    refund.result_code = Some(ResultCode::Success);
+    touch(&mut refund, envelope);
+    Ok(refund)
+}
+
+/// A pending refund failed: its reservation is released.
+fn settle_failed(
+    payment: &mut PaymentRow,
+    mut refund: RefundView,
+    failed: &domain::RefundFailed,
+    envelope: &Envelope,
+) -> Result<RefundView, ProjectionError> {
+    payment.pending = subtract(envelope, payment.pending, refund.refund_amount)?;
+    refund.status = RefundStatus::Failed;
+    refund.settled_at = Some(failed.failed_at);
+    refund.result_code = Some(failed.result_code.clone());
+    refund.result_message = Some(failed.result_message.clone());
+    touch(&mut refund, envelope);
+    Ok(refund)
 }
 
 fn touch(refund: &mut RefundView, envelope: &Envelope) {

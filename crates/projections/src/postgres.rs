@@ -516,19 +516,6 @@ async fn fold_on(transaction: &tokio_postgres::Transaction<'_>, batch: &Batch) -
 }
 
 async fn write_fold(transaction: &tokio_postgres::Transaction<'_>, fold: &BatchFold) -> Result<(), ProjectionError> {
-    let failed = failed("write batch");
-    let upsert_payment = transaction
-        .prepare(&storage::upsert_payment_sql(Dialect::Postgres))
-        .await
-        .map_err(&failed)?;
-    let upsert_refund = transaction
-        .prepare(&storage::upsert_refund_sql(Dialect::Postgres))
-        .await
-        .map_err(&failed)?;
-    let add_daily = transaction
-        .prepare(&storage::add_daily_sql(Dialect::Postgres))
-        .await
-        .map_err(&failed)?;
     let payments = fold
         .changed_payments()
         .map(PaymentRecord::from_row)
@@ -541,63 +528,100 @@ async fn write_fold(transaction: &tokio_postgres::Transaction<'_>, fold: &BatchF
         .daily_deltas()
         .map(|(key, delta)| DailyRecord::from_delta(key, delta))
         .collect();
-    // The statements of one batch are sent pipelined on the writer's connection: one round trip, not one per row.
-    let (upsert_payment, upsert_refund, add_daily) = (&upsert_payment, &upsert_refund, &add_daily);
-    let payment_writes = try_join_all(payments.iter().map(|r| async move {
-        transaction
-            .execute(
-                upsert_payment,
-                &[
-                    &r.payment_id,
-                    &r.currency,
-                    &r.payment_amount,
-                    &r.payment_method_type,
-                    &r.payment_time_ns,
-                    &r.capture_required,
-                    &r.captured,
-                    &r.refunded,
-                    &r.pending,
-                    &r.charged_back,
-                    &r.refundable,
-                    &r.status,
-                    &r.open_chargeback,
-                    &r.disputes,
-                    &r.refund_count,
-                    &r.last_position,
-                    &r.updated_at_ns,
-                ],
-            )
-            .await
-    }));
-    let refund_writes = try_join_all(refunds.iter().map(|r| async move {
-        transaction
-            .execute(
-                upsert_refund,
-                &[
-                    &r.refund_request_id,
-                    &r.payment_id,
-                    &r.currency,
-                    &r.refund_amount,
-                    &r.refund_reason,
-                    &r.status,
-                    &r.result_code,
-                    &r.result_message,
-                    &r.refund_id,
-                    &r.requested_at_ns,
-                    &r.settled_at_ns,
-                    &r.requested_by,
-                    &r.anomaly_count,
-                    &r.last_position,
-                    &r.updated_at_ns,
-                ],
-            )
-            .await
-    }));
-    let daily_writes = try_join_all(daily.iter().map(|r| async move {
-        transaction
-            .execute(add_daily, &[&r.date, &r.currency, &r.status, &r.count, &r.amount])
-            .await
-    }));
-    tokio::try_join!(payment_writes, refund_writes, daily_writes).map_err(&failed)?;
+    // The statements of one batch are sent pipelined on the writer's connection: one round trip, not one per
+    // row. Every key appears once per table, so their order does not matter.
+    tokio::try_join!(
+        write_payments(transaction, &payments),
+        write_refunds(transaction, &refunds),
+        write_daily_totals(transaction, &daily),
+    )?;
+    Ok(())
+}
+
+async fn write_payments(
+    transaction: &tokio_postgres::Transaction<'_>,
+    payments: &[PaymentRecord],
+) -> Result<(), ProjectionError> {
+    let failed = failed("write payments");
+    let upsert = &transaction
+        .prepare(&storage::upsert_payment_sql(Dialect::Postgres))
+        .await
+        .map_err(&failed)?;
+    try_join_all(payments.iter().map(|r| async move {
+        let params: [&(dyn ToSql + Sync); 17] = [
+            &r.payment_id,
+            &r.currency,
+            &r.payment_amount,
+            &r.payment_method_type,
+            &r.payment_time_ns,
+            &r.capture_required,
+            &r.captured,
+            &r.refunded,
+            &r.pending,
+            &r.charged_back,
+            &r.refundable,
+            &r.status,
+            &r.open_chargeback,
+            &r.disputes,
+            &r.refund_count,
+            &r.last_position,
+            &r.updated_at_ns,
+        ];
+        transaction.execute(upsert, &params).await
+    }))
+    .await
+    .map_err(&failed)?;
+    Ok(())
+}
+
+async fn write_refunds(
+    transaction: &tokio_postgres::Transaction<'_>,
+    refunds: &[RefundRecord],
+) -> Result<(), ProjectionError> {
+    let failed = failed("write refunds");
+    let upsert = &transaction
+        .prepare(&storage::upsert_refund_sql(Dialect::Postgres))
+        .await
+        .map_err(&failed)?;
+    try_join_all(refunds.iter().map(|r| async move {
+        let params: [&(dyn ToSql + Sync); 15] = [
+            &r.refund_request_id,
+            &r.payment_id,
+            &r.currency,
+            &r.refund_amount,
+            &r.refund_reason,
+            &r.status,
+            &r.result_code,
+            &r.result_message,
+            &r.refund_id,
+            &r.requested_at_ns,
+            &r.settled_at_ns,
+            &r.requested_by,
+            &r.anomaly_count,
+            &r.last_position,
+            &r.updated_at_ns,
+        ];
+        transaction.execute(upsert, &params).await
+    }))
+    .await
+    .map_err(&failed)?;
+    Ok(())
+}
+
+async fn write_daily_totals(
+    transaction: &tokio_postgres::Transaction<'_>,
+    daily: &[DailyRecord],
+) -> Result<(), ProjectionError> {
+    let failed = failed("write daily totals");
+    let add = &transaction
+        .prepare(&storage::add_daily_sql(Dialect::Postgres))
+        .await
+        .map_err(&failed)?;
+    try_join_all(daily.iter().map(|r| async move {
+        let params: [&(dyn ToSql + Sync); 5] = [&r.date, &r.currency, &r.status, &r.count, &r.amount];
+        transaction.execute(add, &params).await
+    }))
+    .await
+    .map_err(&failed)?;
     Ok(())
 }

@@ -581,7 +581,13 @@ fn fold_on(transaction: &Transaction<'_>, batch: &Batch) -> Result<BatchFold, Pr
 }
 
 fn write_fold(transaction: &Transaction<'_>, fold: &BatchFold) -> Result<(), ProjectionError> {
-    let failed = failed("write batch");
+    write_payments(transaction, fold)?;
+    write_refunds(transaction, fold)?;
+    write_daily_totals(transaction, fold)
+}
+
+fn write_payments(transaction: &Transaction<'_>, fold: &BatchFold) -> Result<(), ProjectionError> {
+    let failed = failed("write payments");
     let mut upsert = transaction
         .prepare_cached(&storage::upsert_payment_sql(Dialect::Sqlite))
         .map_err(&failed)?;
@@ -609,6 +615,11 @@ fn write_fold(transaction: &Transaction<'_>, fold: &BatchFold) -> Result<(), Pro
             ])
             .map_err(&failed)?;
     }
+    Ok(())
+}
+
+fn write_refunds(transaction: &Transaction<'_>, fold: &BatchFold) -> Result<(), ProjectionError> {
+    let failed = failed("write refunds");
     let mut upsert = transaction
         .prepare_cached(&storage::upsert_refund_sql(Dialect::Sqlite))
         .map_err(&failed)?;
@@ -634,6 +645,11 @@ fn write_fold(transaction: &Transaction<'_>, fold: &BatchFold) -> Result<(), Pro
             ])
             .map_err(&failed)?;
     }
+    Ok(())
+}
+
+fn write_daily_totals(transaction: &Transaction<'_>, fold: &BatchFold) -> Result<(), ProjectionError> {
+    let failed = failed("write daily totals");
     let mut add = transaction
         .prepare_cached(&storage::add_daily_sql(Dialect::Sqlite))
         .map_err(&failed)?;
