@@ -4,6 +4,7 @@
 // Helpers outside #[test] functions panic on purpose: the panic is the test failure.
 #![allow(clippy::unwrap_used)]
 
+mod chaos;
 mod concurrency;
 mod helpers;
 mod refunds;
