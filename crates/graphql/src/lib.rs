@@ -1,1 +1,23 @@
-//! graphql: under construction.
+//! The refund ledger's GraphQL API: queries over the read models and the
+//! log, mutations through the `app` ledger, and refund subscriptions.
+//!
+//! Architecture invariant: only this crate knows GraphQL types. It converts
+//! domain values for the wire (amounts as Antom's `{currency, value}` plus
+//! an exact decimal) and parses inputs into domain values before anything is
+//! written, so bad input changes nothing. Clients get stable
+//! `extensions.code`s; causes go to the log.
+
+mod access;
+mod context;
+mod error;
+pub mod input;
+pub mod mutation;
+pub mod query;
+mod schema;
+pub mod subscription;
+pub mod types;
+
+pub use access::{Principal, Role, RoleGuard};
+pub use context::ApiContext;
+pub use error::ApiError;
+pub use schema::{LedgerSchema, Limits, build, sdl};

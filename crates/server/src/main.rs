@@ -1,20 +1,30 @@
 //! `refund-ledger`: the refund ledger's binary.
 //!
-//! Until the HTTP service lands, it offers the commands that exercise the
-//! real domain and event log on the configured store: `demo` records a demo
-//! payment and refunds through the `Payment` aggregate, `check` verifies the
-//! hash chain of the whole log.
+//! - `serve [--demo]`: the GraphQL service (demo: embedded store, built-in Antom simulator, a printed key).
+//! - `check`: verify the hash chain, positions and stream revisions of the whole log.
+//! - `healthcheck [--url]`: exit 0 when the service answers `/healthz` (for container health checks).
 
+mod auth;
 mod check;
-mod demo;
+mod config;
+mod http;
+mod metrics;
+mod mirror;
+mod startup;
 mod store;
 
+use std::io::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
 
-/// The default embedded store.
-const STORE_DEFAULT: &str = "sqlite://./data/ledger.db";
+use crate::config::LogFormat;
+
+/// Longest wait of `healthcheck`.
+const HEALTHCHECK_TIMEOUT_MS: u64 = 3_000;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,30 +33,48 @@ const STORE_DEFAULT: &str = "sqlite://./data/ledger.db";
     about = "An event-sourced refund ledger for Antom merchants"
 )]
 struct Cli {
-    /// The event store: `sqlite://PATH` (embedded) or `postgres://USER@HOST/DB`.
-    #[arg(long, global = true, env = "REFUND_LEDGER_STORE", default_value = STORE_DEFAULT)]
-    store: String,
+    /// A TOML config file (also REFUND_LEDGER_CONFIG); REFUND_LEDGER_* variables override it.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// The event store, overriding the config: `sqlite://PATH` or `postgres://USER@HOST/DB`.
+    #[arg(long, global = true)]
+    store: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Record a demo payment and refunds through the aggregate, print the stored events, verify the log.
-    Demo,
+    /// Run the GraphQL service.
+    Serve {
+        /// Use the built-in Antom simulator and print a demo operator key when none is configured.
+        #[arg(long)]
+        demo: bool,
+    },
     /// Verify the hash chain, positions and stream revisions of the whole log.
     Check,
+    /// Exit 0 when the service answers.
+    Healthcheck {
+        /// What to probe (default: /healthz on the configured listen address).
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let environment = |key: &str| std::env::var(key).ok();
+    let mut settings = match config::load(cli.config.as_deref(), &environment) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(store) = cli.store {
+        settings.store = store;
+    }
+    init_tracing(settings.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -54,14 +82,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = runtime.block_on(async {
-        let store = store::open(&cli.store).await?;
+    let result = runtime.block_on(async move {
         match cli.command {
-            Command::Demo => {
-                demo::run(store.clone()).await?;
-                check::run(store).await
-            }
-            Command::Check => check::run(store).await,
+            Command::Serve { demo } => serve(settings, demo).await.map(|()| check::Verdict::Intact),
+            Command::Check => check::run(store::open(&settings.store).await?).await,
+            Command::Healthcheck { url } => healthcheck(url, &settings).await.map(|()| check::Verdict::Intact),
         }
     });
     match result {
@@ -72,4 +97,86 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+async fn serve(settings: config::Settings, demo: bool) -> anyhow::Result<()> {
+    let store = settings.store.split("://").next().unwrap_or("store").to_owned();
+    let application = startup::Application::build(settings, demo).await?;
+    let port = application.port();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "refund-ledger serving on port {port} ({store} store)")?;
+    writeln!(out, "GraphiQL: http://127.0.0.1:{port}/graphql")?;
+    if let Some(key) = application.demo().and_then(|demo| demo.operator_key.as_ref()) {
+        writeln!(
+            out,
+            "demo key (admin role, valid until this process stops): {}",
+            key.expose_secret()
+        )?;
+        writeln!(
+            out,
+            "  put {{\"Authorization\": \"Bearer {}\"}} in GraphiQL's Headers tab",
+            key.expose_secret()
+        )?;
+    }
+    out.flush()?;
+    drop(out);
+    application.run_until_stopped(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}
+
+async fn healthcheck(url: Option<String>, settings: &config::Settings) -> anyhow::Result<()> {
+    let url = url.unwrap_or_else(|| {
+        let port = settings.listen.port();
+        format!("http://127.0.0.1:{port}/healthz")
+    });
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(HEALTHCHECK_TIMEOUT_MS))
+        .build()
+        .context("building the HTTP client")?;
+    let response = client
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("probing {url}"))?;
+    anyhow::ensure!(response.status().is_success(), "{url} answered {}", response.status());
+    Ok(())
 }

@@ -1,71 +1,75 @@
-use std::path::Path;
-use std::process::{Command, Output};
+//! The CLI around the service: `check` after a real run, tamper detection, usage errors.
 
-fn run(store: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_refund-ledger"))
-        .args(args)
-        .env("REFUND_LEDGER_STORE", format!("sqlite://{}", store.display()))
-        .output()
-        .expect("the refund-ledger binary runs")
-}
+use std::process::Command;
 
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use serde_json::json;
+
+use crate::support::{Server, binary, check, sqlite_store, temp_folder};
 
 #[test]
-fn demo_records_through_the_aggregate_and_the_log_verifies() {
-    let folder = tempfile::tempdir().unwrap();
-    let store = folder.path().join("nested/ledger.db");
-    let first = run(&store, &["demo"]);
-    assert!(first.status.success(), "{first:?}");
-    let text = stdout(&first);
-    assert!(text.contains("RefundRejected"), "{text}");
-    assert!(text.contains("REFUND_AMOUNT_EXCEED"), "{text}");
-    assert!(
-        text.contains("refunded 25.00 USD, pending 0.00 USD, refundable 75.00 USD"),
-        "{text}"
+fn check_verifies_a_real_log_and_names_the_first_tampered_position() {
+    let (_guard, folder) = temp_folder();
+    let store = sqlite_store(&folder);
+    let server = Server::start(&store, &folder);
+    server.graphql(
+        "mutation { recordPayment(input: { paymentId: \"P\", paymentAmount: { currency: \"USD\", value: \"10000\" },
+           paymentMethodType: \"ALIPAY_CN\", paymentTime: \"2026-11-01T00:00:00Z\" }) { position } }",
+        json!({}),
     );
-    assert!(text.contains("verify: OK, 5 events in 1 streams; digest 5:"), "{text}");
-
-    let second = run(&store, &["demo"]);
-    assert!(second.status.success(), "{second:?}");
-    assert!(
-        stdout(&second).contains("verify: OK, 10 events in 2 streams; digest 10:"),
-        "{}",
-        stdout(&second)
+    server.graphql(
+        "mutation { refund(input: { refundRequestId: \"R\", paymentId: \"P\",
+           refundAmount: { currency: \"USD\", value: \"2500\" } }) { position } }",
+        json!({}),
     );
-}
+    server.stop();
 
-#[test]
-fn check_names_the_first_tampered_position() {
-    let folder = tempfile::tempdir().unwrap();
-    let store = folder.path().join("ledger.db");
-    assert!(run(&store, &["demo"]).status.success());
-    let intact = run(&store, &["check"]);
+    let intact = check(&store);
     assert_eq!(intact.status.code(), Some(0), "{intact:?}");
+    let text = String::from_utf8_lossy(&intact.stdout);
+    assert!(text.contains("verify: OK"), "{text}");
 
-    let connection = rusqlite::Connection::open(&store).unwrap();
+    let connection = rusqlite::Connection::open(folder.join("ledger.db")).unwrap();
     let changed = connection
         .execute(
-            "UPDATE eventlog_events SET payload = CAST(replace(CAST(payload AS TEXT), '2500', '2600') AS BLOB) WHERE position = 3",
+            "UPDATE eventlog_events SET payload = CAST(replace(CAST(payload AS TEXT), '2500', '2600') AS BLOB)
+             WHERE position = 2",
             [],
         )
         .unwrap();
     assert_eq!(changed, 1);
     drop(connection);
 
-    let broken = run(&store, &["check"]);
+    let broken = check(&store);
     assert_eq!(broken.status.code(), Some(1), "{broken:?}");
-    assert!(stdout(&broken).contains("FAILED at position 3"), "{}", stdout(&broken));
+    assert!(
+        String::from_utf8_lossy(&broken.stdout).contains("FAILED at position 2"),
+        "{broken:?}"
+    );
 }
 
 #[test]
 fn an_unknown_store_scheme_is_a_usage_error() {
-    let output = Command::new(env!("CARGO_BIN_EXE_refund-ledger"))
+    let output = Command::new(binary())
         .args(["check", "--store", "mysql://nope"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("store: expected sqlite://PATH or postgres://"));
+}
+
+#[test]
+fn serve_without_a_gateway_says_how_to_configure_one() {
+    let (_guard, folder) = temp_folder();
+    let output = Command::new(binary())
+        .arg("serve")
+        .current_dir(&folder)
+        .env("REFUND_LEDGER_STORE", sqlite_store(&folder))
+        .env("REFUND_LEDGER_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("serve --demo"),
+        "{output:?}"
+    );
 }

@@ -1,4 +1,9 @@
-//! End-to-end tests of the `refund-ledger` binary: they run the real binary
-//! on a fresh SQLite store and read what it prints and how it exits.
+//! End-to-end tests of the `refund-ledger` binary: they start the real
+//! binary on a random port with a fresh store (a temp SQLite file, or a
+//! fresh PostgreSQL database) and drive it over HTTP with GraphQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli;
+mod graphql;
+mod support;

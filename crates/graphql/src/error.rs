@@ -1,0 +1,102 @@
+//! Errors as GraphQL clients see them: a plain message and a stable
+//! `extensions.code` (plus `extensions.field` for bad input). Causes of
+//! internal failures go to the log, never to the client.
+
+use async_graphql::ErrorExtensions;
+
+use crate::access::Role;
+
+/// An error a resolver returns.
+///
+/// It deliberately has no `Display`: async-graphql converts anything
+/// displayable into an error without extensions, so only the explicit
+/// conversion below (which sets `extensions.code`) can turn it into one.
+#[derive(Debug)]
+pub enum ApiError {
+    /// Malformed input: the client fixes the named field; nothing was written.
+    BadInput {
+        /// The field as the client named it, e.g. `input.refundAmount.value`.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// No or unknown API key.
+    Unauthenticated,
+    /// The key's role is too low.
+    Forbidden {
+        /// The caller's role.
+        role: Role,
+        /// The role needed.
+        needed: Role,
+    },
+    /// `atLeastPosition` was not reached in time; the client may retry.
+    NotCaughtUp {
+        /// The position asked for.
+        position: u64,
+    },
+    /// Something failed inside; the cause was logged with the request id.
+    Internal,
+}
+
+impl ApiError {
+    /// The stable code in `extensions.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadInput { .. } => "BAD_USER_INPUT",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden { .. } => "FORBIDDEN",
+            Self::NotCaughtUp { .. } => "NOT_CAUGHT_UP",
+            Self::Internal => "INTERNAL",
+        }
+    }
+
+    /// Logs `cause` and returns the client-facing internal error.
+    pub fn internal(cause: &dyn std::error::Error) -> Self {
+        tracing::error!(error = %cause, "request failed");
+        Self::Internal
+    }
+
+    /// The message the client sees.
+    pub fn message(&self) -> String {
+        match self {
+            Self::BadInput { message, .. } => message.clone(),
+            Self::Unauthenticated => "authentication required: send Authorization: Bearer <key>".to_owned(),
+            Self::Forbidden { role, needed } => format!("the {role} role may not do this; it needs {needed}"),
+            Self::NotCaughtUp { position } => {
+                format!("the read models have not reached position {position} yet; retry")
+            }
+            Self::Internal => "internal error; the cause was logged".to_owned(),
+        }
+    }
+
+    /// Bad input from a domain parse error, with the field prefixed by where it sat (`input`).
+    pub fn from_input(prefix: &str, error: &domain::InputError) -> Self {
+        let field = if prefix.is_empty() {
+            error.field().to_owned()
+        } else {
+            format!("{prefix}.{}", error.field())
+        };
+        let message = if prefix.is_empty() {
+            error.to_string()
+        } else {
+            format!("{prefix}.{error}")
+        };
+        Self::BadInput { field, message }
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(error: ApiError) -> Self {
+        let code = error.code();
+        let field = match &error {
+            ApiError::BadInput { field, .. } => Some(field.clone()),
+            _ => None,
+        };
+        async_graphql::Error::new(error.message()).extend_with(|_, extensions| {
+            extensions.set("code", code);
+            if let Some(field) = &field {
+                extensions.set("field", field.as_str());
+            }
+        })
+    }
+}

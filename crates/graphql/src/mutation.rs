@@ -1,0 +1,119 @@
+//! Mutations: payments and refunds. Every mutation needs the operator role;
+//! the caller's key name is the actor on every event it causes. Refusals by
+//! Antom's rules are *results* (`resultStatus: F` with the code), malformed
+//! input is a `BAD_USER_INPUT` error that writes nothing.
+
+use async_graphql::{Context, ID, Object};
+
+use crate::access::{Role, RoleGuard, principal};
+use crate::context::ApiContext;
+use crate::error::ApiError;
+use crate::input::{
+    CapturePaymentInput, ChargebackInput, RecordPaymentInput, RefundInput, ResolveChargebackInput,
+    refund_request_id as parse_refund_request_id,
+};
+use crate::types::{PaymentResult, RefundResult};
+
+/// The root of all writes.
+#[derive(Debug, Default)]
+pub struct Mutation;
+
+fn failed(error: app::AppError) -> ApiError {
+    match error {
+        app::AppError::Input(input) => ApiError::from_input("input", &input),
+        other => ApiError::internal(&other),
+    }
+}
+
+#[Object]
+impl Mutation {
+    /// Records a payment (from Antom's payment notification, an import, or by hand).
+    #[graphql(guard = "RoleGuard::new(Role::Operator)")]
+    async fn record_payment(
+        &self,
+        context: &Context<'_>,
+        input: RecordPaymentInput,
+    ) -> async_graphql::Result<PaymentResult> {
+        let api = context.data::<ApiContext>()?;
+        let actor = principal(context)?;
+        let input = input.parse()?;
+        let result = api.ledger.record_payment(&actor.name, input).await.map_err(failed)?;
+        Ok(result.into())
+    }
+
+    /// Records the capture of a card payment: only captured money is refundable.
+    #[graphql(guard = "RoleGuard::new(Role::Operator)")]
+    async fn capture_payment(
+        &self,
+        context: &Context<'_>,
+        input: CapturePaymentInput,
+    ) -> async_graphql::Result<PaymentResult> {
+        let api = context.data::<ApiContext>()?;
+        let actor = principal(context)?;
+        let input = input.parse()?;
+        Ok(api
+            .ledger
+            .capture_payment(&actor.name, input)
+            .await
+            .map_err(failed)?
+            .into())
+    }
+
+    /// Opens a dispute: no refund is allowed while its liability is undetermined.
+    #[graphql(guard = "RoleGuard::new(Role::Operator)")]
+    async fn open_chargeback(
+        &self,
+        context: &Context<'_>,
+        input: ChargebackInput,
+    ) -> async_graphql::Result<PaymentResult> {
+        let api = context.data::<ApiContext>()?;
+        let actor = principal(context)?;
+        let input = input.parse()?;
+        Ok(api
+            .ledger
+            .open_chargeback(&actor.name, input)
+            .await
+            .map_err(failed)?
+            .into())
+    }
+
+    /// Resolves a dispute.
+    #[graphql(guard = "RoleGuard::new(Role::Operator)")]
+    async fn resolve_chargeback(
+        &self,
+        context: &Context<'_>,
+        input: ResolveChargebackInput,
+    ) -> async_graphql::Result<PaymentResult> {
+        let api = context.data::<ApiContext>()?;
+        let actor = principal(context)?;
+        let input = input.parse()?;
+        Ok(api
+            .ledger
+            .resolve_chargeback(&actor.name, input)
+            .await
+            .map_err(failed)?
+            .into())
+    }
+
+    /// Refunds (part of) a payment through Antom. The same refundRequestId again returns the refund as it
+    /// stands; with other content it is REPEAT_REQ_INCONSISTENT.
+    #[graphql(guard = "RoleGuard::new(Role::Operator)")]
+    async fn refund(&self, context: &Context<'_>, input: RefundInput) -> async_graphql::Result<RefundResult> {
+        let api = context.data::<ApiContext>()?;
+        let actor = principal(context)?;
+        let input = input.parse()?;
+        Ok(api.ledger.refund(&actor.name, input).await.map_err(failed)?.into())
+    }
+
+    /// Asks Antom for the refund's state now and records a final answer.
+    #[graphql(guard = "RoleGuard::new(Role::Operator)")]
+    async fn inquiry_refund(
+        &self,
+        context: &Context<'_>,
+        refund_request_id: ID,
+    ) -> async_graphql::Result<RefundResult> {
+        let api = context.data::<ApiContext>()?;
+        let id = parse_refund_request_id("refundRequestId", &refund_request_id)?;
+        Ok(api.ledger.inquiry_refund(&id).await.map_err(failed)?.into())
+    }
+}

@@ -1,0 +1,326 @@
+//! Queries: balances, refunds, totals and the events behind them. Every
+//! query needs at least the viewer role.
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, ID, InputObject, Object};
+use projections::{
+    Cursor, PAGE_SIZE_MAX, PaymentFilter as ViewPaymentFilter, ProjectionError, RefundFilter as ViewRefundFilter,
+};
+use time::{Date, OffsetDateTime};
+
+use crate::access::{Role, RoleGuard};
+use crate::context::{ApiContext, Cutoff};
+use crate::error::ApiError;
+use crate::input::{currency, payment_id, refund_request_id as parse_refund_request_id};
+use crate::types::{DailyTotal, LedgerEvent, LedgerRefundStatus, Payment, PaymentStatus, Refund};
+
+/// Page size when `first` is omitted.
+const PAGE_SIZE_DEFAULT: usize = 50;
+/// Most events one `events` query returns.
+const EVENTS_PAGE_MAX: usize = 1_000;
+
+/// Filters of `payments`.
+#[derive(Debug, Clone, Default, InputObject)]
+pub struct PaymentFilter {
+    /// Only this currency.
+    pub currency: Option<String>,
+    /// Only payments in this state.
+    pub status: Option<PaymentStatus>,
+    /// Paid at or after.
+    pub paid_from: Option<OffsetDateTime>,
+    /// Paid before.
+    pub paid_to: Option<OffsetDateTime>,
+}
+
+/// Filters of `refunds`.
+#[derive(Debug, Clone, Default, InputObject)]
+pub struct RefundFilter {
+    /// Only refunds of this payment.
+    pub payment_id: Option<ID>,
+    /// Only refunds in this state.
+    pub status: Option<LedgerRefundStatus>,
+    /// Only this currency.
+    pub currency: Option<String>,
+    /// Requested at or after.
+    pub requested_from: Option<OffsetDateTime>,
+    /// Requested before.
+    pub requested_to: Option<OffsetDateTime>,
+}
+
+fn page_size(first: Option<i32>) -> Result<usize, ApiError> {
+    match first {
+        None => Ok(PAGE_SIZE_DEFAULT),
+        Some(first) => usize::try_from(first)
+            .ok()
+            .filter(|first| *first <= PAGE_SIZE_MAX)
+            .ok_or_else(|| ApiError::BadInput {
+                field: "first".to_owned(),
+                message: format!("first: must be between 0 and {PAGE_SIZE_MAX}"),
+            }),
+    }
+}
+
+fn cursor(after: Option<&str>) -> Result<Option<Cursor>, ApiError> {
+    after
+        .map(|text| {
+            Cursor::parse(text).map_err(|error| ApiError::BadInput {
+                field: "after".to_owned(),
+                message: format!("after: {error}"),
+            })
+        })
+        .transpose()
+}
+
+fn projection_error(error: ProjectionError) -> ApiError {
+    match error {
+        ProjectionError::InvalidCursor { reason } => ApiError::BadInput {
+            field: "after".to_owned(),
+            message: format!("after: {reason}"),
+        },
+        other => ApiError::internal(&other),
+    }
+}
+
+fn position(field: &str, value: Option<i64>) -> Result<Option<u64>, ApiError> {
+    value
+        .map(|value| {
+            u64::try_from(value).map_err(|_| ApiError::BadInput {
+                field: field.to_owned(),
+                message: format!("{field}: must not be negative"),
+            })
+        })
+        .transpose()
+}
+
+/// The root of all reads.
+#[derive(Debug, Default)]
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// A payment's balance: current (from the read models, after `atLeastPosition` if given), or as it stood
+    /// at `asOf` / `atPosition` (folded from its stream).
+    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    async fn payment(
+        &self,
+        context: &Context<'_>,
+        payment_id: ID,
+        as_of: Option<OffsetDateTime>,
+        at_position: Option<i64>,
+        at_least_position: Option<i64>,
+    ) -> async_graphql::Result<Option<Payment>> {
+        let api = context.data::<ApiContext>()?;
+        let id = payment_id_arg(&payment_id)?;
+        let cutoff = match (as_of, position("atPosition", at_position)?) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::BadInput {
+                    field: "asOf".to_owned(),
+                    message: "asOf: give asOf or atPosition, not both".to_owned(),
+                }
+                .into());
+            }
+            (Some(time), None) => Some(Cutoff::Time(time)),
+            (None, Some(position)) => Some(Cutoff::Position(position)),
+            (None, None) => None,
+        };
+        if let Some(cutoff) = cutoff {
+            let folded = api.fold_payment(id.as_str(), cutoff).await?;
+            return Ok(folded
+                .and_then(|(payment, position)| payment.state().map(|state| Payment::from_state(state, position))));
+        }
+        api.wait_for(at_least_position).await?;
+        let view = api.read_models.payment(&id).await.map_err(projection_error)?;
+        Ok(view.map(Payment::from))
+    }
+
+    /// Payments, oldest payment first, with Relay cursors.
+    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    async fn payments(
+        &self,
+        context: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<PaymentFilter>,
+    ) -> async_graphql::Result<Connection<String, Payment>> {
+        let api = context.data::<ApiContext>()?;
+        let filter = filter.unwrap_or_default();
+        let view_filter = ViewPaymentFilter {
+            currency: filter
+                .currency
+                .as_deref()
+                .map(|code| currency("filter.currency", code))
+                .transpose()?,
+            status: filter.status.map(Into::into),
+            paid_from: filter.paid_from,
+            paid_to: filter.paid_to,
+        };
+        let after = cursor(after.as_deref())?;
+        let page = api
+            .read_models
+            .payments(&view_filter, after.as_ref(), page_size(first)?)
+            .await
+            .map_err(projection_error)?;
+        let mut connection = Connection::new(after.is_some(), page.has_next_page);
+        connection.edges.extend(
+            page.items
+                .into_iter()
+                .map(|(cursor, view)| Edge::new(cursor.as_str().to_owned(), view.into())),
+        );
+        Ok(connection)
+    }
+
+    /// A refund by the merchant's refundRequestId.
+    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    async fn refund(
+        &self,
+        context: &Context<'_>,
+        refund_request_id: ID,
+        at_least_position: Option<i64>,
+    ) -> async_graphql::Result<Option<Refund>> {
+        let api = context.data::<ApiContext>()?;
+        let id = parse_refund_request_id("refundRequestId", &refund_request_id)?;
+        api.wait_for(at_least_position).await?;
+        let view = api.read_models.refund(&id).await.map_err(projection_error)?;
+        Ok(view.map(Refund::from))
+    }
+
+    /// Refunds, oldest request first, with Relay cursors.
+    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    async fn refunds(
+        &self,
+        context: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<RefundFilter>,
+    ) -> async_graphql::Result<Connection<String, Refund>> {
+        let api = context.data::<ApiContext>()?;
+        let filter = filter.unwrap_or_default();
+        let view_filter = ViewRefundFilter {
+            payment_id: filter
+                .payment_id
+                .as_deref()
+                .map(|id| payment_id("filter.paymentId", id))
+                .transpose()?,
+            status: filter.status.map(Into::into),
+            currency: filter
+                .currency
+                .as_deref()
+                .map(|code| currency("filter.currency", code))
+                .transpose()?,
+            requested_from: filter.requested_from,
+            requested_to: filter.requested_to,
+        };
+        let after = cursor(after.as_deref())?;
+        let page = api
+            .read_models
+            .refunds(&view_filter, after.as_ref(), page_size(first)?)
+            .await
+            .map_err(projection_error)?;
+        let mut connection = Connection::new(after.is_some(), page.has_next_page);
+        connection.edges.extend(
+            page.items
+                .into_iter()
+                .map(|(cursor, view)| Edge::new(cursor.as_str().to_owned(), view.into())),
+        );
+        Ok(connection)
+    }
+
+    /// Stored events from a global position (all streams, or one payment's).
+    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    async fn events(
+        &self,
+        context: &Context<'_>,
+        from_position: Option<i64>,
+        first: Option<i32>,
+        payment_id: Option<ID>,
+    ) -> async_graphql::Result<Vec<LedgerEvent>> {
+        let api = context.data::<ApiContext>()?;
+        let from = position("fromPosition", from_position)?.unwrap_or(1);
+        let limit = match first {
+            None => PAGE_SIZE_DEFAULT,
+            Some(first) => usize::try_from(first)
+                .ok()
+                .filter(|first| *first <= EVENTS_PAGE_MAX)
+                .ok_or_else(|| ApiError::BadInput {
+                    field: "first".to_owned(),
+                    message: format!("first: must be between 0 and {EVENTS_PAGE_MAX}"),
+                })?,
+        };
+        let events = match payment_id {
+            Some(id) => {
+                let id = payment_id_arg(&id)?;
+                let events = api.payment_events(id.as_str(), None).await?;
+                events
+                    .into_iter()
+                    .filter(|event| event.position >= from)
+                    .take(limit)
+                    .collect()
+            }
+            None => api
+                .store
+                .read_all(from, limit)
+                .await
+                .map_err(|error| ApiError::internal(&error))?,
+        };
+        Ok(events.into_iter().map(LedgerEvent::from).collect())
+    }
+
+    /// Refund totals per day (UTC date of the request), currency and state.
+    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    async fn daily_totals(
+        &self,
+        context: &Context<'_>,
+        from: String,
+        to: String,
+        currency_code: Option<String>,
+    ) -> async_graphql::Result<Vec<DailyTotal>> {
+        let api = context.data::<ApiContext>()?;
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        let date = |field: &str, text: &str| {
+            Date::parse(text, &format).map_err(|_| ApiError::BadInput {
+                field: field.to_owned(),
+                message: format!("{field}: expected a date like 2026-01-31"),
+            })
+        };
+        let from = date("from", &from)?;
+        let to = date("to", &to)?;
+        let currency = currency_code
+            .as_deref()
+            .map(|code| currency("currencyCode", code))
+            .transpose()?;
+        let totals = api
+            .read_models
+            .daily_totals(from, to, currency)
+            .await
+            .map_err(projection_error)?;
+        Ok(totals.into_iter().map(DailyTotal::from).collect())
+    }
+
+    /// The log's last position and hash, and how far the read models are.
+    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    async fn ledger_head(&self, context: &Context<'_>) -> async_graphql::Result<LedgerHead> {
+        let api = context.data::<ApiContext>()?;
+        let head = api.store.head().await.map_err(|error| ApiError::internal(&error))?;
+        let checkpoint = api.read_models.checkpoint().await.map_err(projection_error)?;
+        Ok(LedgerHead {
+            position: i64::try_from(head.position).unwrap_or(i64::MAX),
+            hash: hex::encode(head.hash),
+            projected_position: i64::try_from(checkpoint).unwrap_or(i64::MAX),
+        })
+    }
+}
+
+/// The end of the log.
+#[derive(Debug, Clone, async_graphql::SimpleObject)]
+pub struct LedgerHead {
+    /// Last global position.
+    pub position: i64,
+    /// Its hash (hex): the digest an auditor keeps.
+    pub hash: String,
+    /// Last position the read models reflect.
+    pub projected_position: i64,
+}
+
+fn payment_id_arg(id: &ID) -> Result<domain::PaymentId, ApiError> {
+    payment_id("paymentId", id)
+}

@@ -1,0 +1,420 @@
+//! Configuration: a TOML file (`--config` or `REFUND_LEDGER_CONFIG`) and
+//! `REFUND_LEDGER_*` environment variables over it; the environment wins.
+//!
+//! Every key of the file has an environment twin (listed in
+//! [`ENVIRONMENT_KEYS`]; README's configuration section and
+//! `docker-compose.yml` use the same names, and a test checks the compose
+//! file against this list). Secrets (API keys, key files' contents) are
+//! held in `SecretString` and never printed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use domain::Policy;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::auth::{ApiKey, parse_role};
+
+/// Where the service listens by default.
+pub(crate) const LISTEN_DEFAULT: &str = "127.0.0.1:8080";
+/// The default embedded store.
+pub(crate) const STORE_DEFAULT: &str = "sqlite://./data/ledger.db";
+
+/// Every environment variable the server reads (a test holds this list to
+/// what `load` asks for, and docker-compose.yml to this list).
+#[cfg(test)]
+pub(crate) const ENVIRONMENT_KEYS: &[&str] = &[
+    "REFUND_LEDGER_CONFIG",
+    "REFUND_LEDGER_LISTEN",
+    "REFUND_LEDGER_STORE",
+    "REFUND_LEDGER_API_KEYS",
+    "REFUND_LEDGER_LOG_FORMAT",
+    "REFUND_LEDGER_ANTOM_BASE_URL",
+    "REFUND_LEDGER_ANTOM_CLIENT_ID",
+    "REFUND_LEDGER_ANTOM_MERCHANT_PRIVATE_KEY_FILE",
+    "REFUND_LEDGER_ANTOM_PUBLIC_KEY_FILE",
+    "REFUND_LEDGER_ANTOM_REQUEST_TIMEOUT_MS",
+    "REFUND_LEDGER_ANTOM_SIMULATOR_ADMIN_URL",
+    "REFUND_LEDGER_NOTIFY_PATH",
+    "REFUND_LEDGER_SETTLE_AFTER_SECONDS",
+];
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The file's shape. Every field is optional; defaults are documented on [`Settings`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    store: Option<String>,
+    log_format: Option<LogFormat>,
+    #[serde(default)]
+    api_keys: Vec<FileApiKey>,
+    antom: Option<FileAntom>,
+    worker: Option<FileWorker>,
+    limits: Option<FileLimits>,
+    policy: Option<Policy>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileApiKey {
+    name: String,
+    role: String,
+    /// Hex SHA-256 of the secret: the file never needs the secret itself.
+    secret_sha256: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAntom {
+    base_url: Option<String>,
+    client_id: Option<String>,
+    merchant_private_key_file: Option<PathBuf>,
+    antom_public_key_file: Option<PathBuf>,
+    request_timeout_ms: Option<u64>,
+    notify_path: Option<String>,
+    notify_clock_skew_seconds: Option<u64>,
+    simulator_admin_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWorker {
+    settle_after_seconds: Option<u64>,
+    interval_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    body_bytes_max: Option<usize>,
+    query_depth_max: Option<usize>,
+    query_complexity_max: Option<usize>,
+    wait_for_position_ms_max: Option<u64>,
+}
+
+/// Antom gateway settings.
+#[derive(Debug, Clone)]
+pub(crate) struct AntomSettings {
+    /// Gateway base URL without path.
+    pub(crate) base_url: String,
+    /// The merchant's client id.
+    pub(crate) client_id: String,
+    /// PEM or base64 PKCS#8 file of the merchant private key.
+    pub(crate) merchant_private_key_file: PathBuf,
+    /// PEM or base64 SPKI file of Antom's public key.
+    pub(crate) antom_public_key_file: PathBuf,
+    /// Whole-request timeout in milliseconds.
+    pub(crate) request_timeout_ms: u64,
+}
+
+/// The validated configuration the server runs with.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// Listen address (default 127.0.0.1:8080).
+    pub(crate) listen: SocketAddr,
+    /// Event store URL (default `sqlite://./data/ledger.db`).
+    pub(crate) store: String,
+    /// Log format (default pretty).
+    pub(crate) log_format: LogFormat,
+    /// API keys; only hashes are kept.
+    pub(crate) api_keys: Vec<ApiKey>,
+    /// Antom gateway; `None` only in demo mode, where the built-in simulator is used.
+    pub(crate) antom: Option<AntomSettings>,
+    /// An apo-sim to mirror recorded payments into (demo stacks only; see docker-compose.yml).
+    pub(crate) simulator_admin_url: Option<String>,
+    /// Path Antom posts refund notifications to (default `/apo/notify/refund`).
+    pub(crate) notify_path: String,
+    /// Allowed clock skew of notification `Request-Time`, seconds (default 300).
+    pub(crate) notify_clock_skew_seconds: u64,
+    /// The worker settles refunds open longer than this (default 5 s).
+    pub(crate) settle_after_seconds: u64,
+    /// Pause between worker passes, milliseconds (default 1000).
+    pub(crate) worker_interval_ms: u64,
+    /// Largest accepted request body (default 256 KiB).
+    pub(crate) body_bytes_max: usize,
+    /// GraphQL query depth limit (default 12).
+    pub(crate) query_depth_max: usize,
+    /// GraphQL query complexity limit (default 2000).
+    pub(crate) query_complexity_max: usize,
+    /// Longest `atLeastPosition` wait, milliseconds (default 5000).
+    pub(crate) wait_for_position_ms_max: u64,
+    /// The refund policy per payment method.
+    pub(crate) policy: Policy,
+}
+
+/// Reads the file (if any) and the environment.
+pub(crate) fn load(file: Option<&Path>, environment: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Settings> {
+    let file_path = file
+        .map(Path::to_path_buf)
+        .or_else(|| environment("REFUND_LEDGER_CONFIG").map(PathBuf::from));
+    let file_config = match &file_path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+            toml::from_str::<FileConfig>(&text).with_context(|| format!("parsing config {}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    resolve(file_config, environment)
+}
+
+fn resolve(file: FileConfig, environment: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Settings> {
+    let env_u64 = |key: &str| -> anyhow::Result<Option<u64>> {
+        environment(key)
+            .map(|value| {
+                value
+                    .parse::<u64>()
+                    .with_context(|| format!("{key}: not a whole number"))
+            })
+            .transpose()
+    };
+    let listen_text = environment("REFUND_LEDGER_LISTEN")
+        .or(file.listen)
+        .unwrap_or_else(|| LISTEN_DEFAULT.to_owned());
+    let listen = listen_text
+        .parse()
+        .with_context(|| format!("listen: {listen_text:?} is not an address like 127.0.0.1:8080"))?;
+    let store = environment("REFUND_LEDGER_STORE")
+        .or(file.store)
+        .unwrap_or_else(|| STORE_DEFAULT.to_owned());
+    let log_format = match environment("REFUND_LEDGER_LOG_FORMAT").as_deref() {
+        None => file.log_format.unwrap_or_default(),
+        Some("json") => LogFormat::Json,
+        Some("pretty") => LogFormat::Pretty,
+        Some(other) => bail!("REFUND_LEDGER_LOG_FORMAT: expected json or pretty, got {other:?}"),
+    };
+    let mut api_keys = Vec::new();
+    for key in &file.api_keys {
+        api_keys.push(ApiKey::from_hash(&key.name, parse_role(&key.role)?, &key.secret_sha256).context("api_keys")?);
+    }
+    if let Some(list) = environment("REFUND_LEDGER_API_KEYS") {
+        api_keys.extend(parse_api_keys(&SecretString::from(list))?);
+    }
+    let antom_file = file.antom.unwrap_or_default();
+    let antom = resolve_antom(
+        &antom_file,
+        environment,
+        env_u64("REFUND_LEDGER_ANTOM_REQUEST_TIMEOUT_MS")?,
+    )?;
+    let worker = file.worker.unwrap_or_default();
+    let limits = file.limits.unwrap_or_default();
+    Ok(Settings {
+        listen,
+        store,
+        log_format,
+        api_keys,
+        antom,
+        simulator_admin_url: environment("REFUND_LEDGER_ANTOM_SIMULATOR_ADMIN_URL")
+            .or_else(|| antom_file.simulator_admin_url.clone()),
+        notify_path: environment("REFUND_LEDGER_NOTIFY_PATH")
+            .or(antom_file.notify_path)
+            .unwrap_or_else(|| "/apo/notify/refund".to_owned()),
+        notify_clock_skew_seconds: antom_file.notify_clock_skew_seconds.unwrap_or(300),
+        settle_after_seconds: env_u64("REFUND_LEDGER_SETTLE_AFTER_SECONDS")?
+            .or(worker.settle_after_seconds)
+            .unwrap_or(5),
+        worker_interval_ms: worker.interval_ms.unwrap_or(1_000),
+        body_bytes_max: limits.body_bytes_max.unwrap_or(256 * 1024),
+        query_depth_max: limits.query_depth_max.unwrap_or(12),
+        query_complexity_max: limits.query_complexity_max.unwrap_or(2_000),
+        wait_for_position_ms_max: limits.wait_for_position_ms_max.unwrap_or(5_000),
+        policy: file.policy.unwrap_or_default(),
+    })
+}
+
+fn resolve_antom(
+    file: &FileAntom,
+    environment: &dyn Fn(&str) -> Option<String>,
+    request_timeout_ms: Option<u64>,
+) -> anyhow::Result<Option<AntomSettings>> {
+    let base_url = environment("REFUND_LEDGER_ANTOM_BASE_URL").or_else(|| file.base_url.clone());
+    let client_id = environment("REFUND_LEDGER_ANTOM_CLIENT_ID").or_else(|| file.client_id.clone());
+    let private_key = environment("REFUND_LEDGER_ANTOM_MERCHANT_PRIVATE_KEY_FILE")
+        .map(PathBuf::from)
+        .or_else(|| file.merchant_private_key_file.clone());
+    let public_key = environment("REFUND_LEDGER_ANTOM_PUBLIC_KEY_FILE")
+        .map(PathBuf::from)
+        .or_else(|| file.antom_public_key_file.clone());
+    match (base_url, client_id, private_key, public_key) {
+        (None, None, None, None) => Ok(None),
+        (Some(base_url), Some(client_id), Some(merchant_private_key_file), Some(antom_public_key_file)) => {
+            Ok(Some(AntomSettings {
+                base_url,
+                client_id,
+                merchant_private_key_file,
+                antom_public_key_file,
+                request_timeout_ms: request_timeout_ms.or(file.request_timeout_ms).unwrap_or(10_000),
+            }))
+        }
+        _ => bail!(
+            "antom: base_url, client_id, merchant_private_key_file and antom_public_key_file must be given together"
+        ),
+    }
+}
+
+/// Parses `name:role:secret,name:role:secret`; secrets are hashed at once.
+pub(crate) fn parse_api_keys(list: &SecretString) -> anyhow::Result<Vec<ApiKey>> {
+    use secrecy::ExposeSecret;
+    let mut keys = Vec::new();
+    for (index, entry) in list
+        .expose_secret()
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .enumerate()
+    {
+        let mut parts = entry.splitn(3, ':');
+        let (Some(name), Some(role), Some(secret)) = (parts.next(), parts.next(), parts.next()) else {
+            bail!("REFUND_LEDGER_API_KEYS: entry {} is not name:role:secret", index + 1);
+        };
+        let role = parse_role(role).with_context(|| format!("REFUND_LEDGER_API_KEYS: entry {}", index + 1))?;
+        keys.push(
+            ApiKey::from_secret(name, role, &SecretString::from(secret.to_owned()))
+                .with_context(|| format!("REFUND_LEDGER_API_KEYS: entry {}", index + 1))?,
+        );
+    }
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |key| map.get(key).cloned()
+    }
+
+    #[test]
+    fn defaults_apply_without_file_or_environment() {
+        let settings = resolve(FileConfig::default(), &env(&[])).unwrap();
+        assert_eq!(settings.listen.to_string(), LISTEN_DEFAULT);
+        assert_eq!(settings.store, STORE_DEFAULT);
+        assert!(settings.antom.is_none());
+        assert!(settings.api_keys.is_empty());
+        assert_eq!(settings.policy, Policy::default());
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            listen = "127.0.0.1:9000"
+            store = "sqlite:///var/lib/ledger.db"
+            [policy.default]
+            refund_window_days = 90
+            [policy.methods.CARD]
+            capture_required = true
+            minimum_refund_minor_units = { USD = 100 }
+            "#,
+        )
+        .unwrap();
+        let settings = resolve(
+            file,
+            &env(&[
+                ("REFUND_LEDGER_STORE", "postgres://db/ledger"),
+                ("REFUND_LEDGER_API_KEYS", "fin:viewer:s3cret-viewer"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.listen.port(), 9000);
+        assert_eq!(settings.store, "postgres://db/ledger");
+        assert_eq!(settings.policy.default.refund_window_days, 90);
+        assert_eq!(settings.api_keys.len(), 1);
+        assert!(
+            !format!("{settings:?}").contains("s3cret-viewer"),
+            "secrets never reach Debug"
+        );
+    }
+
+    #[test]
+    fn the_documented_environment_keys_are_exactly_the_ones_read() {
+        let asked = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        let recorder = |key: &str| {
+            asked.borrow_mut().insert(key.to_owned());
+            None
+        };
+        load(None, &recorder).unwrap();
+        let documented: std::collections::BTreeSet<String> =
+            ENVIRONMENT_KEYS.iter().map(|key| (*key).to_owned()).collect();
+        assert_eq!(asked.into_inner(), documented);
+    }
+
+    /// docker-compose.yml is valid Compose (checked by Debian's docker-compose, which validates against
+    /// the Compose schema without a Docker engine) and sets only variables the server reads.
+    #[test]
+    fn docker_compose_is_valid_and_sets_only_keys_the_server_reads() {
+        let compose = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docker-compose.yml");
+        let validated = std::process::Command::new("docker-compose")
+            .arg("-f")
+            .arg(&compose)
+            .args(["config", "-q"])
+            .output()
+            .expect("docker-compose is needed for this test: apt-get install docker-compose (.ci/run does)");
+        assert!(
+            validated.status.success(),
+            "{}",
+            String::from_utf8_lossy(&validated.stderr)
+        );
+        let as_json = std::process::Command::new("/usr/bin/python3")
+            .args([
+                "-c",
+                "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+            ])
+            .arg(&compose)
+            .output()
+            .expect("python3 with PyYAML (a docker-compose dependency) reads the compose file");
+        assert!(as_json.status.success(), "{}", String::from_utf8_lossy(&as_json.stderr));
+        let document: serde_json::Value = serde_json::from_slice(&as_json.stdout).unwrap();
+        let environment = document["services"]["refund-ledger"]["environment"]
+            .as_object()
+            .expect("an environment map");
+        assert!(
+            environment.len() >= 5,
+            "the ledger service is configured through its environment"
+        );
+        for key in environment.keys() {
+            assert!(
+                ENVIRONMENT_KEYS.contains(&key.as_str()),
+                "docker-compose.yml sets {key}, which the server does not read"
+            );
+        }
+        let store = environment["REFUND_LEDGER_STORE"].as_str().unwrap();
+        assert!(store.starts_with("postgres://"), "the compose stack runs on PostgreSQL");
+        let depends = document["services"]["refund-ledger"]["depends_on"].as_object().unwrap();
+        assert_eq!(depends["postgres"]["condition"], "service_healthy");
+        let base_url = environment["REFUND_LEDGER_ANTOM_BASE_URL"].as_str().unwrap();
+        assert!(base_url.starts_with("http://apo-sim:"), "the simulator is the gateway");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let error = resolve(FileConfig::default(), &env(&[("REFUND_LEDGER_LISTEN", "nowhere")])).unwrap_err();
+        assert!(format!("{error:#}").contains("listen"), "{error:#}");
+        let error = resolve(FileConfig::default(), &env(&[("REFUND_LEDGER_API_KEYS", "fin:boss:x")])).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("REFUND_LEDGER_API_KEYS: entry 1"),
+            "{error:#}"
+        );
+        let error = resolve(FileConfig::default(), &env(&[("REFUND_LEDGER_ANTOM_CLIENT_ID", "C")])).unwrap_err();
+        assert!(format!("{error:#}").contains("must be given together"), "{error:#}");
+        assert!(
+            toml::from_str::<FileConfig>("nonsense = 1").is_err(),
+            "unknown keys are refused"
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! Starting the real binary and talking GraphQL to it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+pub(crate) const OPERATOR_KEY: &str = "operator-secret-1";
+pub(crate) const VIEWER_KEY: &str = "viewer-secret-1";
+
+/// A running `refund-ledger serve --demo`; killed on drop.
+pub(crate) struct Server {
+    child: Child,
+    pub(crate) port: u16,
+    client: reqwest::blocking::Client,
+}
+
+pub(crate) fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_refund-ledger")
+}
+
+/// A fresh SQLite store URL in `folder`.
+pub(crate) fn sqlite_store(folder: &Path) -> String {
+    format!("sqlite://{}", folder.join("ledger.db").display())
+}
+
+impl Server {
+    /// Starts the binary on `store` with an operator and a viewer key.
+    pub(crate) fn start(store: &str, folder: &Path) -> Self {
+        let mut child = Command::new(binary())
+            .args(["serve", "--demo"])
+            .current_dir(folder)
+            .env("REFUND_LEDGER_STORE", store)
+            .env("REFUND_LEDGER_LISTEN", "127.0.0.1:0")
+            .env(
+                "REFUND_LEDGER_API_KEYS",
+                format!("ops:operator:{OPERATOR_KEY},fin:viewer:{VIEWER_KEY}"),
+            )
+            .env("REFUND_LEDGER_SETTLE_AFTER_SECONDS", "1")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the binary starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut reader = BufReader::new(stdout);
+        let mut first_line = String::new();
+        reader.read_line(&mut first_line).expect("the binary prints its port");
+        // Keep draining stdout so the server never writes into a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        let port = first_line
+            .split_whitespace()
+            .skip_while(|word| *word != "port")
+            .nth(1)
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {first_line:?}"));
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Self { child, port, client }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Posts a GraphQL document with `key`; returns the HTTP status and the JSON body.
+    pub(crate) fn graphql_with(&self, key: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().expect("the server answers");
+        let status = response.status().as_u16();
+        (status, response.json().expect("a JSON body"))
+    }
+
+    /// Posts with the operator key and expects no errors.
+    pub(crate) fn graphql(&self, query: &str, variables: Value) -> Value {
+        let (status, body) = self.graphql_with(Some(OPERATOR_KEY), query, variables);
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("errors").is_none(), "{body}");
+        body["data"].clone()
+    }
+
+    pub(crate) fn get(&self, path: &str) -> (u16, String) {
+        let response = self.client.get(self.url(path)).send().expect("the server answers");
+        (response.status().as_u16(), response.text().unwrap_or_default())
+    }
+
+    /// Stops the server with SIGTERM and waits for it.
+    pub(crate) fn stop(mut self) {
+        let _signalled = Command::new("kill").arg(self.child.id().to_string()).status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the server did not stop on SIGTERM");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _killed = self.child.kill();
+        let _reaped = self.child.wait();
+    }
+}
+
+/// Runs `refund-ledger check` on `store`.
+pub(crate) fn check(store: &str) -> Output {
+    Command::new(binary())
+        .arg("check")
+        .env("REFUND_LEDGER_STORE", store)
+        .output()
+        .expect("check runs")
+}
+
+pub(crate) fn temp_folder() -> (tempfile::TempDir, PathBuf) {
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().to_path_buf();
+    (folder, path)
+}
+
+/// A fresh PostgreSQL database on the test server (`DATABASE_URL` or the local default), dropped on drop.
+pub(crate) struct PostgresDatabase {
+    admin_url: String,
+    name: String,
+    pub(crate) url: String,
+}
+
+impl PostgresDatabase {
+    pub(crate) fn create() -> Self {
+        let admin_url =
+            std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let name = format!("e2e_{}", uuid::Uuid::new_v4().simple());
+        let status = Command::new("psql")
+            .args([admin_url.as_str(), "-q", "-c", &format!("CREATE DATABASE {name}")])
+            .status()
+            .expect("psql runs; set DATABASE_URL to a PostgreSQL server (trust auth) for the e2e tests");
+        assert!(
+            status.success(),
+            "cannot create a database on {admin_url}; set DATABASE_URL"
+        );
+        let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
+        let url = format!("{base}/{name}");
+        Self { admin_url, name, url }
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        let _dropped = Command::new("psql")
+            .args([
+                self.admin_url.as_str(),
+                "-q",
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .status();
+    }
+}
