@@ -60,7 +60,9 @@ pub enum ProjectionError {
     },
 
     /// The log contradicts an invariant the folds rely on (a `refundRequestId` used by two payments, an event
-    /// naming another payment than its stream, a position out of order).
+    /// naming another payment than its stream, a position out of order). The ledger never writes such a log:
+    /// the refund saga gives every `RefundRequested`/`RefundRejected` an event id derived from its
+    /// `refundRequestId`, so the store itself refuses a second use of the id on any payment.
     ///
     /// The runner stops: alert an operator and run `verify`; applying the event anyway would corrupt the read
     /// models.

@@ -298,6 +298,14 @@ impl Cursor {
     }
 }
 
+impl std::str::FromStr for Cursor {
+    type Err = ProjectionError;
+
+    fn from_str(text: &str) -> Result<Cursor, ProjectionError> {
+        Cursor::parse(text)
+    }
+}
+
 impl fmt::Display for Cursor {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str(&self.0)
