@@ -10,7 +10,7 @@ use eventlog::{EventStore, ExpectedRevision, NewEvent};
 use projections::fold::{Batch, BatchFold};
 use projections::{
     Cursor, DailyTotal, Envelope, PAGE_SIZE_MAX, PaymentFilter, PaymentStatus, PaymentView, ProjectionError,
-    ReadModels, RefundFilter, RefundView,
+    ReadModels, RefundFilter, RefundView, projection_lag,
 };
 use time::macros::{date, datetime};
 use time::{Duration as TimeDuration, OffsetDateTime};
@@ -151,12 +151,16 @@ pub(crate) async fn projects_balances_refunds_and_daily_totals<H: Harness>(harne
     let mut ledger = Ledger::new(harness.store().await);
     let last = write_scenario(&mut ledger).await;
     let projections = harness.projections().await;
+    let lag = projection_lag(&*ledger.store, &*Arc::clone(&projections).into_read_models()).await;
+    assert_eq!(lag.expect("lag"), last, "nothing applied before the runner starts");
     let runner = Running::start(Arc::clone(&ledger.store), Arc::clone(&projections));
     caught_up(&*projections, last).await;
     assert_eq!(
         projections.checkpoint().await.expect("checkpoint"),
         head(&*ledger.store).await
     );
+    let lag = projection_lag(&*ledger.store, &*Arc::clone(&projections).into_read_models()).await;
+    assert_eq!(lag.expect("lag"), 0);
 
     let alipay = projections
         .payment(&payment_id("p-alipay"))

@@ -94,6 +94,19 @@ async fn role_becomes(runner: &Running, role: RunnerRole) {
         .expect("role watch");
 }
 
+/// Waits until the runner's own checkpoint watch shows `position` (a standby learns it by polling; a writer
+/// publishes it after counting the batch).
+async fn handle_reaches(runner: &Running, position: u64) {
+    let mut checkpoint = runner.handle.checkpoint();
+    tokio::time::timeout(
+        CATCH_UP_TIMEOUT,
+        checkpoint.wait_for(|checkpoint| *checkpoint >= position),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("the runner's checkpoint did not reach {position}"))
+    .expect("checkpoint watch");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_one_writer_and_the_same_checkpoint() {
     let harness = fresh().await;
@@ -108,15 +121,8 @@ async fn two_instances_one_writer_and_the_same_checkpoint() {
     let last = head(&*ledger.store).await;
     caught_up(&*first, last).await;
     caught_up(&*second, last).await;
-    let mut second_checkpoint = second_runner.handle.checkpoint();
-    tokio::time::timeout(
-        CATCH_UP_TIMEOUT,
-        second_checkpoint.wait_for(|checkpoint| *checkpoint == last),
-    )
-    .await
-    .expect("the standby publishes the writer's checkpoint")
-    .expect("checkpoint watch");
-    assert_eq!(*first_runner.handle.checkpoint().borrow(), last);
+    handle_reaches(&first_runner, last).await;
+    handle_reaches(&second_runner, last).await;
     assert!(first_runner.handle.batches_applied() > 0);
     assert_eq!(second_runner.handle.batches_applied(), 0, "only the writer writes");
     assert_eq!(second_runner.handle.role(), RunnerRole::Standby);
@@ -132,6 +138,7 @@ async fn two_instances_one_writer_and_the_same_checkpoint() {
         .await
         .expect("written");
     caught_up(&*second, next).await;
+    handle_reaches(&second_runner, next).await;
     assert!(second_runner.handle.batches_applied() > 0);
     for id in SCENARIO_PAYMENTS {
         assert_matches_domain(&*first, &ledger, id).await;
@@ -172,5 +179,49 @@ async fn concurrent_first_connects_migrate_once() {
             .expect("wait")
     );
     drop(read_models);
+    harness.finish().await;
+}
+
+/// The writer's connection dies (a failover, an operator's `pg_terminate_backend`): the runner takes the lease
+/// again on a new connection and goes on from the checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_recovers_from_a_lost_connection() {
+    let harness = fresh().await;
+    let ledger = Ledger::new(harness.store().await);
+    let projections = harness.projections().await;
+    let runner = Running::start(Arc::clone(&ledger.store), Arc::clone(&projections));
+    role_becomes(&runner, RunnerRole::Writer).await;
+    let first = ledger
+        .record("p-1", money("USD", 100), "ALIPAY_CN", T0)
+        .await
+        .expect("written");
+    caught_up(&*projections, first).await;
+
+    let admin = connect(&harness.config()).await;
+    let terminated = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks \
+             WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = $1)",
+            &[&harness.database],
+        )
+        .await
+        .expect("terminate the writer");
+    assert_eq!(terminated.len(), 1, "exactly one session holds the writer lock");
+
+    let second = ledger
+        .record("p-2", money("USD", 200), "ALIPAY_CN", T0)
+        .await
+        .expect("written");
+    caught_up(&*projections, second).await;
+    assert!(
+        projections
+            .payment(&crate::support::payment_id("p-2"))
+            .await
+            .expect("read")
+            .is_some()
+    );
+    role_becomes(&runner, RunnerRole::Writer).await;
+    runner.stop().await.expect("clean shutdown");
+    drop(admin);
     harness.finish().await;
 }
