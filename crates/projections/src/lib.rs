@@ -11,6 +11,24 @@
 //!   backends; a batch of events and the checkpoint commit in one transaction, so a crash never applies an
 //!   event twice or skips one.
 //!
+//! Wiring, as the server does it: open once, start the runner on it, hand the same value to the readers.
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # async fn serve(store: Arc<dyn eventlog::EventStore>) -> Result<(), projections::ProjectionError> {
+//! let projections = projections::open_projection_store("sqlite://./data/ledger.db").await?;
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let runner = projections::ProjectionRunner::start(store, Arc::clone(&projections), async move {
+//!     // A dropped sender stops the runner as well.
+//!     stopped.await.unwrap_or(());
+//! });
+//! let read_models: Arc<dyn projections::ReadModels> = projections.into_read_models();
+//! // ... serve queries with `read_models`; on shutdown:
+//! drop(stop);
+//! runner.join().await
+//! # }
+//! ```
+//!
 //! Architecture invariants: the folds do no IO and read no clock (times come from the events); the only
 //! tables this crate writes are its own (`projection_*`, or its own SQLite file beside the log); an event of
 //! a payment stream that does not decode stops the runner, it is never skipped.
