@@ -10,7 +10,7 @@ use eventlog::{EventStore, ExpectedRevision, NewEvent};
 use projections::fold::{Batch, BatchFold};
 use projections::{
     Cursor, DailyTotal, Envelope, PAGE_SIZE_MAX, PaymentFilter, PaymentStatus, PaymentView, ProjectionError,
-    ReadModels, RefundFilter, RefundView, projection_lag,
+    RUNNER_BATCH_EVENTS_MAX, ReadModels, RefundFilter, RefundView, projection_lag,
 };
 use time::macros::{date, datetime};
 use time::{Duration as TimeDuration, OffsetDateTime};
@@ -33,6 +33,7 @@ macro_rules! conformance_suite {
             a_batch_is_applied_at_most_once,
             undecodable_event_stops_the_runner_after_what_precedes_it,
             read_models_equal_a_replay_from_position_zero,
+            a_long_log_is_applied_in_bounded_batches,
         );
     };
     (@cases $harness:expr; $($case:ident),* $(,)?) => {
@@ -886,4 +887,69 @@ pub(crate) async fn read_models_equal_a_replay_from_position_zero<H: Harness>(ha
         .filter(|envelope| matches!(envelope.event, PaymentEvent::RefundRequested(_)))
         .count();
     assert_eq!(decoded, 5 + 20);
+}
+
+pub(crate) async fn a_long_log_is_applied_in_bounded_batches<H: Harness>(harness: &H) {
+    let ledger = Ledger::new(harness.store().await);
+    let payments = RUNNER_BATCH_EVENTS_MAX + 50;
+    for index in 0..payments {
+        let id = payment_id(&format!("p-{index:04}"));
+        let recorded = PaymentEvent::PaymentRecorded(domain::PaymentRecorded {
+            payment_id: id.clone(),
+            payment_amount: money("USD", 1_000),
+            payment_method_type: domain::PaymentMethodType::parse("ALIPAY_CN").expect("method"),
+            payment_time: T0,
+            capture_required: false,
+        });
+        let requested = PaymentEvent::RefundRequested(domain::RefundRequested {
+            refund_request_id: refund_request_id(&format!("r-{index:04}")),
+            payment_id: id.clone(),
+            refund_amount: money("USD", 10),
+            refund_reason: None,
+            requested_at: DAY_2,
+        });
+        let events = [recorded, requested]
+            .iter()
+            .map(|event| {
+                let stored = event.to_stored();
+                NewEvent {
+                    event_id: Uuid::new_v4(),
+                    event_type: stored.event_type.to_owned(),
+                    schema_version: stored.schema_version,
+                    payload: stored.data,
+                    actor: "importer".to_owned(),
+                }
+            })
+            .collect();
+        ledger
+            .store
+            .append(&stream(&id), ExpectedRevision::NoStream, events)
+            .await
+            .expect("append");
+    }
+    let last = head(&*ledger.store).await;
+    assert_eq!(last, 2 * payments as u64);
+    let projections = harness.projections().await;
+    let runner = Running::start(Arc::clone(&ledger.store), Arc::clone(&projections));
+    caught_up(&*projections, last).await;
+    let mut checkpoint = runner.handle.checkpoint();
+    tokio::time::timeout(CATCH_UP_TIMEOUT, checkpoint.wait_for(|checkpoint| *checkpoint >= last))
+        .await
+        .expect("the runner publishes its checkpoint")
+        .expect("checkpoint watch");
+    let batches = runner.handle.batches_applied();
+    assert!(
+        batches >= (last as usize).div_ceil(RUNNER_BATCH_EVENTS_MAX) as u64,
+        "{batches} batches for {last} events"
+    );
+    let totals = projections
+        .daily_totals(DAY_2.date(), DAY_2.date(), None)
+        .await
+        .expect("daily totals");
+    assert_eq!(totals.len(), 1);
+    assert_eq!(
+        (totals[0].count, totals[0].amount),
+        (payments as u64, money("USD", 10 * payments as u64))
+    );
+    runner.stop().await.expect("clean shutdown");
 }
