@@ -168,26 +168,34 @@ async fn append_for<S: EventStore>(store: Arc<S>, name: String) -> Vec<Duration>
     latencies
 }
 
-/// The floor for one SQLite writer: WAL, synchronous=FULL, one row with a unique index per commit.
+/// The floor for one SQLite writer: WAL, synchronous=FULL, one row per commit into a table shaped like
+/// `eventlog_events` (same columns and unique indexes), from the calling thread, with no lookups or hashing.
 fn bare_sqlite_commits(path: &std::path::Path) -> Vec<Duration> {
     let connection = rusqlite::Connection::open(path).unwrap();
     connection
         .execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
-             CREATE TABLE reference (position INTEGER PRIMARY KEY, event_id BLOB NOT NULL UNIQUE, payload BLOB);",
+             CREATE TABLE reference (position INTEGER PRIMARY KEY, stream TEXT NOT NULL, revision INTEGER NOT NULL,
+                 event_id BLOB NOT NULL UNIQUE, event_type TEXT NOT NULL, schema_version INTEGER NOT NULL,
+                 payload BLOB NOT NULL, actor TEXT NOT NULL, recorded_at_ns INTEGER NOT NULL,
+                 prev_hash BLOB NOT NULL, hash BLOB NOT NULL, UNIQUE (stream, revision)) STRICT;",
         )
         .unwrap();
     let payload = event().payload;
     let deadline = Instant::now() + Duration::from_secs(CASE_SECONDS);
     let mut latencies = Vec::new();
+    let hash = [7_u8; 32];
+    let mut revision = 0_i64;
     while Instant::now() < deadline {
         let started = Instant::now();
         connection
             .execute(
-                "INSERT INTO reference (event_id, payload) VALUES (?1, ?2)",
-                rusqlite::params![Uuid::new_v4().as_bytes().as_slice(), payload],
+                "INSERT INTO reference (stream, revision, event_id, event_type, schema_version, payload, actor, \
+                 recorded_at_ns, prev_hash, hash) VALUES ('solo-0', ?1, ?2, 'RefundRequested', 1, ?3, 'bench', 0, ?4, ?4)",
+                rusqlite::params![revision, Uuid::new_v4().as_bytes().as_slice(), payload, hash.as_slice()],
             )
             .unwrap();
+        revision += 1;
         latencies.push(started.elapsed());
     }
     latencies
