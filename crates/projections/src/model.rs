@@ -175,7 +175,8 @@ pub struct DailyTotal {
     pub status: RefundStatus,
     /// How many refunds.
     pub count: u64,
-    /// Their summed `refund_amount`.
+    /// Their summed `refund_amount`. (A day whose sum passes `domain::MINOR_UNITS_MAX` cannot be a `Money`
+    /// and reads as [`ProjectionError::CorruptRow`]; at 16 digits of minor units that is out of reach.)
     pub amount: Money,
 }
 
