@@ -191,7 +191,8 @@ fn bare_sqlite_commits(path: &std::path::Path) -> Vec<Duration> {
         connection
             .execute(
                 "INSERT INTO reference (stream, revision, event_id, event_type, schema_version, payload, actor, \
-                 recorded_at_ns, prev_hash, hash) VALUES ('solo-0', ?1, ?2, 'RefundRequested', 1, ?3, 'bench', 0, ?4, ?4)",
+                 recorded_at_ns, prev_hash, hash) \
+                 VALUES ('solo-0', ?1, ?2, 'RefundRequested', 1, ?3, 'bench', 0, ?4, ?4)",
                 rusqlite::params![revision, Uuid::new_v4().as_bytes().as_slice(), payload, hash.as_slice()],
             )
             .unwrap();
@@ -229,7 +230,12 @@ fn event() -> NewEvent {
         event_id: Uuid::new_v4(),
         event_type: "RefundRequested".to_owned(),
         schema_version: 1,
-        payload: br#"{"refundRequestId":"2024010112345678","refundAmount":{"currency":"USD","value":"1000"},"refundReason":"customer request","paymentId":"202401011900000000000000000001"}"#.to_vec(),
+        payload: concat!(
+            r#"{"refundRequestId":"2024010112345678","refundAmount":{"currency":"USD","value":"1000"},"#,
+            r#""refundReason":"customer request","paymentId":"202401011900000000000000000001"}"#
+        )
+        .as_bytes()
+        .to_vec(),
         actor: "bench".to_owned(),
     }
 }

@@ -431,8 +431,7 @@ mod tests {
             sender.try_send(append).unwrap();
         };
         send(1);
-        let lone = GroupBuilder::start(queue.try_recv().unwrap(), 1);
-        let mut lone = lone;
+        let mut lone = GroupBuilder::start(queue.try_recv().unwrap(), 1);
         assert!(lone.drain(&mut queue), "a lone writer never waits");
 
         send(2);

@@ -32,7 +32,9 @@ use crate::subscription::{self, EventSubscription};
 pub trait EventStore: Send + Sync + 'static {
     /// Appends `events` to `stream` if its revision satisfies `expected`, and returns where they landed.
     ///
-    /// Invalid input (see [`crate::event`] limits and [`StoreError`]) is refused before anything is written.
+    /// Invalid input (beyond [`BATCH_EVENTS_MAX`](crate::BATCH_EVENTS_MAX),
+    /// [`PAYLOAD_BYTES_MAX`](crate::PAYLOAD_BYTES_MAX) and the other limits; see [`StoreError`]) is refused
+    /// before anything is written.
     async fn append(
         &self,
         stream: &StreamName,

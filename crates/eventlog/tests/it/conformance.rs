@@ -427,9 +427,10 @@ pub(crate) async fn garbage_is_refused_with_typed_errors_and_nothing_is_written<
                 matches!(result, Err(StoreError::PayloadTooLarge { event_id, size, max: PAYLOAD_BYTES_MAX })
                     if event_id == oversized_id && size == PAYLOAD_BYTES_MAX + 1)
             }
-            "too many events" => {
-                matches!(result, Err(StoreError::BatchTooLarge { max: BATCH_EVENTS_MAX, count, .. }) if count == BATCH_EVENTS_MAX + 1)
-            }
+            "too many events" => matches!(
+                result,
+                Err(StoreError::BatchTooLarge { max: BATCH_EVENTS_MAX, count, .. }) if count == BATCH_EVENTS_MAX + 1
+            ),
             "empty event_type" => matches!(
                 result,
                 Err(StoreError::InvalidEventField {
