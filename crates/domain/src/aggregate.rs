@@ -106,15 +106,7 @@ pub struct PaymentState {
 impl PaymentState {
     /// What can still be refunded: captured less refunded, pending and charged back.
     pub fn refundable(&self) -> Money {
-        let minor_units = self
-            .captured
-            .minor_units()
-            .saturating_sub(self.refunded.minor_units())
-            .saturating_sub(self.pending.minor_units())
-            .saturating_sub(self.charged_back.minor_units());
-        // Same currency and below `captured`, so always a valid amount.
-        Money::from_minor_units("refundable", self.captured.currency(), minor_units)
-            .unwrap_or_else(|_| Money::zero(self.captured.currency()))
+        refundable_amount(self.captured, self.refunded, self.pending, self.charged_back)
     }
 
     /// Whether a dispute with undetermined liability is open.
@@ -131,6 +123,19 @@ impl PaymentState {
             .checked_add(self.pending.minor_units())
             .is_some_and(|used| used <= self.captured.minor_units())
     }
+}
+
+/// What can still be refunded of a payment: `captured - refunded - pending - charged_back`, floored at zero,
+/// in the captured amount's currency. The one definition the aggregate and the read models share.
+pub fn refundable_amount(captured: Money, refunded: Money, pending: Money, charged_back: Money) -> Money {
+    let minor_units = captured
+        .minor_units()
+        .saturating_sub(refunded.minor_units())
+        .saturating_sub(pending.minor_units())
+        .saturating_sub(charged_back.minor_units());
+    // At most `captured` and in its currency, so always a valid amount.
+    Money::from_minor_units("refundable", captured.currency(), minor_units)
+        .unwrap_or_else(|_| Money::zero(captured.currency()))
 }
 
 /// A payment stream folded: unknown until `PaymentRecorded`.

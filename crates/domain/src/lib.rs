@@ -15,7 +15,7 @@ mod result_code;
 
 pub use aggregate::{
     Chargeback, PAYMENT_TIME_SKEW_MAX, Payment, PaymentCommand, PaymentState, REFUND_REASON_LEN_MAX, Refund,
-    RefundStatus, Rejection, decide, evolve,
+    RefundStatus, Rejection, decide, evolve, refundable_amount,
 };
 pub use error::InputError;
 pub use event::{

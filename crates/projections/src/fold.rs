@@ -174,15 +174,7 @@ pub struct PaymentRow {
 impl PaymentRow {
     /// What can still be refunded: captured less refunded, pending and charged back, floored at zero.
     pub fn refundable(&self) -> Money {
-        let minor_units = self
-            .captured
-            .minor_units()
-            .saturating_sub(self.refunded.minor_units())
-            .saturating_sub(self.pending.minor_units())
-            .saturating_sub(self.charged_back.minor_units());
-        // Below `captured` and in its currency, so always valid; zero if not.
-        Money::from_minor_units("refundable", self.captured.currency(), minor_units)
-            .unwrap_or_else(|_| Money::zero(self.captured.currency()))
+        domain::refundable_amount(self.captured, self.refunded, self.pending, self.charged_back)
     }
 
     /// Whether a dispute with undetermined liability is open.
