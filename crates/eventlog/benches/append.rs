@@ -85,6 +85,7 @@ async fn run() {
     config.dbname(&database);
     let options = PostgresOptions {
         pool_connections_max: 8,
+        ..PostgresOptions::default()
     };
     let postgres = Arc::new(PostgresStore::connect_with(config.clone(), options).await.unwrap());
     bench_backend("postgres", postgres).await;

@@ -92,12 +92,20 @@ const READ_STREAM_SQL: &str = select_events!("WHERE stream = $1 AND revision >= 
 pub struct PostgresOptions {
     /// Connections the handle's pool opens at most, the writer's included (at least 2).
     pub pool_connections_max: usize,
+    /// Fault injection for tests; keep it zero (the default) in production.
+    ///
+    /// When non-zero, the writer sleeps a pseudo-random time up to this long after inserting a group and before
+    /// committing it, holding the head lock with its rows written but invisible. Tests use it to widen the window
+    /// in which other handles' writers queue on the lock and readers poll, and show that positions still become
+    /// visible in order.
+    pub commit_delay_max: Duration,
 }
 
 impl Default for PostgresOptions {
     fn default() -> Self {
         Self {
             pool_connections_max: 8,
+            commit_delay_max: Duration::ZERO,
         }
     }
 }
@@ -144,7 +152,8 @@ impl PostgresStore {
         drop(client);
         let published = Arc::new(watch::Sender::new(head));
         let (queue, receiver) = mpsc::channel(APPEND_QUEUE_REQUESTS_MAX);
-        tokio::spawn(run_writer(pool.clone(), receiver, Arc::clone(&published)));
+        let commit_delay = CommitDelay::new(options.commit_delay_max);
+        tokio::spawn(run_writer(pool.clone(), receiver, Arc::clone(&published), commit_delay));
         Ok(Self { queue, published, pool })
     }
 
@@ -257,7 +266,12 @@ async fn migrate(client: &mut Object) -> Result<(), StoreError> {
 }
 
 /// The writer task: commits queued appends in groups until every handle's queue sender is gone.
-async fn run_writer(pool: Pool, mut queue: mpsc::Receiver<PendingAppend>, published: Arc<watch::Sender<Head>>) {
+async fn run_writer(
+    pool: Pool,
+    mut queue: mpsc::Receiver<PendingAppend>,
+    published: Arc<watch::Sender<Head>>,
+    mut commit_delay: CommitDelay,
+) {
     let mut connection: Option<Object> = None;
     let mut previous_appends = 1;
     while let Some(first) = queue.recv().await {
@@ -270,12 +284,13 @@ async fn run_writer(pool: Pool, mut queue: mpsc::Receiver<PendingAppend>, publis
             continue;
         }
         previous_appends = group.len();
-        match write_group(&pool, &mut connection, &group).await {
+        match write_group(&pool, &mut connection, &group, commit_delay.next()).await {
             Ok(plan) => deliver(group, plan, &published),
             Err(GroupFailure::UniqueViolation(error)) if group.len() > 1 => {
                 tracing::warn!(%error, "unique index refused a planned group; retrying its appends one by one");
                 for pending in group {
-                    match write_group(&pool, &mut connection, std::slice::from_ref(&pending)).await {
+                    let single = std::slice::from_ref(&pending);
+                    match write_group(&pool, &mut connection, single, commit_delay.next()).await {
                         Ok(plan) => deliver(vec![pending], plan, &published),
                         Err(GroupFailure::UniqueViolation(error) | GroupFailure::Other(error)) => {
                             fail_group(vec![pending], &error);
@@ -298,6 +313,7 @@ async fn write_group(
     pool: &Pool,
     connection: &mut Option<Object>,
     group: &[PendingAppend],
+    commit_delay: Duration,
 ) -> Result<GroupPlan, GroupFailure> {
     let client = match connection.take() {
         Some(client) => client,
@@ -306,7 +322,7 @@ async fn write_group(
             .await
             .map_err(|error| GroupFailure::Other(StoreError::backend("connect writer", error)))?,
     };
-    let result = write_group_on(&client, group).await;
+    let result = write_group_on(&client, group, commit_delay).await;
     match &result {
         Ok(_) => *connection = Some(client),
         Err(_) => match client.batch_execute("ROLLBACK").await {
@@ -368,7 +384,11 @@ impl GroupStatements {
 /// Two pipelined round trips: (BEGIN, lock the head, read the group's revisions and stored ids), then (insert,
 /// move the head, COMMIT). The server runs a pipeline in order, so the reads see the state under the lock.
 /// A failed statement aborts the transaction, and the pipelined COMMIT then only rolls back.
-async fn write_group_on(client: &Object, group: &[PendingAppend]) -> Result<GroupPlan, GroupFailure> {
+async fn write_group_on(
+    client: &Object,
+    group: &[PendingAppend],
+    commit_delay: Duration,
+) -> Result<GroupPlan, GroupFailure> {
     let other = |operation| move |error| GroupFailure::Other(StoreError::backend(operation, error));
     let statements = GroupStatements::prepare(client)
         .await
@@ -412,12 +432,27 @@ async fn write_group_on(client: &Object, group: &[PendingAppend]) -> Result<Grou
         &columns.prev_hashes,
         &columns.hashes,
     ];
-    let (inserted, _, _) = tokio::try_join!(
-        client.execute(&statements.insert, &params),
-        client.execute(&statements.move_head, &head_params),
-        client.execute(&statements.commit, &[]),
-    )
-    .map_err(classify_write_error)?;
+    let inserted = if commit_delay.is_zero() {
+        let (inserted, _, _) = tokio::try_join!(
+            client.execute(&statements.insert, &params),
+            client.execute(&statements.move_head, &head_params),
+            client.execute(&statements.commit, &[]),
+        )
+        .map_err(classify_write_error)?;
+        inserted
+    } else {
+        let (inserted, _) = tokio::try_join!(
+            client.execute(&statements.insert, &params),
+            client.execute(&statements.move_head, &head_params),
+        )
+        .map_err(classify_write_error)?;
+        tokio::time::sleep(commit_delay).await;
+        client
+            .execute(&statements.commit, &[])
+            .await
+            .map_err(classify_write_error)?;
+        inserted
+    };
     if inserted != plan.rows.len() as u64 {
         // Unreachable while the statement is an INSERT of exactly these rows; checked because the commit already
         // happened and a short insert would break the chain.
@@ -427,6 +462,33 @@ async fn write_group_on(client: &Object, group: &[PendingAppend]) -> Result<Grou
         )));
     }
     Ok(plan)
+}
+
+/// The pseudo-random delays of [`PostgresOptions::commit_delay_max`]; a xorshift generator is plenty for
+/// spreading test timings and needs no dependency.
+#[derive(Debug)]
+struct CommitDelay {
+    max: Duration,
+    state: u64,
+}
+
+impl CommitDelay {
+    fn new(max: Duration) -> Self {
+        // Any non-zero seed works; a fresh one per handle keeps two delayed handles out of lockstep.
+        let state = (Uuid::new_v4().as_u128() as u64) | 1;
+        Self { max, state }
+    }
+
+    fn next(&mut self) -> Duration {
+        if self.max.is_zero() {
+            return Duration::ZERO;
+        }
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        let max_us = u64::try_from(self.max.as_micros()).unwrap_or(u64::MAX);
+        Duration::from_micros(self.state % (max_us.saturating_add(1)))
+    }
 }
 
 /// The planned rows as one array per column, for `UNNEST`.

@@ -94,3 +94,71 @@ async fn concurrent_first_connects_migrate_once() {
     drop(client);
     harness.finish().await;
 }
+
+/// One handle dawdles up to 3 ms between inserting a group and committing it, holding the head lock with its
+/// rows written but invisible, while a fast handle appends too and a third handle's subscriber polls: the
+/// subscriber must still see positions 1..=N, each once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_commits_on_one_handle_still_become_visible_in_order() {
+    use std::collections::HashSet;
+    use std::time::Duration;
+
+    use eventlog::{EventStore, ExpectedRevision, NewEvent, StreamName};
+
+    const TASKS_PER_HANDLE: usize = 3;
+    const APPENDS_PER_TASK: usize = 30;
+    let harness = fresh().await;
+    let options = PostgresOptions {
+        commit_delay_max: Duration::from_millis(3),
+        ..PostgresOptions::default()
+    };
+    let slow = PostgresStore::connect_with(harness.config(), options)
+        .await
+        .expect("connect the slow handle");
+    let handles = [Arc::new(slow), harness.open().await];
+    let reader = harness.open().await;
+    let mut subscription = Arc::clone(&reader).subscribe_all(0);
+
+    let mut writers = Vec::new();
+    for (handle_index, handle) in handles.iter().enumerate() {
+        for task in 0..TASKS_PER_HANDLE {
+            let store = Arc::clone(handle);
+            writers.push(tokio::spawn(async move {
+                let stream = StreamName::parse(format!("payment-{handle_index}-{task}")).expect("valid");
+                let mut ids = Vec::new();
+                for _ in 0..APPENDS_PER_TASK {
+                    let event = NewEvent {
+                        event_id: Uuid::new_v4(),
+                        event_type: "TestHappened".to_owned(),
+                        schema_version: 1,
+                        payload: b"{}".to_vec(),
+                        actor: "test".to_owned(),
+                    };
+                    ids.push(event.event_id);
+                    store
+                        .append(&stream, ExpectedRevision::Any, vec![event])
+                        .await
+                        .expect("append");
+                }
+                ids
+            }));
+        }
+    }
+    let mut written = HashSet::new();
+    for writer in writers {
+        written.extend(writer.await.expect("writer"));
+    }
+    let mut seen = HashSet::new();
+    for expected_position in 1..=written.len() as u64 {
+        let next = tokio::time::timeout(Duration::from_secs(30), subscription.next()).await;
+        let event = next
+            .expect("subscriber keeps up")
+            .expect("open")
+            .expect("no gap, no error");
+        assert_eq!(event.position, expected_position);
+        assert!(seen.insert(event.event_id), "delivered once");
+    }
+    assert_eq!(seen, written);
+    drop(subscription);
+    harness.finish().await;
+}
