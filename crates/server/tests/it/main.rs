@@ -5,5 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli;
+mod e2e_crash;
+mod e2e_race;
+mod e2e_settle;
+mod e2e_support;
 mod graphql;
 mod support;

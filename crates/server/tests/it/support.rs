@@ -29,7 +29,8 @@ pub(crate) fn sqlite_store(folder: &Path) -> String {
 impl Server {
     /// Starts the binary on `store` with an operator and a viewer key.
     pub(crate) fn start(store: &str, folder: &Path) -> Self {
-        let mut child = Command::new(binary())
+        let mut command = Command::new(binary());
+        command
             .args(["serve", "--demo"])
             .current_dir(folder)
             .env("REFUND_LEDGER_STORE", store)
@@ -39,7 +40,13 @@ impl Server {
                 format!("ops:operator:{OPERATOR_KEY},fin:viewer:{VIEWER_KEY}"),
             )
             .env("REFUND_LEDGER_SETTLE_AFTER_SECONDS", "1")
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "warn");
+        Self::spawn(command)
+    }
+
+    /// Spawns a prepared `serve` command and waits for the port it prints.
+    pub(crate) fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -92,6 +99,12 @@ impl Server {
     pub(crate) fn get(&self, path: &str) -> (u16, String) {
         let response = self.client.get(self.url(path)).send().expect("the server answers");
         (response.status().as_u16(), response.text().unwrap_or_default())
+    }
+
+    /// `kill -9`: the process dies at once, with whatever it was doing unfinished.
+    pub(crate) fn kill_hard(mut self) {
+        self.child.kill().expect("SIGKILL is delivered");
+        self.child.wait().expect("the killed server is reaped");
     }
 
     /// Stops the server with SIGTERM and waits for it.
