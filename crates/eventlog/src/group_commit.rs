@@ -1,9 +1,10 @@
 //! Group commit: one writer per store handle answers many appends with one transaction.
 //!
 //! Callers validate their append, queue it on a bounded channel and wait on a oneshot reply. The backend's
-//! writer takes the first queued append, drains whatever else is already queued (up to
-//! [`GROUP_REQUESTS_MAX`] appends and [`GROUP_EVENTS_MAX`] events), and commits them together: one global lock,
-//! one fsync, for the whole group. Each append is still decided on its own: [`plan_group`] checks its expected
+//! writer takes the first queued append, gathers whatever else is queued or arrives within a moment (see
+//! [`GroupBuilder`]; up to [`GROUP_REQUESTS_MAX`] appends, [`GROUP_EVENTS_MAX`] events and
+//! [`GROUP_PAYLOAD_BYTES_MAX`] payload bytes), and commits them together: one global lock, one fsync, for the
+//! whole group. Each append is still decided on its own: [`plan_group`] checks its expected
 //! revision against the database *and* the appends before it in the group, and its event ids against the
 //! database and the group, so one bad append is answered with its typed error while the others commit.
 //!
@@ -27,6 +28,10 @@ pub(crate) const GROUP_REQUESTS_MAX: usize = 128;
 
 /// Once a group holds this many events, the writer stops draining the queue and commits.
 pub(crate) const GROUP_EVENTS_MAX: usize = 4_096;
+
+/// Once a group's payloads add up to this many bytes (32 MiB), the writer stops draining the queue and commits;
+/// bounds the memory of one transaction (the planned rows copy the payloads).
+pub(crate) const GROUP_PAYLOAD_BYTES_MAX: usize = 32 * 1024 * 1024;
 
 /// Appends that may wait in a writer's queue; callers beyond it wait for room (back-pressure).
 pub(crate) const APPEND_QUEUE_REQUESTS_MAX: usize = 1_024;
@@ -79,6 +84,7 @@ pub(crate) const GROUP_GATHER_WAIT_US: u64 = 200;
 pub(crate) struct GroupBuilder {
     group: Vec<PendingAppend>,
     events: usize,
+    payload_bytes: usize,
     expected_appends: usize,
     deadline: Instant,
 }
@@ -89,6 +95,7 @@ impl GroupBuilder {
         let mut builder = Self {
             group: Vec::with_capacity(previous_appends.clamp(1, GROUP_REQUESTS_MAX)),
             events: 0,
+            payload_bytes: 0,
             expected_appends: previous_appends.clamp(1, GROUP_REQUESTS_MAX),
             deadline: Instant::now() + Duration::from_micros(GROUP_GATHER_WAIT_US),
         };
@@ -114,12 +121,15 @@ impl GroupBuilder {
     }
 
     fn is_full(&self) -> bool {
-        self.group.len() >= GROUP_REQUESTS_MAX || self.events >= GROUP_EVENTS_MAX
+        self.group.len() >= GROUP_REQUESTS_MAX
+            || self.events >= GROUP_EVENTS_MAX
+            || self.payload_bytes >= GROUP_PAYLOAD_BYTES_MAX
     }
 
     fn push(&mut self, pending: PendingAppend) {
         if !pending.reply.is_closed() {
             self.events += pending.events.len();
+            self.payload_bytes += pending.events.iter().map(|event| event.payload.len()).sum::<usize>();
             self.group.push(pending);
         }
     }
@@ -453,5 +463,23 @@ mod tests {
             "waited out the gather time"
         );
         assert_eq!(builder.finish().len(), 1);
+    }
+
+    #[test]
+    fn a_group_stops_at_its_payload_budget() {
+        let (sender, mut queue) = mpsc::channel(APPEND_QUEUE_REQUESTS_MAX);
+        let mut receivers = Vec::new();
+        for id in 0..3 {
+            let (reply, receiver) = oneshot::channel();
+            receivers.push(receiver);
+            let mut append = pending("a", ExpectedRevision::Any, &[id]);
+            append.events[0].payload = vec![0; GROUP_PAYLOAD_BYTES_MAX / 2];
+            append.reply = reply;
+            sender.try_send(append).unwrap();
+        }
+        let mut builder = GroupBuilder::start(queue.try_recv().unwrap(), 3);
+        assert!(builder.drain(&mut queue), "the budget is spent");
+        assert_eq!(builder.finish().len(), 2);
+        assert!(queue.try_recv().is_ok(), "the third append waits for the next group");
     }
 }
