@@ -308,6 +308,76 @@ impl Query {
             projected_position: i64::try_from(checkpoint).unwrap_or(i64::MAX),
         })
     }
+
+    /// Verifies the whole log: recomputes the hash chain, checks positions are dense and every stream's
+    /// revisions gapless, and returns the digest (`position:hash`) to keep. Given an earlier `digest`, also
+    /// proves the log still extends it. Admin only: it reads every event.
+    #[graphql(guard = "RoleGuard::new(Role::Admin)")]
+    async fn verify_ledger(
+        &self,
+        context: &Context<'_>,
+        digest: Option<String>,
+    ) -> async_graphql::Result<LedgerVerification> {
+        let api = context.data::<ApiContext>()?;
+        let expected = digest
+            .as_deref()
+            .map(str::parse::<audit::Digest>)
+            .transpose()
+            .map_err(|error| ApiError::BadInput {
+                field: "digest".to_owned(),
+                message: error.to_string(),
+            })?;
+        let report = audit::verify_log(api.store.as_ref(), expected)
+            .await
+            .map_err(|error| ApiError::internal(&error))?;
+        Ok(LedgerVerification::from(report))
+    }
+}
+
+/// What `verifyLedger` found.
+#[derive(Debug, Clone, async_graphql::SimpleObject)]
+pub struct LedgerVerification {
+    /// Whether the log verified (and extends the given digest, if any).
+    pub intact: bool,
+    /// Events verified (before the failure, if any).
+    pub events: i64,
+    /// Distinct streams among them.
+    pub streams: i64,
+    /// `position:hash` of the last verified event: the digest to keep.
+    pub digest: String,
+    /// The earlier digest the log was proven to extend, when one was given and it holds.
+    pub extends_digest: Option<String>,
+    /// The first problem, when not intact.
+    pub failure: Option<VerificationFailure>,
+}
+
+/// The first bad position of the log.
+#[derive(Debug, Clone, async_graphql::SimpleObject)]
+pub struct VerificationFailure {
+    /// The first bad position (for a missing event: where it should be).
+    pub position: i64,
+    /// The stream of the bad event, when it can be told.
+    pub stream: Option<String>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl From<audit::VerifyReport> for LedgerVerification {
+    fn from(report: audit::VerifyReport) -> Self {
+        let count = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        Self {
+            intact: report.is_intact(),
+            events: count(report.events),
+            streams: count(report.streams),
+            digest: report.digest.to_string(),
+            extends_digest: report.extends.map(|digest| digest.to_string()),
+            failure: report.finding.map(|finding| VerificationFailure {
+                position: count(finding.position),
+                stream: finding.stream,
+                reason: finding.reason,
+            }),
+        }
+    }
 }
 
 /// The end of the log.

@@ -1,17 +1,19 @@
 //! `refund-ledger`: the refund ledger's binary.
 //!
 //! - `serve [--demo]`: the GraphQL service (demo: embedded store, built-in Antom simulator, a printed key).
-//! - `check`: verify the hash chain, positions and stream revisions of the whole log.
+//! - `verify [--digest POSITION:HASH]`: verify the hash chain, positions and stream revisions of the whole log
+//!   and print its digest (`check` is a hidden alias).
 //! - `healthcheck [--url]`: exit 0 when the service answers `/healthz` (for container health checks).
 
 mod auth;
-mod check;
 mod config;
 mod http;
 mod metrics;
 mod mirror;
+mod notify;
 mod startup;
 mod store;
+mod verify;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -51,8 +53,15 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
-    /// Verify the hash chain, positions and stream revisions of the whole log.
-    Check,
+    /// Verify the hash chain, positions and stream revisions of the whole log and print its digest.
+    ///
+    /// Exit 0 when intact, 1 at the first bad position (printed with its stream), 2 on bad usage.
+    #[command(alias = "check")]
+    Verify {
+        /// An earlier digest (`POSITION:HASH`, as verify printed it): also prove the log still extends it.
+        #[arg(long)]
+        digest: Option<String>,
+    },
     /// Exit 0 when the service answers.
     Healthcheck {
         /// What to probe (default: /healthz on the configured listen address).
@@ -84,14 +93,14 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve { demo } => serve(settings, demo).await.map(|()| check::Verdict::Intact),
-            Command::Check => check::run(store::open(&settings.store).await?).await,
-            Command::Healthcheck { url } => healthcheck(url, &settings).await.map(|()| check::Verdict::Intact),
+            Command::Serve { demo } => serve(settings, demo).await.map(|()| verify::Verdict::Intact),
+            Command::Verify { digest } => verify::run(store::open(&settings.store).await?, digest.as_deref()).await,
+            Command::Healthcheck { url } => healthcheck(url, &settings).await.map(|()| verify::Verdict::Intact),
         }
     });
     match result {
-        Ok(check::Verdict::Intact) => ExitCode::SUCCESS,
-        Ok(check::Verdict::Broken) => ExitCode::from(1),
+        Ok(verify::Verdict::Intact) => ExitCode::SUCCESS,
+        Ok(verify::Verdict::Broken) => ExitCode::from(1),
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::from(2)

@@ -50,7 +50,7 @@ fn check_verifies_a_real_log_and_names_the_first_tampered_position() {
 #[test]
 fn an_unknown_store_scheme_is_a_usage_error() {
     let output = Command::new(binary())
-        .args(["check", "--store", "mysql://nope"])
+        .args(["verify", "--store", "mysql://nope"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod audit_support;
 mod cli;
 mod e2e_crash;
 mod e2e_race;
@@ -11,3 +12,4 @@ mod e2e_settle;
 mod e2e_support;
 mod graphql;
 mod support;
+mod verify;

@@ -1,0 +1,290 @@
+//! Exports, streamed in constant memory: each `next_chunk` call reads one bounded batch (events of the log
+//! for the journal, a page of the read models for the refunds report) and returns it encoded. The caller
+//! writes the chunk wherever it goes (stdout, a file, an HTTP body) and asks for the next one, so nothing
+//! holds more than a batch however long the export is.
+//!
+//! Both exports are deterministic for the same range: the journal walks the log in position order up to the
+//! head it saw when it started (lines of a closed time range never change, because `recorded_at` never goes
+//! back along the log), and the refunds report pages the read models in `(requested_at, refundRequestId)`
+//! order.
+
+use std::sync::Arc;
+
+use domain::{Currency, PaymentId, RefundRequestId};
+use eventlog::{EventStore, READ_EVENTS_MAX, RecordedEvent, StreamName};
+use projections::{Cursor, PAGE_SIZE_MAX, ReadModels, RefundFilter, RefundView, fold::refund_status_code};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::encode::{Cell, Encoder, Format, decimal_text};
+use crate::error::AuditError;
+use crate::journal::{Accounts, JOURNAL_COLUMNS, JournalBuilder, JournalEntry, Observation, requested_amount};
+
+/// Events read per batch of a journal export.
+pub const EXPORT_BATCH_EVENTS_MAX: usize = READ_EVENTS_MAX;
+
+/// Which rows an export includes; `None` fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportFilter {
+    /// At or after this time (journal: when the success was recorded; refunds: when requested).
+    pub from: Option<OffsetDateTime>,
+    /// Before this time (exclusive).
+    pub to: Option<OffsetDateTime>,
+    /// Only this currency.
+    pub currency: Option<Currency>,
+}
+
+/// The journal, streamed from the log.
+pub struct JournalExport {
+    store: Arc<dyn EventStore>,
+    encoder: Encoder,
+    accounts: Accounts,
+    filter: ExportFilter,
+    builder: JournalBuilder,
+    next_position: u64,
+    end_position: u64,
+    started: bool,
+    finished: bool,
+}
+
+impl std::fmt::Debug for JournalExport {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("JournalExport")
+            .field("next_position", &self.next_position)
+            .field("end_position", &self.end_position)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JournalExport {
+    /// An export of the journal lines of `store` that `filter` selects.
+    pub fn new(store: Arc<dyn EventStore>, format: Format, accounts: Accounts, filter: ExportFilter) -> JournalExport {
+        JournalExport {
+            store,
+            encoder: Encoder::new(format, JOURNAL_COLUMNS),
+            accounts,
+            filter,
+            builder: JournalBuilder::default(),
+            next_position: 1,
+            end_position: 0,
+            started: false,
+            finished: false,
+        }
+    }
+
+    /// The next encoded chunk (the first holds the CSV header), or `None` when the export is complete.
+    pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, AuditError> {
+        let mut out = Vec::new();
+        if !self.started {
+            self.started = true;
+            self.end_position = self.store.head().await?.position;
+            if let Some(from) = self.filter.from {
+                self.next_position = first_position_at(self.store.as_ref(), from, self.end_position).await?;
+            }
+            self.encoder.header(&mut out);
+        }
+        if self.finished || self.next_position > self.end_position {
+            self.finished = true;
+            return Ok((!out.is_empty()).then_some(out));
+        }
+        let remaining = self.end_position - self.next_position + 1;
+        let limit = usize::try_from(remaining).map_or(EXPORT_BATCH_EVENTS_MAX, |remaining| {
+            remaining.min(EXPORT_BATCH_EVENTS_MAX)
+        });
+        let batch = self.store.read_all(self.next_position, limit).await?;
+        let Some(last) = batch.last() else {
+            return Err(AuditError::Replay {
+                position: self.next_position,
+                reason: format!("the log ends before its head {}", self.end_position),
+            });
+        };
+        self.next_position = last.position + 1;
+        self.encode_batch(&batch, &mut out).await?;
+        Ok(Some(out))
+    }
+
+    async fn encode_batch(&mut self, batch: &[RecordedEvent], out: &mut Vec<u8>) -> Result<(), AuditError> {
+        for event in batch {
+            if self.filter.to.is_some_and(|to| event.recorded_at >= to) {
+                self.finished = true;
+                return Ok(());
+            }
+            let entry = match self.builder.observe(event)? {
+                Observation::Nothing => continue,
+                Observation::Entry(entry) => entry,
+                Observation::NeedsAmount(pending) => {
+                    let amount = lookup_amount(
+                        self.store.as_ref(),
+                        pending.payment_id(),
+                        pending.refund_request_id(),
+                        event,
+                    )
+                    .await?;
+                    pending.complete(amount)
+                }
+            };
+            if self.wanted(&entry) {
+                entry.encode(&self.encoder, &self.accounts, out);
+            }
+        }
+        Ok(())
+    }
+
+    fn wanted(&self, entry: &JournalEntry) -> bool {
+        self.filter
+            .currency
+            .is_none_or(|currency| entry.amount.currency() == currency)
+    }
+}
+
+/// The first position recorded at or after `time` (`end + 1` when none), by binary search: `recorded_at`
+/// never decreases along the log.
+async fn first_position_at(store: &dyn EventStore, time: OffsetDateTime, end: u64) -> Result<u64, AuditError> {
+    let (mut low, mut high) = (1_u64, end + 1);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        let event = store.read_all(middle, 1).await?;
+        match event.first() {
+            Some(event) if event.recorded_at < time => low = middle + 1,
+            _ => high = middle,
+        }
+    }
+    Ok(low)
+}
+
+/// The amount of a refund requested before the export's first event, from its payment's stream.
+async fn lookup_amount(
+    store: &dyn EventStore,
+    payment_id: &PaymentId,
+    refund_request_id: &RefundRequestId,
+    succeeded: &RecordedEvent,
+) -> Result<domain::Money, AuditError> {
+    let stream = StreamName::parse(domain::payment_stream_name(payment_id)).map_err(|error| AuditError::Replay {
+        position: succeeded.position,
+        reason: error.to_string(),
+    })?;
+    let mut from_revision = 0;
+    loop {
+        let events = store.read_stream(&stream, from_revision, READ_EVENTS_MAX).await?;
+        if let Some(amount) = requested_amount(&events, refund_request_id) {
+            return Ok(amount);
+        }
+        match events.last() {
+            Some(last) if events.len() == READ_EVENTS_MAX => from_revision = last.revision + 1,
+            _ => {
+                return Err(AuditError::Replay {
+                    position: succeeded.position,
+                    reason: format!("refund {refund_request_id} succeeded but was never requested"),
+                });
+            }
+        }
+    }
+}
+
+/// The refunds report's columns, in order.
+pub const REFUNDS_COLUMNS: &[&str] = &[
+    "refundRequestId",
+    "paymentId",
+    "status",
+    "currency",
+    "refundAmount",
+    "refundId",
+    "resultCode",
+    "resultMessage",
+    "refundReason",
+    "requestedAt",
+    "settledAt",
+    "requestedBy",
+    "anomalyCount",
+    "lastPosition",
+];
+
+/// The refunds report, streamed page by page from the read models.
+pub struct RefundsExport {
+    read_models: Arc<dyn ReadModels>,
+    encoder: Encoder,
+    filter: RefundFilter,
+    after: Option<Cursor>,
+    started: bool,
+    finished: bool,
+}
+
+impl std::fmt::Debug for RefundsExport {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("RefundsExport")
+            .field("filter", &self.filter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RefundsExport {
+    /// An export of the refunds `filter` selects (by request time and currency).
+    pub fn new(read_models: Arc<dyn ReadModels>, format: Format, filter: ExportFilter) -> RefundsExport {
+        RefundsExport {
+            read_models,
+            encoder: Encoder::new(format, REFUNDS_COLUMNS),
+            filter: RefundFilter {
+                currency: filter.currency,
+                requested_from: filter.from,
+                requested_to: filter.to,
+                ..RefundFilter::default()
+            },
+            after: None,
+            started: false,
+            finished: false,
+        }
+    }
+
+    /// The next encoded chunk (the first holds the CSV header), or `None` when the export is complete.
+    pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, AuditError> {
+        if self.finished {
+            return Ok(None);
+        }
+        let mut out = Vec::new();
+        if !self.started {
+            self.started = true;
+            self.encoder.header(&mut out);
+        }
+        let page = self
+            .read_models
+            .refunds(&self.filter, self.after.as_ref(), PAGE_SIZE_MAX)
+            .await?;
+        self.finished = !page.has_next_page;
+        for (cursor, refund) in page.items {
+            encode_refund(&self.encoder, &refund, &mut out);
+            self.after = Some(cursor);
+        }
+        Ok(Some(out))
+    }
+}
+
+/// Appends one row of the refunds report.
+pub fn encode_refund(encoder: &Encoder, refund: &RefundView, out: &mut Vec<u8>) {
+    let time = |time: OffsetDateTime| time.format(&Rfc3339).unwrap_or_else(|_| time.to_string());
+    let currency = refund.refund_amount.currency();
+    let amount = decimal_text(refund.refund_amount.minor_units(), currency.exponent());
+    let requested_at = time(refund.requested_at);
+    let settled_at = refund.settled_at.map(time);
+    let result_code = refund.result_code.as_ref().map(ToString::to_string);
+    encoder.row(
+        out,
+        &[
+            Cell::Text(refund.refund_request_id.as_str()),
+            Cell::Text(refund.payment_id.as_str()),
+            Cell::Text(refund_status_code(refund.status)),
+            Cell::Text(currency.code()),
+            Cell::Text(&amount),
+            refund.refund_id.as_ref().map(|id| id.as_str()).into(),
+            result_code.as_deref().into(),
+            refund.result_message.as_deref().into(),
+            refund.refund_reason.as_deref().into(),
+            Cell::Text(&requested_at),
+            settled_at.as_deref().into(),
+            Cell::Text(&refund.requested_by),
+            Cell::Number(u64::from(refund.anomaly_count)),
+            Cell::Number(refund.last_position),
+        ],
+    );
+}

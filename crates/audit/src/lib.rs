@@ -1,0 +1,26 @@
+//! audit: the tools auditors and accountants use on the refund ledger.
+//!
+//! - [`verify`]: recompute the hash chain of the whole log, check positions and stream revisions, and give
+//!   the digest an auditor keeps (and prove a later log extends an earlier digest).
+//! - [`journal`] and [`export`]: the double-entry journal (from the log) and the refunds report (from the
+//!   read models), encoded by [`encode`] as RFC 4180 CSV or JSON Lines and streamed batch by batch.
+//!
+//! Architecture invariants: this crate opens no file, socket or terminal and reads no clock; it reads the
+//! log and the read models only through the [`eventlog::EventStore`] and [`projections::ReadModels`] traits
+//! it is handed, and hands back reports, rows and encoded bytes. Where the bytes go (stdout, a file, an HTTP
+//! body) and how progress is shown is the binary's business. No float touches an amount.
+
+#![warn(missing_docs)]
+
+mod error;
+
+pub mod encode;
+pub mod export;
+pub mod journal;
+pub mod verify;
+
+pub use encode::{Cell, Encoder, Format};
+pub use error::AuditError;
+pub use export::{ExportFilter, JournalExport, RefundsExport};
+pub use journal::{Accounts, JournalBuilder, JournalEntry};
+pub use verify::{Digest, Finding, LogVerifier, VerifyReport, verify_log};
