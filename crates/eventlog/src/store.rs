@@ -24,8 +24,11 @@ use crate::subscription::{self, EventSubscription};
 ///   hold, it is refused with [`StoreError::Conflict`] carrying the actual revision.
 /// - An event id already stored anywhere in the log, or repeated in the batch, is refused with
 ///   [`StoreError::DuplicateEventId`], and nothing of the batch is written.
-/// - Global positions start at 1 and are dense, and they become visible in order: once a reader has seen
-///   position `n`, every position below `n` is visible too, and no new event ever gets a position `<= n`.
+/// - Global positions strictly increase in commit order and become visible in order: once a reader has seen
+///   position `n`, every event below `n` is visible too, and no new event ever gets a position `<= n`. The
+///   SQLite and PostgreSQL backends also make them dense (1, 2, 3, ..), which the default
+///   [`EventStore::subscribe_all`] checks; a backend whose positions have holes (KurrentDB's log offsets)
+///   overrides it.
 /// - Every event is hash-chained to the previous one (see [`crate::chain`]).
 /// - A successful append is durable when it returns.
 #[async_trait]
