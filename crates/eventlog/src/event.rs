@@ -80,7 +80,7 @@ pub struct NewEvent {
 /// A stored event with the envelope the store stamped on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedEvent {
-    /// Global position: the first event of the log is 1, and positions are dense (no gaps).
+    /// Global position: increasing in commit order; the first event is 1 and (SQLite, PostgreSQL) there are no gaps.
     pub position: u64,
     /// The stream the event belongs to.
     pub stream: StreamName,
