@@ -5,13 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use apo::{Notification, NotificationCheck, PublicKey};
+use apo::PublicKey;
 use app::Ledger;
 use async_graphql::Data;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, OriginalUri, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -20,15 +19,17 @@ use axum::routing::{get, post};
 use eventlog::EventStore;
 use graphql::{LedgerSchema, Principal};
 use projections::ReadModels;
-use time::OffsetDateTime;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::auth::KeyRing;
 use crate::metrics::{Gauges, Metrics};
+use crate::notify;
 
 /// The header carrying the request id (set when absent, echoed back).
 const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Where Antom sends payment, capture and dispute notifications (refund ones are welcome too).
+const NOTIFY_PATH_ALL: &str = "/apo/notify";
 /// Longest time /readyz waits for the store.
 const READY_CHECK_TIMEOUT_MS: u64 = 2_000;
 
@@ -53,15 +54,22 @@ pub(crate) struct AppState {
     pub(crate) read_models: Arc<dyn ReadModels>,
     pub(crate) notify: NotifyVerifier,
     pub(crate) metrics: Metrics,
+    /// The journal export's account names.
+    pub(crate) accounts: audit::Accounts,
 }
 
 /// The router with every route and layer.
 pub(crate) fn app(state: AppState, notify_path: &str, body_bytes_max: usize) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
-    Router::new()
+    let mut router = Router::new();
+    if notify_path != NOTIFY_PATH_ALL {
+        router = router.route(NOTIFY_PATH_ALL, post(notify::handle));
+    }
+    router
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/graphql/ws", get(graphql_ws))
-        .route(notify_path, post(notify_refund))
+        .route(notify_path, post(notify::handle))
+        .route("/exports/{file}", get(crate::export::download))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -85,7 +93,7 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
     next.run(request).await
 }
 
-fn unauthenticated(state: &AppState) -> Response {
+pub(crate) fn unauthenticated(state: &AppState) -> Response {
     state.metrics.unauthorized();
     let body = serde_json::json!({
         "errors": [{
@@ -101,7 +109,7 @@ fn unauthenticated(state: &AppState) -> Response {
         .into_response()
 }
 
-fn principal_of(state: &AppState, headers: &HeaderMap) -> Option<Principal> {
+pub(crate) fn principal_of(state: &AppState, headers: &HeaderMap) -> Option<Principal> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     state.keys.authenticate_header(value)
 }
@@ -174,68 +182,6 @@ async fn graphql_ws(
                 .serve()
         })
         .into_response()
-}
-
-fn notify_answer(status: StatusCode, code: &str, result_status: &str, message: &str) -> Response {
-    let body = serde_json::json!({
-        "result": { "resultCode": code, "resultStatus": result_status, "resultMessage": message }
-    });
-    (status, axum::Json(body)).into_response()
-}
-
-/// Antom's refund notification: verified (signature, client id, time), applied idempotently, acknowledged
-/// with the exact body Antom expects. Anything not acknowledged is retried by Antom, and the settle
-/// worker is the backstop.
-async fn notify_refund(State(state): State<AppState>, uri: OriginalUri, headers: HeaderMap, body: Bytes) -> Response {
-    let check = NotificationCheck {
-        antom_public_key: &state.notify.antom_public_key,
-        client_id: &state.notify.client_id,
-        clock_skew_max_ms: state.notify.clock_skew_max_ms,
-    };
-    let notification =
-        match apo::verify_notification(&check, "POST", uri.path(), &headers, &body, OffsetDateTime::now_utc()) {
-            Ok(notification) => notification,
-            Err(error) => {
-                state.metrics.notification(false);
-                tracing::warn!(error = %error, "refused an Antom notification");
-                return notify_answer(
-                    StatusCode::UNAUTHORIZED,
-                    "INVALID_SIGNATURE",
-                    "F",
-                    "notification refused",
-                );
-            }
-        };
-    let Notification::Refund(refund) = notification else {
-        state.metrics.notification(false);
-        return notify_answer(
-            StatusCode::BAD_REQUEST,
-            "PARAM_ILLEGAL",
-            "F",
-            "this endpoint takes refund notifications",
-        );
-    };
-    match state.ledger.apply_refund_notification(app::NOTIFY_ACTOR, &refund).await {
-        Ok(_) => {
-            state.metrics.notification(true);
-            (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json")],
-                apo::NOTIFICATION_ACK_BODY,
-            )
-                .into_response()
-        }
-        Err(error) => {
-            state.metrics.notification(false);
-            tracing::error!(error = %error, refund_request_id = %refund.refund_request_id, "notification not applied");
-            notify_answer(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "PROCESS_FAIL",
-                "U",
-                "not applied; retry later",
-            )
-        }
-    }
 }
 
 async fn healthz() -> &'static str {

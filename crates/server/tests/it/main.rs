@@ -11,5 +11,6 @@ mod e2e_race;
 mod e2e_settle;
 mod e2e_support;
 mod graphql;
+mod notify;
 mod support;
 mod verify;
