@@ -21,6 +21,10 @@ use crate::auth::{ApiKey, parse_role};
 pub(crate) const LISTEN_DEFAULT: &str = "127.0.0.1:8080";
 /// The default embedded store.
 pub(crate) const STORE_DEFAULT: &str = "sqlite://./data/ledger.db";
+/// The journal's debited account when none is configured.
+pub(crate) const REFUNDS_ACCOUNT_DEFAULT: &str = "refunds";
+/// The journal's credited account when none is configured.
+pub(crate) const CLEARING_ACCOUNT_DEFAULT: &str = "antom-clearing";
 
 /// Every environment variable the server reads (a test holds this list to
 /// what `load` asks for, and docker-compose.yml to this list).
@@ -39,6 +43,8 @@ pub(crate) const ENVIRONMENT_KEYS: &[&str] = &[
     "REFUND_LEDGER_ANTOM_SIMULATOR_ADMIN_URL",
     "REFUND_LEDGER_NOTIFY_PATH",
     "REFUND_LEDGER_SETTLE_AFTER_SECONDS",
+    "REFUND_LEDGER_EXPORTS_REFUNDS_ACCOUNT",
+    "REFUND_LEDGER_EXPORTS_CLEARING_ACCOUNT",
 ];
 
 /// Log output format.
@@ -65,6 +71,7 @@ struct FileConfig {
     worker: Option<FileWorker>,
     limits: Option<FileLimits>,
     policy: Option<Policy>,
+    exports: Option<FileExports>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,6 +110,13 @@ struct FileLimits {
     query_depth_max: Option<usize>,
     query_complexity_max: Option<usize>,
     wait_for_position_ms_max: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileExports {
+    refunds_account: Option<String>,
+    clearing_account: Option<String>,
 }
 
 /// Antom gateway settings.
@@ -153,6 +167,8 @@ pub(crate) struct Settings {
     pub(crate) wait_for_position_ms_max: u64,
     /// The refund policy per payment method.
     pub(crate) policy: Policy,
+    /// Account names of the journal export (default `refunds` and `antom-clearing`).
+    pub(crate) accounts: audit::Accounts,
 }
 
 /// Reads the file (if any) and the environment.
@@ -231,6 +247,31 @@ fn resolve(file: FileConfig, environment: &dyn Fn(&str) -> Option<String>) -> an
         query_complexity_max: limits.query_complexity_max.unwrap_or(2_000),
         wait_for_position_ms_max: limits.wait_for_position_ms_max.unwrap_or(5_000),
         policy: file.policy.unwrap_or_default(),
+        accounts: resolve_accounts(file.exports.unwrap_or_default(), environment)?,
+    })
+}
+
+/// The journal's account names: environment over file over defaults; each a non-empty name without
+/// control characters.
+fn resolve_accounts(file: FileExports, environment: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<audit::Accounts> {
+    let account = |key: &str, from_file: Option<String>, default: &str| -> anyhow::Result<String> {
+        let name = environment(key).or(from_file).unwrap_or_else(|| default.to_owned());
+        if name.trim().is_empty() || name.chars().any(char::is_control) {
+            bail!("{key}: an account name must be non-empty text without control characters");
+        }
+        Ok(name)
+    };
+    Ok(audit::Accounts {
+        refunds: account(
+            "REFUND_LEDGER_EXPORTS_REFUNDS_ACCOUNT",
+            file.refunds_account,
+            REFUNDS_ACCOUNT_DEFAULT,
+        )?,
+        clearing: account(
+            "REFUND_LEDGER_EXPORTS_CLEARING_ACCOUNT",
+            file.clearing_account,
+            CLEARING_ACCOUNT_DEFAULT,
+        )?,
     })
 }
 

@@ -3,10 +3,13 @@
 //! - `serve [--demo]`: the GraphQL service (demo: embedded store, built-in Antom simulator, a printed key).
 //! - `verify [--digest POSITION:HASH]`: verify the hash chain, positions and stream revisions of the whole log
 //!   and print its digest (`check` is a hidden alias).
+//! - `export journal|refunds [--format csv|jsonl] [--from T] [--to T] [--currency C] [--output FILE]`: the
+//!   double-entry journal or the refunds report, streamed.
 //! - `healthcheck [--url]`: exit 0 when the service answers `/healthz` (for container health checks).
 
 mod auth;
 mod config;
+mod export;
 mod http;
 mod metrics;
 mod mirror;
@@ -62,6 +65,27 @@ enum Command {
         #[arg(long)]
         digest: Option<String>,
     },
+    /// Export the journal (double-entry lines of succeeded refunds) or the refunds report, streamed.
+    Export {
+        /// `journal` or `refunds`.
+        #[arg(value_enum)]
+        kind: export::ExportKind,
+        /// `csv` (RFC 4180) or `jsonl` (JSON Lines).
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// From this time (RFC 3339 or a UTC date), inclusive.
+        #[arg(long)]
+        from: Option<String>,
+        /// Before this time (RFC 3339 or a UTC date), exclusive.
+        #[arg(long)]
+        to: Option<String>,
+        /// Only this currency (ISO 4217 code).
+        #[arg(long)]
+        currency: Option<String>,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
     /// Exit 0 when the service answers.
     Healthcheck {
         /// What to probe (default: /healthz on the configured listen address).
@@ -95,6 +119,24 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve { demo } => serve(settings, demo).await.map(|()| verify::Verdict::Intact),
             Command::Verify { digest } => verify::run(store::open(&settings.store).await?, digest.as_deref()).await,
+            Command::Export {
+                kind,
+                format,
+                from,
+                to,
+                currency,
+                output,
+            } => {
+                let args = export::ExportArgs {
+                    kind,
+                    format: &format,
+                    from: from.as_deref(),
+                    to: to.as_deref(),
+                    currency: currency.as_deref(),
+                    output: output.as_deref(),
+                };
+                export::run(&settings, args).await.map(|()| verify::Verdict::Intact)
+            }
             Command::Healthcheck { url } => healthcheck(url, &settings).await.map(|()| verify::Verdict::Intact),
         }
     });

@@ -145,6 +145,7 @@ impl Application {
             read_models,
             notify: verifier,
             metrics: Metrics::default(),
+            accounts: settings.accounts.clone(),
         };
         let router = app(state, &settings.notify_path, settings.body_bytes_max);
         Ok(Self {

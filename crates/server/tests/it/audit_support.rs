@@ -76,6 +76,17 @@ impl AuditServer {
         body["data"].clone()
     }
 
+    /// GETs `path` with `key` (none: unauthenticated): status and body bytes.
+    pub(crate) fn get(&self, path: &str, key: Option<&str>) -> (u16, Vec<u8>) {
+        let mut request = self.client.get(self.url(path));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().expect("the server answers");
+        let status = response.status().as_u16();
+        (status, response.bytes().unwrap().to_vec())
+    }
+
     /// Waits until the read models reflect the whole log.
     pub(crate) fn wait_projected(&self) {
         for _ in 0..200 {

@@ -5,11 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod audit_support;
+mod big_log;
 mod cli;
 mod e2e_crash;
 mod e2e_race;
 mod e2e_settle;
 mod e2e_support;
+mod export;
 mod graphql;
 mod notify;
 mod support;
