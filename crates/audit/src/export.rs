@@ -140,7 +140,11 @@ impl JournalExport {
 
 /// The first position recorded at or after `time` (`end + 1` when none), by binary search: `recorded_at`
 /// never decreases along the log.
-async fn first_position_at(store: &dyn EventStore, time: OffsetDateTime, end: u64) -> Result<u64, AuditError> {
+pub(crate) async fn first_position_at(
+    store: &dyn EventStore,
+    time: OffsetDateTime,
+    end: u64,
+) -> Result<u64, AuditError> {
     let (mut low, mut high) = (1_u64, end + 1);
     while low < high {
         let middle = low + (high - low) / 2;

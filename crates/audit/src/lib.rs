@@ -4,6 +4,8 @@
 //!   the digest an auditor keeps (and prove a later log extends an earlier digest).
 //! - [`journal`] and [`export`]: the double-entry journal (from the log) and the refunds report (from the
 //!   read models), encoded by [`encode`] as RFC 4180 CSV or JSON Lines and streamed batch by batch.
+//! - [`replay`]: rebuild every projection from the log with the projection folds and compare it row by row
+//!   with the live read models.
 //!
 //! Architecture invariants: this crate opens no file, socket or terminal and reads no clock; it reads the
 //! log and the read models only through the [`eventlog::EventStore`] and [`projections::ReadModels`] traits
@@ -17,6 +19,7 @@ mod error;
 pub mod encode;
 pub mod export;
 pub mod journal;
+pub mod replay;
 pub mod verify;
 
 pub use encode::{Cell, Encoder, Format};

@@ -3,6 +3,8 @@
 //! - `serve [--demo]`: the GraphQL service (demo: embedded store, built-in Antom simulator, a printed key).
 //! - `verify [--digest POSITION:HASH]`: verify the hash chain, positions and stream revisions of the whole log
 //!   and print its digest (`check` is a hidden alias).
+//! - `replay [--to-position N | --as-of TIME]`: rebuild the projections from the log and compare them with
+//!   the read models.
 //! - `export journal|refunds [--format csv|jsonl] [--from T] [--to T] [--currency C] [--output FILE]`: the
 //!   double-entry journal or the refunds report, streamed.
 //! - `healthcheck [--url]`: exit 0 when the service answers `/healthz` (for container health checks).
@@ -14,6 +16,7 @@ mod http;
 mod metrics;
 mod mirror;
 mod notify;
+mod replay;
 mod startup;
 mod store;
 mod verify;
@@ -64,6 +67,18 @@ enum Command {
         /// An earlier digest (`POSITION:HASH`, as verify printed it): also prove the log still extends it.
         #[arg(long)]
         digest: Option<String>,
+    },
+    /// Rebuild every projection from the log and compare it row by row with the live read models.
+    ///
+    /// Exit 0 when they match, 1 with every difference printed. With --to-position or --as-of, print the
+    /// rebuilt state's summary and digest at that point instead.
+    Replay {
+        /// Rebuild up to this global position.
+        #[arg(long, conflicts_with = "as_of")]
+        to_position: Option<u64>,
+        /// Rebuild up to the last event recorded at or before this time (RFC 3339 or a UTC date).
+        #[arg(long)]
+        as_of: Option<String>,
     },
     /// Export the journal (double-entry lines of succeeded refunds) or the refunds report, streamed.
     Export {
@@ -119,6 +134,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve { demo } => serve(settings, demo).await.map(|()| verify::Verdict::Intact),
             Command::Verify { digest } => verify::run(store::open(&settings.store).await?, digest.as_deref()).await,
+            Command::Replay { to_position, as_of } => replay::run(&settings, to_position, as_of.as_deref()).await,
             Command::Export {
                 kind,
                 format,

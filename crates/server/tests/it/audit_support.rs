@@ -218,6 +218,17 @@ impl Log {
         }
     }
 
+    /// Runs SQL statements on the read models' database (the log's own, or SQLite's file beside the log).
+    pub(crate) fn execute_on_read_models(&self, statements: &str) {
+        match self {
+            Log::Sqlite { folder, .. } => {
+                let connection = rusqlite::Connection::open(folder.join("ledger.read.db")).unwrap();
+                connection.execute_batch(statements).unwrap();
+            }
+            Log::Postgres(_) => self.execute(statements),
+        }
+    }
+
     /// `(position, stream)` of every stored event, in position order.
     pub(crate) fn events(&self) -> Vec<(u64, String)> {
         let sql = "SELECT position, stream FROM eventlog_events ORDER BY position";

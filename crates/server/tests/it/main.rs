@@ -14,5 +14,6 @@ mod e2e_support;
 mod export;
 mod graphql;
 mod notify;
+mod replay;
 mod support;
 mod verify;
