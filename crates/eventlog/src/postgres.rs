@@ -389,10 +389,27 @@ async fn write_group_on(
     group: &[PendingAppend],
     commit_delay: Duration,
 ) -> Result<GroupPlan, GroupFailure> {
-    let other = |operation| move |error| GroupFailure::Other(StoreError::backend(operation, error));
     let statements = GroupStatements::prepare(client)
         .await
-        .map_err(other("prepare group statements"))?;
+        .map_err(|error| GroupFailure::Other(StoreError::backend("prepare group statements", error)))?;
+    let plan = lock_and_plan(client, &statements, group).await?;
+    if plan.rows.is_empty() {
+        client
+            .execute(&statements.commit, &[])
+            .await
+            .map_err(|error| GroupFailure::Other(StoreError::backend("commit empty group", error)))?;
+        return Ok(plan);
+    }
+    insert_and_commit(client, &statements, &plan.rows, commit_delay).await?;
+    Ok(plan)
+}
+
+/// First round trip: begin, take the head lock, read the group's revisions and stored ids; then plan.
+async fn lock_and_plan(
+    client: &Object,
+    statements: &GroupStatements,
+    group: &[PendingAppend],
+) -> Result<GroupPlan, GroupFailure> {
     let streams: Vec<&str> = group_streams(group).into_iter().map(StreamName::as_str).collect();
     let event_ids = group_event_ids(group);
     let revision_params: [&(dyn ToSql + Sync); 1] = [&streams];
@@ -404,18 +421,23 @@ async fn write_group_on(
         client.query(&statements.select_revisions, &revision_params),
         client.query(&statements.select_ids, &id_params),
     )
-    .map_err(other("lock head and read group state"))?;
+    .map_err(|error| GroupFailure::Other(StoreError::backend("lock head and read group state", error)))?;
     let head = decode_head(&head_row).map_err(GroupFailure::Other)?;
     let stored = decode_stored_state(&revision_rows, &id_rows).map_err(GroupFailure::Other)?;
-    let plan = plan_group(&head, OffsetDateTime::now_utc(), &stored, group);
-    let Some(last) = plan.rows.last() else {
-        client
-            .batch_execute("COMMIT")
-            .await
-            .map_err(other("commit empty group"))?;
-        return Ok(plan);
+    Ok(plan_group(&head, OffsetDateTime::now_utc(), &stored, group))
+}
+
+/// Second round trip: insert the planned rows, move the head to the last of them, commit.
+async fn insert_and_commit(
+    client: &Object,
+    statements: &GroupStatements,
+    rows: &[RecordedEvent],
+    commit_delay: Duration,
+) -> Result<(), GroupFailure> {
+    let Some(last) = rows.last() else {
+        return Ok(());
     };
-    let columns = Columns::of(&plan.rows);
+    let columns = Columns::of(rows);
     let hash: &[u8] = &last.hash;
     let head_position = bound(last.position);
     let head_params: [&(dyn ToSql + Sync); 3] = [&head_position, &hash, &last.recorded_at];
@@ -453,15 +475,15 @@ async fn write_group_on(
             .map_err(classify_write_error)?;
         inserted
     };
-    if inserted != plan.rows.len() as u64 {
+    if inserted != rows.len() as u64 {
         // Unreachable while the statement is an INSERT of exactly these rows; checked because the commit already
         // happened and a short insert would break the chain.
         return Err(GroupFailure::Other(StoreError::corrupt(
-            plan.head.position,
-            format!("inserted {inserted} rows of {}", plan.rows.len()),
+            last.position,
+            format!("inserted {inserted} rows of {}", rows.len()),
         )));
     }
-    Ok(plan)
+    Ok(())
 }
 
 /// The pseudo-random delays of [`PostgresOptions::commit_delay_max`]; a xorshift generator is plenty for
