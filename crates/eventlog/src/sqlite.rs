@@ -208,10 +208,12 @@ impl ReadPool {
                 None => open_reader(&pool.path)?,
             };
             let result = read(&connection);
-            pool.idle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(connection);
+            let mut idle = pool.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            // A cancelled caller releases its permit before its read ends; never keep more than the bound.
+            if idle.len() < READ_CONNECTIONS_MAX {
+                idle.push(connection);
+            }
+            drop(idle);
             result
         })
         .await
