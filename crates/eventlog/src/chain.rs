@@ -94,7 +94,7 @@ impl ChainVerifier {
     /// A verifier that trusts the event at `position` with `hash` and checks from `position + 1` on.
     pub fn after(position: u64, hash: [u8; 32]) -> Self {
         Self {
-            next_position: position + 1,
+            next_position: position.saturating_add(1),
             prev_hash: hash,
         }
     }
