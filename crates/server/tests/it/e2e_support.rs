@@ -67,27 +67,28 @@ pub(crate) fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) ->
     }
 }
 
-/// The `apo-sim` binary next to `refund-ledger` in the target directory. `cargo test --workspace`
-/// builds it (apo-sim's own tests run it); a narrower `cargo test` builds it here, once.
+/// The `apo-sim` binary next to `refund-ledger` in the target directory: `cargo test --workspace` builds it
+/// (apo-sim's own tests run it). When it is missing (`cargo test -p refund-ledger` on a fresh target), it
+/// is built once into a directory of its own: Cargo holds the target directory's lock while tests run, so
+/// a nested build there would wait forever.
 fn apo_sim_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
+        let name = format!("apo-sim{}", std::env::consts::EXE_SUFFIX);
         let ledger = Path::new(env!("CARGO_BIN_EXE_refund-ledger"));
-        let binary = ledger.with_file_name(format!("apo-sim{}", std::env::consts::EXE_SUFFIX));
-        if !binary.exists() {
-            let profile_dir = ledger.parent().unwrap();
-            let target_dir = profile_dir.parent().unwrap();
-            let mut build = Command::new(env!("CARGO"));
-            build
-                .args(["build", "-p", "apo-sim", "--bin", "apo-sim"])
-                .env("CARGO_TARGET_DIR", target_dir);
-            if profile_dir.file_name().is_some_and(|name| name == "release") {
-                build.arg("--release");
-            }
-            let status = build.status().expect("cargo builds apo-sim");
-            assert!(status.success(), "cannot build apo-sim; run `cargo build -p apo-sim`");
+        let beside = ledger.with_file_name(&name);
+        if beside.exists() {
+            return beside;
         }
-        binary
+        let target_dir = ledger.parent().and_then(Path::parent).unwrap().join("e2e-apo-sim");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "apo-sim", "--bin", "apo-sim", "--manifest-path"])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml"))
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .status()
+            .expect("cargo builds apo-sim");
+        assert!(status.success(), "cannot build apo-sim; run `cargo build -p apo-sim`");
+        target_dir.join("debug").join(name)
     })
 }
 
