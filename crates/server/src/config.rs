@@ -45,6 +45,7 @@ pub(crate) const ENVIRONMENT_KEYS: &[&str] = &[
     "REFUND_LEDGER_SETTLE_AFTER_SECONDS",
     "REFUND_LEDGER_EXPORTS_REFUNDS_ACCOUNT",
     "REFUND_LEDGER_EXPORTS_CLEARING_ACCOUNT",
+    "REFUND_LEDGER_DEMO_SIMULATOR",
 ];
 
 /// Log output format.
@@ -56,6 +57,17 @@ pub(crate) enum LogFormat {
     Pretty,
     /// One JSON object per line.
     Json,
+}
+
+/// How the in-process simulator of `serve --demo` behaves (`REFUND_LEDGER_DEMO_SIMULATOR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum DemoSimulator {
+    /// `demo` (default): some refunds answered U and settled a few seconds later, so the worker and
+    /// notifications have work to show.
+    #[default]
+    Demo,
+    /// `benchmark`: every refund answered S at once: no latency, no U, no faults (`cargo bench --bench load`).
+    Benchmark,
 }
 
 /// The file's shape. Every field is optional; defaults are documented on [`Settings`].
@@ -169,6 +181,8 @@ pub(crate) struct Settings {
     pub(crate) policy: Policy,
     /// Account names of the journal export (default `refunds` and `antom-clearing`).
     pub(crate) accounts: audit::Accounts,
+    /// The behaviour of the demo's in-process simulator (ignored without `--demo`).
+    pub(crate) demo_simulator: DemoSimulator,
 }
 
 /// Reads the file (if any) and the environment.
@@ -211,6 +225,11 @@ fn resolve(file: FileConfig, environment: &dyn Fn(&str) -> Option<String>) -> an
         Some("pretty") => LogFormat::Pretty,
         Some(other) => bail!("REFUND_LEDGER_LOG_FORMAT: expected json or pretty, got {other:?}"),
     };
+    let demo_simulator = match environment("REFUND_LEDGER_DEMO_SIMULATOR").as_deref() {
+        None | Some("demo") => DemoSimulator::Demo,
+        Some("benchmark") => DemoSimulator::Benchmark,
+        Some(other) => bail!("REFUND_LEDGER_DEMO_SIMULATOR: expected demo or benchmark, got {other:?}"),
+    };
     let mut api_keys = Vec::new();
     for key in &file.api_keys {
         api_keys.push(ApiKey::from_hash(&key.name, parse_role(&key.role)?, &key.secret_sha256).context("api_keys")?);
@@ -247,13 +266,17 @@ fn resolve(file: FileConfig, environment: &dyn Fn(&str) -> Option<String>) -> an
         query_complexity_max: limits.query_complexity_max.unwrap_or(2_000),
         wait_for_position_ms_max: limits.wait_for_position_ms_max.unwrap_or(5_000),
         policy: file.policy.unwrap_or_default(),
+        demo_simulator,
         accounts: resolve_accounts(file.exports.unwrap_or_default(), environment)?,
     })
 }
 
 /// The journal's account names: environment over file over defaults; each a non-empty name without
 /// control characters.
-fn resolve_accounts(file: FileExports, environment: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<audit::Accounts> {
+fn resolve_accounts(
+    file: FileExports,
+    environment: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<audit::Accounts> {
     let account = |key: &str, from_file: Option<String>, default: &str| -> anyhow::Result<String> {
         let name = environment(key).or(from_file).unwrap_or_else(|| default.to_owned());
         if name.trim().is_empty() || name.chars().any(char::is_control) {
@@ -440,6 +463,23 @@ mod tests {
         assert_eq!(depends["postgres"]["condition"], "service_healthy");
         let base_url = environment["REFUND_LEDGER_ANTOM_BASE_URL"].as_str().unwrap();
         assert!(base_url.starts_with("http://apo-sim:"), "the simulator is the gateway");
+    }
+
+    #[test]
+    fn the_demo_simulator_is_demo_unless_benchmark_is_asked_for() {
+        let default = resolve(FileConfig::default(), &env(&[])).unwrap();
+        assert_eq!(default.demo_simulator, DemoSimulator::Demo);
+        let benchmark = resolve(
+            FileConfig::default(),
+            &env(&[("REFUND_LEDGER_DEMO_SIMULATOR", "benchmark")]),
+        )
+        .unwrap();
+        assert_eq!(benchmark.demo_simulator, DemoSimulator::Benchmark);
+        let error = resolve(FileConfig::default(), &env(&[("REFUND_LEDGER_DEMO_SIMULATOR", "fast")])).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("REFUND_LEDGER_DEMO_SIMULATOR"),
+            "{error:#}"
+        );
     }
 
     #[test]

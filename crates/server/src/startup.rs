@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth::{ApiKey, KeyRing};
-use crate::config::Settings;
+use crate::config::{DemoSimulator, Settings};
 use crate::http::{AppState, NotifyVerifier, app};
 use crate::metrics::Metrics;
 use crate::mirror::{self, MirrorTarget, MirroredGateway};
@@ -84,7 +84,7 @@ impl Application {
 
         let notify_url = format!("http://{local}{}", settings.notify_path);
         let (client, verifier, simulator) = if demo {
-            demo_gateway(&notify_url).await?
+            demo_gateway(&notify_url, settings.demo_simulator).await?
         } else {
             configured_gateway(&settings)?
         };
@@ -205,7 +205,7 @@ impl Application {
 
 type Gateway = (ApoClient, NotifyVerifier, Option<SimServer>);
 
-async fn demo_gateway(notify_url: &str) -> anyhow::Result<Gateway> {
+async fn demo_gateway(notify_url: &str, behaviour: DemoSimulator) -> anyhow::Result<Gateway> {
     let merchant_private = PrivateKey::from_pem_or_base64(DEMO_MERCHANT_PRIVATE_KEY)?;
     let merchant_public = PublicKey::from_pem_or_base64(DEMO_MERCHANT_PUBLIC_KEY)?;
     let antom_private = PrivateKey::from_pem_or_base64(DEMO_ANTOM_PRIVATE_KEY)?;
@@ -214,6 +214,9 @@ async fn demo_gateway(notify_url: &str) -> anyhow::Result<Gateway> {
     config.notify_url = Some(notify_url.to_owned());
     config.settle_ms = DEMO_SETTLE_MS;
     config.faults.u_share = DEMO_U_SHARE;
+    if behaviour == DemoSimulator::Benchmark {
+        config = config.benchmark();
+    }
     let server = SimServer::start(config, "127.0.0.1:0".parse()?)
         .await
         .context("starting the demo Antom simulator")?;
