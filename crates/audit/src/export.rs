@@ -43,6 +43,8 @@ pub struct JournalExport {
     builder: JournalBuilder,
     next_position: u64,
     end_position: u64,
+    /// The batch read while the previous one was encoded.
+    prefetched: Option<Vec<RecordedEvent>>,
     started: bool,
     finished: bool,
 }
@@ -68,6 +70,7 @@ impl JournalExport {
             builder: JournalBuilder::default(),
             next_position: 1,
             end_position: 0,
+            prefetched: None,
             started: false,
             finished: false,
         }
@@ -88,11 +91,10 @@ impl JournalExport {
             self.finished = true;
             return Ok((!out.is_empty()).then_some(out));
         }
-        let remaining = self.end_position - self.next_position + 1;
-        let limit = usize::try_from(remaining).map_or(EXPORT_BATCH_EVENTS_MAX, |remaining| {
-            remaining.min(EXPORT_BATCH_EVENTS_MAX)
-        });
-        let batch = self.store.read_all(self.next_position, limit).await?;
+        let batch = match self.prefetched.take() {
+            Some(batch) => batch,
+            None => read_batch(Arc::clone(&self.store), self.next_position, self.end_position).await?,
+        };
         let Some(last) = batch.last() else {
             return Err(AuditError::Replay {
                 position: self.next_position,
@@ -100,7 +102,18 @@ impl JournalExport {
             });
         };
         self.next_position = last.position + 1;
-        self.encode_batch(&batch, &mut out).await?;
+        // Read the next batch while this one is encoded: the store decodes rows on its own threads.
+        let next = (self.next_position <= self.end_position)
+            .then(|| read_batch(Arc::clone(&self.store), self.next_position, self.end_position));
+        let read_next = async move {
+            match next {
+                Some(read) => read.await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (next_batch, encoded) = futures_util::future::join(read_next, self.encode_batch(&batch, &mut out)).await;
+        encoded?;
+        self.prefetched = next_batch?;
         Ok(Some(out))
     }
 
@@ -136,6 +149,15 @@ impl JournalExport {
             .currency
             .is_none_or(|currency| entry.amount.currency() == currency)
     }
+}
+
+/// Positions `from..=end`, at most [`EXPORT_BATCH_EVENTS_MAX`] of them.
+async fn read_batch(store: Arc<dyn EventStore>, from: u64, end: u64) -> Result<Vec<RecordedEvent>, AuditError> {
+    let remaining = end.saturating_sub(from) + 1;
+    let limit = usize::try_from(remaining).map_or(EXPORT_BATCH_EVENTS_MAX, |remaining| {
+        remaining.min(EXPORT_BATCH_EVENTS_MAX)
+    });
+    Ok(store.read_all(from, limit).await?)
 }
 
 /// The first position recorded at or after `time` (`end + 1` when none), by binary search: `recorded_at`

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashSet};
 use domain::{PaymentId, RefundRequestId};
 use eventlog::{EventStore, READ_EVENTS_MAX};
 use projections::fold::{BatchFold, refund_status_code};
-use projections::{Envelope, PAGE_SIZE_MAX, PaymentFilter, ReadModels, RefundFilter};
+use projections::{Envelope, PAGE_SIZE_MAX, PaymentFilter, PaymentView, ReadModels, RefundFilter, RefundView};
 use sha2::{Digest as _, Sha256};
 use time::{Date, Month, OffsetDateTime};
 
@@ -161,6 +161,78 @@ pub async fn compare(rebuilt: &Rebuilt, live: &dyn ReadModels) -> Result<Vec<Dif
     Ok(differences)
 }
 
+/// The named fields of a payment row, for a field-by-field comparison.
+fn payment_fields(view: &PaymentView) -> Vec<(&'static str, String)> {
+    vec![
+        ("paymentAmount", view.payment_amount.to_string()),
+        ("paymentMethodType", view.payment_method_type.to_string()),
+        ("paymentTime", view.payment_time.to_string()),
+        ("captureRequired", view.capture_required.to_string()),
+        ("captured", view.captured.to_string()),
+        ("refunded", view.refunded.to_string()),
+        ("pending", view.pending.to_string()),
+        ("chargedBack", view.charged_back.to_string()),
+        ("refundable", view.refundable.to_string()),
+        ("status", view.status.to_string()),
+        ("openChargeback", view.open_chargeback.to_string()),
+        ("refundCount", view.refund_count.to_string()),
+        ("lastPosition", view.last_position.to_string()),
+        ("updatedAt", view.updated_at.to_string()),
+    ]
+}
+
+/// The named fields of a refund row, for a field-by-field comparison.
+fn refund_fields(view: &RefundView) -> Vec<(&'static str, String)> {
+    let optional = |value: Option<String>| value.unwrap_or_else(|| "-".to_owned());
+    vec![
+        ("paymentId", view.payment_id.to_string()),
+        ("refundAmount", view.refund_amount.to_string()),
+        ("refundReason", optional(view.refund_reason.clone())),
+        ("status", refund_status_code(view.status).to_owned()),
+        (
+            "resultCode",
+            optional(view.result_code.as_ref().map(ToString::to_string)),
+        ),
+        ("resultMessage", optional(view.result_message.clone())),
+        ("refundId", optional(view.refund_id.as_ref().map(ToString::to_string))),
+        ("requestedAt", view.requested_at.to_string()),
+        ("settledAt", optional(view.settled_at.map(|time| time.to_string()))),
+        ("requestedBy", view.requested_by.clone()),
+        ("anomalyCount", view.anomaly_count.to_string()),
+        ("lastPosition", view.last_position.to_string()),
+        ("updatedAt", view.updated_at.to_string()),
+    ]
+}
+
+/// `field=value` lists of the fields that differ (every field when one side is missing).
+fn field_difference(
+    live: Option<Vec<(&'static str, String)>>,
+    rebuilt: Option<Vec<(&'static str, String)>>,
+) -> (Option<String>, Option<String>) {
+    let render = |fields: &[&(&'static str, String)]| {
+        fields
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (live, rebuilt) {
+        (Some(live), Some(rebuilt)) => {
+            let differing: Vec<usize> = (0..live.len())
+                .filter(|index| live[*index] != rebuilt[*index])
+                .collect();
+            let pick = |fields: &[(&'static str, String)]| {
+                render(&differing.iter().map(|index| &fields[*index]).collect::<Vec<_>>())
+            };
+            (Some(pick(&live)), Some(pick(&rebuilt)))
+        }
+        (live, rebuilt) => (
+            live.map(|fields| render(&fields.iter().collect::<Vec<_>>())),
+            rebuilt.map(|fields| render(&fields.iter().collect::<Vec<_>>())),
+        ),
+    }
+}
+
 fn difference(table: &'static str, key: String, live: Option<String>, rebuilt: Option<String>) -> Difference {
     Difference {
         table,
@@ -184,11 +256,13 @@ async fn compare_payments(
         for (cursor, view) in page.items {
             let expected = rebuilt.fold.payment(&view.payment_id).map(|row| row.view());
             if expected.as_ref() != Some(&view) {
+                let (live_text, rebuilt_text) =
+                    field_difference(Some(payment_fields(&view)), expected.as_ref().map(payment_fields));
                 differences.push(difference(
                     "payment",
                     view.payment_id.to_string(),
-                    Some(format!("{view:?}")),
-                    expected.map(|row| format!("{row:?}")),
+                    live_text,
+                    rebuilt_text,
                 ));
             }
             seen.insert(view.payment_id);
@@ -199,12 +273,8 @@ async fn compare_payments(
         }
     }
     for row in rebuilt.fold.payments().filter(|row| !seen.contains(&row.payment_id)) {
-        differences.push(difference(
-            "payment",
-            row.payment_id.to_string(),
-            None,
-            Some(format!("{:?}", row.view())),
-        ));
+        let (_, rebuilt_text) = field_difference(None, Some(payment_fields(&row.view())));
+        differences.push(difference("payment", row.payment_id.to_string(), None, rebuilt_text));
     }
     Ok(())
 }
@@ -223,11 +293,13 @@ async fn compare_refunds(
         for (cursor, view) in page.items {
             let expected = rebuilt.fold.refund(&view.refund_request_id);
             if expected != Some(&view) {
+                let (live_text, rebuilt_text) =
+                    field_difference(Some(refund_fields(&view)), expected.map(refund_fields));
                 differences.push(difference(
                     "refund",
                     view.refund_request_id.to_string(),
-                    Some(format!("{view:?}")),
-                    expected.map(|row| format!("{row:?}")),
+                    live_text,
+                    rebuilt_text,
                 ));
             }
             seen.insert(view.refund_request_id);
@@ -242,11 +314,12 @@ async fn compare_refunds(
         .refunds()
         .filter(|row| !seen.contains(&row.refund_request_id))
     {
+        let (_, rebuilt_text) = field_difference(None, Some(refund_fields(row)));
         differences.push(difference(
             "refund",
             row.refund_request_id.to_string(),
             None,
-            Some(format!("{row:?}")),
+            rebuilt_text,
         ));
     }
     Ok(())

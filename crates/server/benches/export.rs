@@ -20,8 +20,13 @@ fn main() {
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(1_000_000);
-    let folder = tempfile::tempdir().unwrap();
-    let path = folder.path().join("ledger.db");
+    // REFUND_LEDGER_BENCH_EXPORT_DIR keeps the log between runs (written once, when the folder has none).
+    let temporary = tempfile::tempdir().unwrap();
+    let folder = std::env::var_os("REFUND_LEDGER_BENCH_EXPORT_DIR")
+        .map_or_else(|| temporary.path().to_path_buf(), std::path::PathBuf::from);
+    std::fs::create_dir_all(&folder).unwrap();
+    let path = folder.join("ledger.db");
+    let written_before = path.exists();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -29,14 +34,18 @@ fn main() {
     let started = Instant::now();
     let store = runtime.block_on(async {
         let store = eventlog::SqliteStore::open(&path).await.unwrap();
-        big_log::write(&store, lines / 2).await;
+        if !written_before {
+            big_log::write(&store, lines / 2).await;
+        }
         Arc::new(store)
     });
-    println!(
-        "wrote {} refunds in {:.1} s",
-        lines / 2,
-        started.elapsed().as_secs_f64()
-    );
+    if !written_before {
+        println!(
+            "wrote {} refunds in {:.1} s",
+            lines / 2,
+            started.elapsed().as_secs_f64()
+        );
+    }
 
     let accounts = Accounts {
         refunds: "refunds".to_owned(),

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod as_of;
 mod audit_support;
 mod big_log;
 mod cli;

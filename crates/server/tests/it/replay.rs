@@ -204,7 +204,10 @@ fn replay_tests(log: &Log) {
     let broken = run(log, &["replay"]);
     assert_eq!(broken.status.code(), Some(1), "{broken:?}");
     let text = stdout(&broken);
-    assert!(text.contains("difference: payment MANY-7"), "{text}");
+    assert!(
+        text.contains("difference: payment MANY-7\n  live:    refunded="),
+        "{text}"
+    );
     assert!(
         text.contains("difference: refund MANY-8-R\n  live:    (missing)"),
         "{text}"
