@@ -15,7 +15,7 @@ use crate::support::{OPERATOR_KEY, Server, VIEWER_KEY};
 pub(crate) const CLIENT_ID: &str = "SANDBOX_5Y2J8K1Q0T00ABC";
 /// How long the simulator keeps a U refund PROCESSING: longer than the ledger client's own retries of a U
 /// answer (200 ms, then 400 ms), which would otherwise see the refund settled already.
-const SIM_SETTLE_MS: u64 = 2_000;
+const SIM_SETTLE_MS: u64 = 3_000;
 /// How long a `timeout` fault holds the ledger's connection.
 const SIM_TIMEOUT_HOLD_MS: u64 = 20_000;
 /// Pause between settle-worker passes of the ledgers under test.
