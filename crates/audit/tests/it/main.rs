@@ -1,1 +1,6 @@
-//! Integration tests of the audit crate on real stores.
+//! Integration tests of the audit crate on a real SQLite event store.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod journal;
+mod support;

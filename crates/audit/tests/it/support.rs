@@ -1,0 +1,86 @@
+//! A log with interleaved payments, refund requests and outcomes, each in its own append (so each has its
+//! own `recorded_at`, and a time range can cut between a request and its outcome).
+
+use std::sync::Arc;
+
+use domain::{
+    Currency, Money, OutcomeSource, PaymentEvent, PaymentId, PaymentMethodType, PaymentRecorded, RefundFailed,
+    RefundId, RefundRequestId, RefundRequested, RefundSucceeded, ResultCode,
+};
+use eventlog::{EventStore, ExpectedRevision, NewEvent, SqliteStore, StreamName};
+use time::OffsetDateTime;
+
+pub(crate) const PAYMENTS: u64 = 12;
+pub(crate) const REFUNDS_PER_PAYMENT: u64 = 3;
+
+async fn append(store: &dyn EventStore, payment: u64, event: PaymentEvent) {
+    let stored = event.to_stored();
+    let stream = StreamName::parse(format!("payment-P{payment}")).unwrap();
+    let new = NewEvent {
+        event_id: uuid::Uuid::new_v4(),
+        event_type: stored.event_type.to_owned(),
+        schema_version: stored.schema_version,
+        payload: stored.data,
+        actor: "test".to_owned(),
+    };
+    store.append(&stream, ExpectedRevision::Any, vec![new]).await.unwrap();
+}
+
+/// Writes the log into a new SQLite file in `folder`; every third refund fails, the rest succeed.
+pub(crate) async fn interleaved_log(folder: &std::path::Path) -> Arc<dyn EventStore> {
+    let store: Arc<dyn EventStore> = Arc::new(SqliteStore::open(folder.join("ledger.db")).await.unwrap());
+    let time = OffsetDateTime::from_unix_timestamp(1_793_491_200).unwrap();
+    let currency = |payment: u64| Currency::parse("c", ["USD", "JPY", "KWD"][(payment % 3) as usize]).unwrap();
+    for payment in 0..PAYMENTS {
+        append(
+            store.as_ref(),
+            payment,
+            PaymentEvent::PaymentRecorded(PaymentRecorded {
+                payment_id: PaymentId::parse(&format!("P{payment}")).unwrap(),
+                payment_amount: Money::from_minor_units("p", currency(payment), 100_000).unwrap(),
+                payment_method_type: PaymentMethodType::parse("ALIPAY_CN").unwrap(),
+                payment_time: time,
+                capture_required: false,
+            }),
+        )
+        .await;
+    }
+    for refund in 0..REFUNDS_PER_PAYMENT {
+        for payment in 0..PAYMENTS {
+            append(
+                store.as_ref(),
+                payment,
+                PaymentEvent::RefundRequested(RefundRequested {
+                    refund_request_id: RefundRequestId::parse(&format!("R{payment}-{refund}")).unwrap(),
+                    payment_id: PaymentId::parse(&format!("P{payment}")).unwrap(),
+                    refund_amount: Money::from_minor_units("r", currency(payment), 1_001 + payment * 7 + refund)
+                        .unwrap(),
+                    refund_reason: Some("line one\nline \"two\", with comma".to_owned()),
+                    requested_at: time,
+                }),
+            )
+            .await;
+        }
+        for payment in (0..PAYMENTS).rev() {
+            let refund_request_id = RefundRequestId::parse(&format!("R{payment}-{refund}")).unwrap();
+            let outcome = if (payment + refund) % 3 == 0 {
+                PaymentEvent::RefundFailed(RefundFailed {
+                    refund_request_id,
+                    result_code: ResultCode::parse("REFUND_FAIL"),
+                    result_message: "declined".to_owned(),
+                    failed_at: time,
+                    source: OutcomeSource::Inquiry,
+                })
+            } else {
+                PaymentEvent::RefundSucceeded(RefundSucceeded {
+                    refund_request_id,
+                    refund_id: RefundId::parse(&format!("A{payment}-{refund}")).unwrap(),
+                    refund_time: time,
+                    source: OutcomeSource::RefundResponse,
+                })
+            };
+            append(store.as_ref(), payment, outcome).await;
+        }
+    }
+    store
+}
