@@ -106,6 +106,12 @@ pub(crate) async fn run(settings: &Settings, to_position: Option<u64>, as_of: Op
             difference.rebuilt.as_deref().unwrap_or("(missing)")
         )?;
     }
+    if end < head {
+        writeln!(
+            out,
+            "replay: the read models reflect positions 1..={end} of {head}; later events were not compared"
+        )?;
+    }
     if differences.is_empty() {
         writeln!(out, "replay: OK, the read models match the log at position {end}")?;
         return Ok(Verdict::Intact);
