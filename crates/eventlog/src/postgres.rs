@@ -84,7 +84,10 @@ macro_rules! select_events {
     };
 }
 
-const READ_ALL_SQL: &str = select_events!("WHERE position >= $1 ORDER BY position LIMIT $2");
+const READ_RANGE_SQL: &str = select_events!("WHERE position >= $1 AND position < $2 ORDER BY position LIMIT $3");
+
+/// From this many events on, `read_all` reads its page as two concurrent halves on two connections.
+const READ_SPLIT_EVENTS_MIN: usize = 2_000;
 const READ_STREAM_SQL: &str = select_events!("WHERE stream = $1 AND revision >= $2 ORDER BY revision LIMIT $3");
 
 /// Tuning for a [`PostgresStore`].
@@ -203,10 +206,13 @@ impl EventStore for PostgresStore {
 
     #[tracing::instrument(skip(self), fields(stream = "$all"))]
     async fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        let client = self.client("read all").await?;
-        let limit = bound_usize(limit.min(READ_EVENTS_MAX));
-        let params: [&(dyn ToSql + Sync); 2] = [&bound(from_position), &limit];
-        let events = query_events(&client, "read all", READ_ALL_SQL, &params).await?;
+        let from_position = from_position.max(1);
+        let limit = limit.min(READ_EVENTS_MAX);
+        let events = if limit < READ_SPLIT_EVENTS_MIN {
+            self.read_range(from_position, u64::MAX, limit).await?
+        } else {
+            self.read_halves(from_position, limit).await?
+        };
         check_positions_dense(from_position, &events)?;
         Ok(events)
     }
@@ -220,6 +226,39 @@ impl EventStore for PostgresStore {
     #[tracing::instrument(skip(self), fields(stream = "$all"))]
     async fn wait_for_position_after(&self, position: u64, timeout: Duration) -> Result<Head, StoreError> {
         notify::wait_for_position_after(&self.published, position, timeout, || self.head()).await
+    }
+}
+
+impl PostgresStore {
+    /// Reads up to `limit` events with `from_position <= position < until_position`.
+    async fn read_range(
+        &self,
+        from_position: u64,
+        until_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let client = self.client("read all").await?;
+        let limit = bound_usize(limit);
+        let params: [&(dyn ToSql + Sync); 3] = [&bound(from_position), &bound(until_position), &limit];
+        query_events(&client, "read all", READ_RANGE_SQL, &params).await
+    }
+
+    /// Reads a large page as two halves at once, so that two server backends produce rows while this process
+    /// decodes them. Positions are dense, so the first half is `[from, from + limit/2)`. The halves run in
+    /// different snapshots: if the first comes back short, the head was inside it when it ran, and the second
+    /// (taken later) may have seen events past a point the first did not; only the first is returned then.
+    async fn read_halves(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        let first_limit = limit / 2;
+        // usize -> u64 is lossless (usize is at most 64 bits).
+        let middle = from_position.saturating_add(first_limit as u64);
+        let (mut first, second) = tokio::try_join!(
+            self.read_range(from_position, middle, first_limit),
+            self.read_range(middle, u64::MAX, limit - first_limit),
+        )?;
+        if first.len() == first_limit {
+            first.extend(second);
+        }
+        Ok(first)
     }
 }
 

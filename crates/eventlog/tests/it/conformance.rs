@@ -37,6 +37,7 @@ macro_rules! conformance_suite {
             garbage_is_refused_with_typed_errors_and_nothing_is_written,
             hash_chain_links_every_event,
             read_all_honours_from_and_limit,
+            large_read_all_pages_stay_dense_while_appends_run,
             read_stream_honours_from_revision_and_limit,
             waiting_wakes_on_appends_from_this_and_other_handles,
             subscription_starts_mid_log_and_follows_new_events,
@@ -539,6 +540,54 @@ pub(crate) async fn read_all_honours_from_and_limit<H: Harness>(harness: &H) {
         "far past the head"
     );
     assert!(store.read_all(1, 0).await.expect("read").is_empty(), "limit 0");
+}
+
+/// Pages of thousands of events (which a backend may fetch in parts) must be dense prefixes of the log, also
+/// while appends keep moving the head inside the page being read.
+pub(crate) async fn large_read_all_pages_stay_dense_while_appends_run<H: Harness>(harness: &H) {
+    const BATCHES: usize = 6;
+    let store = harness.open().await;
+    let writer_store = Arc::clone(&store);
+    let writer = tokio::spawn(async move {
+        for batch in 0..BATCHES {
+            let events: Vec<NewEvent> = (0..BATCH_EVENTS_MAX)
+                .map(|index| event(&format!("{batch}.{index}")))
+                .collect();
+            writer_store
+                .append(&stream(&format!("payment-{batch}")), ExpectedRevision::NoStream, events)
+                .await
+                .expect("append");
+        }
+    });
+    let total = (BATCHES * BATCH_EVENTS_MAX) as u64;
+    let mut next = 1;
+    let started = Instant::now();
+    while next <= total {
+        assert!(started.elapsed() < Duration::from_secs(60), "reader stuck at {next}");
+        let page = store.read_all(next, 4_000).await.expect("a dense page, never Corrupt");
+        if let Some(last) = page.last() {
+            assert_eq!(page[0].position, next);
+            next = last.position + 1;
+        } else {
+            tokio::task::yield_now().await;
+        }
+    }
+    writer.await.expect("writer");
+    let positions: Vec<u64> = store
+        .read_all(0, 10_000)
+        .await
+        .expect("read")
+        .iter()
+        .map(|event| event.position)
+        .collect();
+    assert_eq!(positions, (1..=total).collect::<Vec<_>>());
+    let tail = store.read_all(total - 99, 10_000).await.expect("read");
+    assert_eq!(tail.len(), 100, "a short first part ends the page");
+    let middle = store.read_all(1_001, 3_001).await.expect("read");
+    assert_eq!(
+        middle.iter().map(|event| event.position).collect::<Vec<_>>(),
+        (1_001..=4_001).collect::<Vec<_>>()
+    );
 }
 
 pub(crate) async fn read_stream_honours_from_revision_and_limit<H: Harness>(harness: &H) {
