@@ -12,14 +12,20 @@ use crate::support::{Server, sqlite_store, temp_folder};
 const CLIENT_ID: &str = "SANDBOX_5Y2J8K1Q0T00ABC";
 
 fn key(file: &str) -> PrivateKey {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/demo-keys").join(file);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy/demo-keys")
+        .join(file);
     PrivateKey::from_file(&path).unwrap()
 }
 
 /// Posts `body` to `/apo/notify` signed with `signer`; returns the HTTP status.
 fn notify(server: &Server, signer: &PrivateKey, body: &Value) -> u16 {
     let body = serde_json::to_vec(body).unwrap();
-    let time = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis().to_string();
+    let time = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
     let signature = apo::sign(signer, "POST", "/apo/notify", CLIENT_ID, &time, &body).unwrap();
     let response = reqwest::blocking::Client::new()
         .post(server.url("/apo/notify"))
@@ -68,7 +74,11 @@ fn payment_capture_and_dispute_notifications_become_ledger_events() {
         "paymentMethodType": "CARD"
     });
     assert_eq!(notify(&server, &antom, &paid), 200);
-    assert_eq!(notify(&server, &antom, &paid), 200, "a resent notification is acknowledged again");
+    assert_eq!(
+        notify(&server, &antom, &paid),
+        200,
+        "a resent notification is acknowledged again"
+    );
     assert_eq!(payment(&server, "CARD-1")["status"], "AWAITING_CAPTURE");
 
     assert_eq!(notify(&server, &antom, &capture), 200);
