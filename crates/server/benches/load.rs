@@ -18,7 +18,8 @@
 //!
 //! Targets on 2 cores (issue "The service"): >= 2,000 refunds/s with p99 < 20 ms; payment query p99 < 5 ms
 //! at 1,000 req/s. The client shares the machine with the server, and the load average is printed before
-//! each store, so a busy machine shows.
+//! each store, so a busy machine shows; the `cpu ms/op` column (CPU time the server process used during the
+//! case, divided by the operations) does not depend on what else runs.
 #![allow(clippy::print_stdout, reason = "a benchmark reports its table on stdout")]
 #![allow(
     clippy::unwrap_used,
@@ -62,6 +63,8 @@ const PAYMENT_MINOR_UNITS: &str = "100000000";
 const REFUND_MINOR_UNITS: &str = "100";
 const OPERATOR_KEY: &str = "bench-operator-secret";
 const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// Linux's USER_HZ: the unit of CPU times in `/proc/PID/stat`.
+const CLOCK_TICKS_PER_SECOND: u64 = 100;
 
 const RECORD: &str = "mutation($id: ID!, $value: String!) {
   recordPayment(input: { paymentId: $id, paymentAmount: { currency: \"USD\", value: $value },
@@ -88,8 +91,8 @@ async fn run() {
     );
     println!("(the load clients run on the same cores as the server)");
     println!(
-        "{:<10} {:<34} {:>7} {:>8} {:>11} {:>8} {:>8} {:>8}",
-        "store", "case", "count", "seconds", "per second", "p50 ms", "p99 ms", "max ms"
+        "{:<10} {:<34} {:>7} {:>8} {:>11} {:>8} {:>8} {:>8} {:>11}",
+        "store", "case", "count", "seconds", "per second", "p50 ms", "p99 ms", "max ms", "cpu ms/op"
     );
     rsa_reference();
     let directory = match std::env::var_os("LOAD_BENCH_DIR") {
@@ -128,7 +131,7 @@ fn rsa_reference() {
         latencies.push(signed.elapsed());
         assert!(!signature.is_empty());
     }
-    report("-", "RSA-2048 sign (1 thread)", &mut latencies, started.elapsed());
+    report("-", "RSA-2048 sign (1 thread)", &mut latencies, started.elapsed(), None);
 }
 
 fn load_average() -> String {
@@ -152,22 +155,26 @@ async fn bench_store(name: &str, store: &str, folder: &std::path::Path) {
     refund_load(&client, REFUND_CLIENTS_SATURATING, WARMUP_REFUNDS, time_max, "warm").await;
     for (clients, phase) in [(REFUND_CLIENTS_SATURATING, "busy"), (REFUND_CLIENTS_LIGHT, "light")] {
         let started = Instant::now();
+        let cpu_before = server.cpu_time();
         let mut latencies = refund_load(&client, clients, REFUND_COUNT_MAX, time_max, phase).await;
         report(
             name,
             &format!("refund mutations, {clients} clients"),
             &mut latencies,
             started.elapsed(),
+            cpu_used(cpu_before, server.cpu_time()),
         );
     }
 
     let started = Instant::now();
+    let cpu_before = server.cpu_time();
     let mut latencies = query_load(&client, payments).await;
     report(
         name,
         &format!("payment queries @ {QUERY_RATE_PER_SECOND}/s offered"),
         &mut latencies,
         started.elapsed(),
+        cpu_used(cpu_before, server.cpu_time()),
     );
     server.stop();
 }
@@ -241,7 +248,11 @@ async fn query_load(client: &Client, payments: usize) -> Vec<Duration> {
     latencies
 }
 
-fn report(store: &str, case: &str, latencies: &mut [Duration], elapsed: Duration) {
+fn cpu_used(before: Option<Duration>, after: Option<Duration>) -> Option<Duration> {
+    after?.checked_sub(before?)
+}
+
+fn report(store: &str, case: &str, latencies: &mut [Duration], elapsed: Duration, server_cpu: Option<Duration>) {
     latencies.sort_unstable();
     let percentile = |share: f64| -> f64 {
         if latencies.is_empty() {
@@ -258,8 +269,13 @@ fn report(store: &str, case: &str, latencies: &mut [Duration], elapsed: Duration
     };
     #[allow(clippy::cast_precision_loss, reason = "a rate for display")]
     let per_second = latencies.len() as f64 / elapsed.as_secs_f64();
+    #[allow(clippy::cast_precision_loss, reason = "a mean for display")]
+    let cpu_per_operation = server_cpu.filter(|_| !latencies.is_empty()).map_or_else(
+        || "-".to_owned(),
+        |cpu| format!("{:.2}", cpu.as_secs_f64() * 1_000.0 / latencies.len() as f64),
+    );
     println!(
-        "{store:<10} {case:<34} {:>7} {:>8.2} {per_second:>11.0} {:>8.2} {:>8.2} {:>8.2}",
+        "{store:<10} {case:<34} {:>7} {:>8.2} {per_second:>11.0} {:>8.2} {:>8.2} {:>8.2} {cpu_per_operation:>11}",
         latencies.len(),
         elapsed.as_secs_f64(),
         percentile(0.50),
@@ -335,6 +351,16 @@ impl Server {
             .and_then(|port| port.parse().ok())
             .unwrap_or_else(|| panic!("no port in {first_line:?}"));
         Self { child, port }
+    }
+
+    /// User plus system CPU time of the server process so far (Linux; `None` elsewhere).
+    fn cpu_time(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // Fields after the parenthesised command name start at field 3 (state); utime and stime are 14 and 15.
+        let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+        let user: u64 = fields.next()?.parse().ok()?;
+        let system: u64 = fields.next()?.parse().ok()?;
+        Some(Duration::from_millis((user + system) * 1_000 / CLOCK_TICKS_PER_SECOND))
     }
 
     fn stop(mut self) {
