@@ -81,6 +81,20 @@ fn projection_error(error: ProjectionError) -> ApiError {
     }
 }
 
+/// A Relay connection of a read-model page.
+fn connection<View, Node: async_graphql::OutputType + From<View>>(
+    page: projections::Page<View>,
+    has_previous_page: bool,
+) -> Connection<String, Node> {
+    let mut connection = Connection::new(has_previous_page, page.has_next_page);
+    connection.edges.extend(
+        page.items
+            .into_iter()
+            .map(|(cursor, view)| Edge::new(cursor.as_str().to_owned(), view.into())),
+    );
+    connection
+}
+
 fn position(field: &str, value: Option<i64>) -> Result<Option<u64>, ApiError> {
     value
         .map(|value| {
@@ -160,13 +174,7 @@ impl Query {
             .payments(&view_filter, after.as_ref(), page_size(first)?)
             .await
             .map_err(projection_error)?;
-        let mut connection = Connection::new(after.is_some(), page.has_next_page);
-        connection.edges.extend(
-            page.items
-                .into_iter()
-                .map(|(cursor, view)| Edge::new(cursor.as_str().to_owned(), view.into())),
-        );
-        Ok(connection)
+        Ok(connection(page, after.is_some()))
     }
 
     /// A refund by the merchant's refundRequestId.
@@ -216,13 +224,7 @@ impl Query {
             .refunds(&view_filter, after.as_ref(), page_size(first)?)
             .await
             .map_err(projection_error)?;
-        let mut connection = Connection::new(after.is_some(), page.has_next_page);
-        connection.edges.extend(
-            page.items
-                .into_iter()
-                .map(|(cursor, view)| Edge::new(cursor.as_str().to_owned(), view.into())),
-        );
-        Ok(connection)
+        Ok(connection(page, after.is_some()))
     }
 
     /// Stored events from a global position (all streams, or one payment's).
