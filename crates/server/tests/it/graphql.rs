@@ -133,11 +133,67 @@ fn access_control(server: &Server) {
     assert!(body.get("errors").is_none(), "{body}");
 }
 
+/// Relay paging and filters of `payments` and `refunds`, and their bad arguments.
+fn paging_and_filters(server: &Server) {
+    for index in 0..5 {
+        server.graphql(RECORD, json!({ "id": format!("PAGE-{index}"), "value": "1000" }));
+    }
+    refund(server, "PAGE-R1", "PAGE-1", "100");
+    let position = head(server);
+    let query = "query($after: String, $at: Int) {
+      refund(refundRequestId: \"PAGE-R1\", atLeastPosition: $at) { refundRequestId }
+      payments(first: 2, after: $after, filter: { currency: \"USD\" }) {
+        edges { cursor node { paymentId } } pageInfo { hasNextPage hasPreviousPage } } }";
+    let mut seen = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let page = server.graphql(query, json!({ "after": after, "at": position }))["payments"].clone();
+        for edge in page["edges"].as_array().unwrap() {
+            seen.push(edge["node"]["paymentId"].as_str().unwrap().to_owned());
+            after = edge["cursor"].clone();
+        }
+        if page["pageInfo"]["hasNextPage"] == false {
+            break;
+        }
+        assert!(seen.len() < 100, "paging does not end");
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "a payment came twice: {seen:?}");
+    for index in 0..5 {
+        assert!(seen.contains(&format!("PAGE-{index}")), "{seen:?}");
+    }
+    let succeeded = server.graphql(
+        "{ refunds(first: 500, filter: { paymentId: \"PAGE-1\" }) { edges { node { refundRequestId ledgerStatus } } } }",
+        json!({}),
+    );
+    let edges = succeeded["refunds"]["edges"].as_array().unwrap().clone();
+    assert_eq!(edges.len(), 1, "{succeeded}");
+    assert_eq!(edges[0]["node"]["refundRequestId"], "PAGE-R1");
+    for (query, field) in [
+        ("{ payments(after: \"not-a-cursor\") { edges { cursor } } }", "after"),
+        ("{ payments(first: 501) { edges { cursor } } }", "first"),
+        (
+            "{ refunds(filter: { currency: \"XX\" }) { edges { cursor } } }",
+            "filter.currency",
+        ),
+    ] {
+        let (_, body) = server.graphql_with(Some(OPERATOR_KEY), query, json!({}));
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{query}: {body}"
+        );
+        assert_eq!(body["errors"][0]["extensions"]["field"], field, "{query}: {body}");
+    }
+}
+
 #[test]
 fn refunds_rules_and_access_on_sqlite() {
     let (_guard, folder) = temp_folder();
     let server = Server::start(&sqlite_store(&folder), &folder);
     scenario(&server);
+    paging_and_filters(&server);
     malformed_inputs_write_nothing(&server);
     access_control(&server);
     let (status, text) = server.get("/metrics");
