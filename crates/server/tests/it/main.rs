@@ -16,5 +16,6 @@ mod export;
 mod graphql;
 mod notify;
 mod replay;
+mod subscription;
 mod support;
 mod verify;
