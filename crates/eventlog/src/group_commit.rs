@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::chain::event_hash;
 use crate::error::StoreError;
-use crate::event::{AppendOutcome, ExpectedRevision, Head, NewEvent, RecordedEvent};
+use crate::event::{AppendOutcome, ExpectedRevision, Head, NewEvent, RecordedEvent, validate_append};
 use crate::stream::StreamName;
 
 /// Most appends one group commit carries.
@@ -46,6 +46,26 @@ pub(crate) struct PendingAppend {
     pub(crate) expected: ExpectedRevision,
     pub(crate) events: Vec<NewEvent>,
     pub(crate) reply: AppendReply,
+}
+
+/// Validates an append and queues it for the store's writer; resolves with the writer's verdict.
+/// A writer that is gone (store closed or crashed) answers [`StoreError::Closed`].
+pub(crate) async fn submit(
+    queue: &mpsc::Sender<PendingAppend>,
+    stream: &StreamName,
+    expected: ExpectedRevision,
+    events: Vec<NewEvent>,
+) -> Result<AppendOutcome, StoreError> {
+    validate_append(stream, &events)?;
+    let (reply, answer) = oneshot::channel();
+    let pending = PendingAppend {
+        stream: stream.clone(),
+        expected,
+        events,
+        reply,
+    };
+    queue.send(pending).await.map_err(|_| StoreError::Closed)?;
+    answer.await.map_err(|_| StoreError::Closed)?
 }
 
 /// What the writer needs from the database, read under the global write lock.

@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use futures_core::Stream;
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row, Statement};
@@ -34,7 +34,7 @@ use uuid::Uuid;
 use crate::error::StoreError;
 use crate::event::{
     AppendOutcome, ExpectedRevision, Head, NewEvent, READ_EVENTS_MAX, RecordedEvent, check_positions_dense,
-    check_revisions_dense, validate_append,
+    check_revisions_dense,
 };
 use crate::group_commit::{
     APPEND_QUEUE_REQUESTS_MAX, GroupBuilder, GroupFailure, GroupPlan, PendingAppend, StoredState, deliver, fail_group,
@@ -177,16 +177,7 @@ impl EventStore for PostgresStore {
         expected: ExpectedRevision,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
-        validate_append(stream, &events)?;
-        let (reply, answer) = oneshot::channel();
-        let pending = PendingAppend {
-            stream: stream.clone(),
-            expected,
-            events,
-            reply,
-        };
-        self.queue.send(pending).await.map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        crate::group_commit::submit(&self.queue, stream, expected, events).await
     }
 
     #[tracing::instrument(skip(self), fields(stream = %stream))]

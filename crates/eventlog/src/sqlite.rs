@@ -17,13 +17,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 use time::OffsetDateTime;
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::event::{
     AppendOutcome, ExpectedRevision, Head, NewEvent, READ_EVENTS_MAX, RecordedEvent, check_positions_dense,
-    check_revisions_dense, validate_append,
+    check_revisions_dense,
 };
 use crate::group_commit::{
     APPEND_QUEUE_REQUESTS_MAX, GroupBuilder, GroupFailure, GroupPlan, PendingAppend, StoredState, deliver, fail_group,
@@ -122,16 +122,7 @@ impl EventStore for SqliteStore {
         expected: ExpectedRevision,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
-        validate_append(stream, &events)?;
-        let (reply, answer) = oneshot::channel();
-        let pending = PendingAppend {
-            stream: stream.clone(),
-            expected,
-            events,
-            reply,
-        };
-        self.queue.send(pending).await.map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        crate::group_commit::submit(&self.queue, stream, expected, events).await
     }
 
     #[tracing::instrument(skip(self), fields(stream = %stream))]
