@@ -132,8 +132,10 @@ async fn backoff(attempt: usize) {
 impl Ledger {
     /// Loads and folds `stream`, reading in batches of [`LOAD_BATCH_EVENTS_MAX`].
     pub(crate) async fn load(&self, stream: &StreamName) -> Result<Loaded, AppError> {
-        let mut payment = Payment::Unknown;
-        let mut revision: Option<u64> = None;
+        let (mut payment, mut revision) = match self.inner.stream_cache.get(stream.as_str()) {
+            Some((payment, revision)) => (payment, Some(revision)),
+            None => (Payment::Unknown, None),
+        };
         loop {
             let from = revision.map_or(0, |last| last + 1);
             let batch = self
@@ -157,6 +159,9 @@ impl Ledger {
                 revision = Some(recorded.revision);
             }
             if batch.len() < LOAD_BATCH_EVENTS_MAX {
+                if let Some(last) = revision {
+                    self.inner.stream_cache.put(stream.as_str(), payment.clone(), last);
+                }
                 return Ok(Loaded { payment, revision });
             }
         }

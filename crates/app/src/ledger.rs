@@ -16,6 +16,7 @@ use crate::command::{Decided, stream_of};
 use crate::error::AppError;
 use crate::gateway::RefundGateway;
 use crate::input::{CapturePaymentInput, OpenChargebackInput, RecordPaymentInput, ResolveChargebackInput};
+use crate::stream_cache::StreamCache;
 
 /// The actor recorded on events the settle worker writes.
 pub const WORKER_ACTOR: &str = "worker";
@@ -65,6 +66,8 @@ pub(crate) struct Inner {
     pub(crate) policy: Policy,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) options: LedgerOptions,
+    /// Folded streams between commands (see `stream_cache`).
+    pub(crate) stream_cache: Arc<StreamCache>,
 }
 
 impl fmt::Debug for Ledger {
@@ -96,6 +99,7 @@ impl Ledger {
                 policy,
                 clock,
                 options: LedgerOptions::default(),
+                stream_cache: Arc::new(StreamCache::default()),
             }),
         }
     }
@@ -131,6 +135,7 @@ impl Ledger {
             policy: self.inner.policy.clone(),
             clock: Arc::clone(&self.inner.clock),
             options,
+            stream_cache: Arc::clone(&self.inner.stream_cache),
         };
         Ok(Self { inner: Arc::new(inner) })
     }

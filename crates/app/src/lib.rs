@@ -31,6 +31,7 @@ mod ledger;
 mod lookup;
 mod notify;
 mod saga;
+mod stream_cache;
 mod worker;
 
 pub use answer::{CommandResult, REFUND_IN_PROCESS, RefundResult, RefundSnapshot, ResultInfo, SettleReport};
@@ -43,4 +44,5 @@ pub use ledger::{
     LOOKUP_WAIT_MS_MAX, Ledger, LedgerOptions, NOTIFY_ACTOR, SETTLE_AFTER_MS_DEFAULT, SETTLE_BATCH_REFUNDS_MAX,
     WORKER_ACTOR,
 };
+pub use stream_cache::STREAM_CACHE_PAYMENTS_MAX;
 pub use worker::INQUIRY_FAIL_MESSAGE;

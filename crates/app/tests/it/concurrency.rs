@@ -80,3 +80,32 @@ async fn fifty_concurrent_refunds_on_two_instances_of_postgres() {
     fifty_refunds_at_once(&harness, ledgers, &payment).await;
     harness.finish().await;
 }
+
+/// Each ledger keeps folded streams between commands: a ledger that folded a payment must still see
+/// what another ledger (another server instance) wrote since.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_sees_what_another_instance_wrote_after_it_folded_the_payment() {
+    let harness = Harness::start(Backend::Sqlite).await;
+    let payment = harness.payment("P-TWO", PAYMENT_MINOR_UNITS).await;
+    let first = harness.ledger.clone();
+    let second = harness.ledger_on(harness.store.clone());
+    let answer = first
+        .refund("op", refund_input("T-1", &payment, usd(6_000)))
+        .await
+        .unwrap();
+    assert_eq!(answer.result.status, ResultStatus::S);
+    let answer = second
+        .refund("op", refund_input("T-2", &payment, usd(4_000)))
+        .await
+        .unwrap();
+    assert_eq!(answer.result.status, ResultStatus::S);
+    let answer = first.refund("op", refund_input("T-3", &payment, usd(1))).await.unwrap();
+    assert_eq!(
+        (answer.result.status, answer.result.code),
+        (ResultStatus::F, ResultCode::RefundAmountExceed),
+        "the first ledger decided on a stale fold"
+    );
+    let state = first.payment(&payment).await.unwrap().expect("payment");
+    assert_eq!(state.refunded, usd(PAYMENT_MINOR_UNITS));
+    harness.finish().await;
+}
