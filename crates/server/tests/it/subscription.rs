@@ -108,7 +108,9 @@ fn a_subscriber_without_a_key_is_refused() {
     send(&mut socket, json!({ "type": "connection_init", "payload": {} }));
     let answer = receive(&mut socket, Instant::now() + Duration::from_secs(10));
     assert!(
-        answer.as_ref().is_none_or(|message| message["type"] != "connection_ack"),
+        answer
+            .as_ref()
+            .is_none_or(|message| message["type"] != "connection_ack"),
         "{answer:?}"
     );
 }
