@@ -473,8 +473,9 @@ mod tests {
         assert_eq!(builder.finish().len(), 3);
 
         send(5);
-        let mut builder = GroupBuilder::start(queue.try_recv().unwrap(), 3);
+        // Taken before the builder sets its deadline, so the bound below holds however the thread is scheduled.
         let started = Instant::now();
+        let mut builder = GroupBuilder::start(queue.try_recv().unwrap(), 3);
         while !builder.drain(&mut queue) {
             std::thread::yield_now();
         }
