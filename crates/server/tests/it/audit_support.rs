@@ -1,27 +1,23 @@
 //! What the audit tests share: a server with an admin key, logs on both stores that can be copied and
 //! edited behind the ledger's back, and running the audit commands of the binary.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{OPERATOR_KEY, VIEWER_KEY, binary};
+use crate::support::{OPERATOR_KEY, PostgresDatabase, Server, VIEWER_KEY, binary};
 
 pub(crate) const ADMIN_KEY: &str = "admin-secret-1";
 
 /// A `serve --demo` with operator, viewer and admin keys; killed on drop.
-pub(crate) struct AuditServer {
-    child: Child,
-    port: u16,
-    client: reqwest::blocking::Client,
-}
+pub(crate) struct AuditServer(Server);
 
 impl AuditServer {
     pub(crate) fn start(store: &str, folder: &Path) -> Self {
-        let mut child = Command::new(binary())
+        let mut command = Command::new(binary());
+        command
             .args(["serve", "--demo"])
             .current_dir(folder)
             .env("REFUND_LEDGER_STORE", store)
@@ -31,60 +27,23 @@ impl AuditServer {
                 format!("ops:operator:{OPERATOR_KEY},fin:viewer:{VIEWER_KEY},aud:admin:{ADMIN_KEY}"),
             )
             .env("REFUND_LEDGER_SETTLE_AFTER_SECONDS", "1")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the binary starts");
-        let mut reader = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut first_line = String::new();
-        reader.read_line(&mut first_line).expect("the binary prints its port");
-        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-        let port = first_line
-            .split_whitespace()
-            .skip_while(|word| *word != "port")
-            .nth(1)
-            .and_then(|port| port.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {first_line:?}"));
-        let client = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap();
-        Self { child, port, client }
-    }
-
-    pub(crate) fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+            .env("RUST_LOG", "warn");
+        Self(Server::spawn(command))
     }
 
     /// Posts a GraphQL document with `key` and returns the JSON body.
     pub(crate) fn graphql_as(&self, key: &str, query: &str, variables: Value) -> Value {
-        self.client
-            .post(self.url("/graphql"))
-            .bearer_auth(key)
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .expect("the server answers")
-            .json()
-            .expect("a JSON body")
+        self.0.graphql_with(Some(key), query, variables).1
     }
 
     /// Posts with the operator key and expects no errors.
     pub(crate) fn graphql(&self, query: &str, variables: Value) -> Value {
-        let body = self.graphql_as(OPERATOR_KEY, query, variables);
-        assert!(body.get("errors").is_none(), "{body}");
-        body["data"].clone()
+        self.0.graphql(query, variables)
     }
 
     /// GETs `path` with `key` (none: unauthenticated): status and body bytes.
     pub(crate) fn get(&self, path: &str, key: Option<&str>) -> (u16, Vec<u8>) {
-        let mut request = self.client.get(self.url(path));
-        if let Some(key) = key {
-            request = request.bearer_auth(key);
-        }
-        let response = request.send().expect("the server answers");
-        let status = response.status().as_u16();
-        (status, response.bytes().unwrap().to_vec())
+        self.0.get_with(path, key)
     }
 
     /// Waits until the read models reflect the whole log.
@@ -100,22 +59,8 @@ impl AuditServer {
     }
 
     /// Stops the server with SIGTERM and waits for it.
-    pub(crate) fn stop(mut self) {
-        let _signalled = Command::new("kill").arg(self.child.id().to_string()).status();
-        for _ in 0..400 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("the server did not stop on SIGTERM");
-    }
-}
-
-impl Drop for AuditServer {
-    fn drop(&mut self) {
-        let _killed = self.child.kill();
-        let _reaped = self.child.wait();
+    pub(crate) fn stop(self) {
+        self.0.stop();
     }
 }
 
@@ -147,7 +92,7 @@ pub(crate) enum Log {
     /// `ledger.db` (and its read models) in a temp folder.
     Sqlite { _guard: tempfile::TempDir, folder: PathBuf },
     /// A database of its own on the test server.
-    Postgres(ScratchDatabase),
+    Postgres(PostgresDatabase),
 }
 
 impl Log {
@@ -158,7 +103,7 @@ impl Log {
     }
 
     pub(crate) fn postgres() -> Log {
-        Log::Postgres(ScratchDatabase::create(None))
+        Log::Postgres(PostgresDatabase::create())
     }
 
     /// The store URL the binary takes.
@@ -197,7 +142,7 @@ impl Log {
                 }
                 copy
             }
-            Log::Postgres(database) => Log::Postgres(ScratchDatabase::create(Some(&database.name))),
+            Log::Postgres(database) => Log::Postgres(PostgresDatabase::create_from(Some(&database.name))),
         }
     }
 
@@ -258,47 +203,6 @@ impl Log {
                     .collect()
             }
         }
-    }
-}
-
-/// A database of its own on the test server (`DATABASE_URL` or the local default), optionally a copy of
-/// another; dropped on drop.
-pub(crate) struct ScratchDatabase {
-    admin_url: String,
-    pub(crate) name: String,
-    pub(crate) url: String,
-}
-
-impl ScratchDatabase {
-    pub(crate) fn create(template: Option<&str>) -> Self {
-        let admin_url =
-            std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-        let name = format!("audit_{}", uuid::Uuid::new_v4().simple());
-        let statement = match template {
-            Some(template) => format!("CREATE DATABASE {name} TEMPLATE {template}"),
-            None => format!("CREATE DATABASE {name}"),
-        };
-        let status = Command::new("psql")
-            .args([admin_url.as_str(), "-q", "-c", &statement])
-            .status()
-            .expect("psql runs; set DATABASE_URL to a PostgreSQL server (trust auth)");
-        assert!(status.success(), "cannot create a database on {admin_url}");
-        let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
-        let url = format!("{base}/{name}");
-        Self { admin_url, name, url }
-    }
-}
-
-impl Drop for ScratchDatabase {
-    fn drop(&mut self) {
-        let _dropped = Command::new("psql")
-            .args([
-                self.admin_url.as_str(),
-                "-q",
-                "-c",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            ])
-            .status();
     }
 }
 

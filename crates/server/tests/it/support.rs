@@ -64,7 +64,7 @@ impl Server {
             .and_then(|port| port.parse().ok())
             .unwrap_or_else(|| panic!("no port in {first_line:?}"));
         let client = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(30))
+            .timeout(Duration::from_secs(60))
             .build()
             .unwrap();
         Self { child, port, client }
@@ -97,11 +97,21 @@ impl Server {
     }
 
     pub(crate) fn get(&self, path: &str) -> (u16, String) {
-        let response = self.client.get(self.url(path)).send().expect("the server answers");
-        (response.status().as_u16(), response.text().unwrap_or_default())
+        let (status, body) = self.get_with(path, None);
+        (status, String::from_utf8_lossy(&body).into_owned())
     }
 
-    /// `kill -9`: the process dies at once, with whatever it was doing unfinished.
+    /// GETs `path` with `key` (none: unauthenticated): status and body bytes.
+    pub(crate) fn get_with(&self, path: &str, key: Option<&str>) -> (u16, Vec<u8>) {
+        let mut request = self.client.get(self.url(path));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().expect("the server answers");
+        let status = response.status().as_u16();
+        (status, response.bytes().expect("a body").to_vec())
+    }
+
     pub(crate) fn kill_hard(mut self) {
         self.child.kill().expect("SIGKILL is delivered");
         self.child.wait().expect("the killed server is reaped");
@@ -143,20 +153,30 @@ pub(crate) fn temp_folder() -> (tempfile::TempDir, PathBuf) {
     (folder, path)
 }
 
-/// A fresh PostgreSQL database on the test server (`DATABASE_URL` or the local default), dropped on drop.
+/// A fresh PostgreSQL database on the test server (`DATABASE_URL` or the local default), optionally a
+/// copy of another; dropped on drop.
 pub(crate) struct PostgresDatabase {
     admin_url: String,
-    name: String,
+    pub(crate) name: String,
     pub(crate) url: String,
 }
 
 impl PostgresDatabase {
     pub(crate) fn create() -> Self {
+        Self::create_from(None)
+    }
+
+    /// A fresh database, a copy of `template` when given.
+    pub(crate) fn create_from(template: Option<&str>) -> Self {
         let admin_url =
             std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
         let name = format!("e2e_{}", uuid::Uuid::new_v4().simple());
+        let statement = match template {
+            Some(template) => format!("CREATE DATABASE {name} TEMPLATE {template}"),
+            None => format!("CREATE DATABASE {name}"),
+        };
         let status = Command::new("psql")
-            .args([admin_url.as_str(), "-q", "-c", &format!("CREATE DATABASE {name}")])
+            .args([admin_url.as_str(), "-q", "-c", &statement])
             .status()
             .expect("psql runs; set DATABASE_URL to a PostgreSQL server (trust auth) for the e2e tests");
         assert!(
