@@ -171,7 +171,7 @@ pub enum ReportedOutcome {
 pub struct RefundOutcomeAnomaly {
     pub refund_request_id: RefundRequestId,
     /// The state the ledger holds (and keeps).
-    pub recorded_status: crate::aggregate::RefundStatus,
+    pub recorded_status: crate::status::RefundStatus,
     pub reported: ReportedOutcome,
     pub source: OutcomeSource,
     #[serde(with = "time::serde::rfc3339")]

@@ -5,28 +5,33 @@
 //! current time is passed in), opens no file or socket and knows nothing of
 //! GraphQL, SQL or Antom's HTTP.
 
-mod aggregate;
+mod command;
+mod decide;
 mod error;
 mod event;
+mod evolve;
 mod id;
 mod money;
 mod policy;
 mod result_code;
+mod state;
+mod status;
 
-pub use aggregate::{
-    Chargeback, PAYMENT_TIME_SKEW_MAX, Payment, PaymentCommand, PaymentState, REFUND_REASON_LEN_MAX, Refund,
-    RefundStatus, Rejection, decide, evolve, refundable_amount,
-};
+pub use command::{PaymentCommand, Rejection};
+pub use decide::{PAYMENT_TIME_SKEW_MAX, REFUND_REASON_LEN_MAX, decide};
 pub use error::InputError;
 pub use event::{
     ChargebackOpened, ChargebackResolution, ChargebackResolved, EVENT_TYPES, EventDecodeError, OutcomeSource,
     PaymentCaptured, PaymentEvent, PaymentRecorded, RefundFailed, RefundOutcomeAnomaly, RefundProcessing,
     RefundRejected, RefundRequested, RefundSucceeded, ReportedOutcome, StoredEventData, Upcaster,
 };
+pub use evolve::{FoldError, evolve};
 pub use id::{CaptureId, DisputeId, ID_LEN_MAX, PaymentId, PaymentMethodType, RefundId, RefundRequestId};
 pub use money::{AMOUNT_DIGITS_MAX, Currency, MINOR_UNITS_MAX, Money};
 pub use policy::{MethodPolicy, Policy, REFUND_WINDOW_DAYS_DEFAULT};
 pub use result_code::{ResultCode, ResultStatus};
+pub use state::{Chargeback, Payment, PaymentState, Refund, refundable_amount};
+pub use status::RefundStatus;
 
 /// The stream of a payment: `payment-{paymentId}`.
 pub fn payment_stream_name(payment_id: &PaymentId) -> String {

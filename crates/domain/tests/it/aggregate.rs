@@ -368,7 +368,7 @@ fn a_contradicting_outcome_is_an_anomaly_not_a_flip() {
     given(with_anomaly.clone())
         .when(confirm_succeeded("R1", "ANTOM-R1"))
         .then_nothing();
-    let state = domain::Payment::replay(&with_anomaly);
+    let state = crate::replay(&with_anomaly);
     let refund = state.refund(&refund_id("R1")).unwrap();
     assert_eq!(refund.status, RefundStatus::Failed);
     assert_eq!(state.state().unwrap().refunded.minor_units(), 0);
@@ -510,7 +510,7 @@ fn balances_follow_the_events() {
         succeeded("R1"),
         failed("R2"),
     ];
-    let payment = domain::Payment::replay(&history);
+    let payment = crate::replay(&history);
     let state = payment.state().unwrap();
     assert_eq!(state.refunded.minor_units(), 1000);
     assert_eq!(state.pending.minor_units(), 3000);

@@ -4,5 +4,14 @@
 
 mod aggregate;
 mod event_json;
+mod fold;
 mod properties;
 mod scenario;
+
+/// Folds a whole stream of decided events; every test stream folds.
+pub(crate) fn replay<'a>(events: impl IntoIterator<Item = &'a domain::PaymentEvent>) -> domain::Payment {
+    events
+        .into_iter()
+        .try_fold(domain::Payment::Unknown, domain::evolve)
+        .expect("the events fold")
+}

@@ -3,7 +3,7 @@
 
 use domain::{
     Money, PaymentCommand, PaymentEvent, PaymentId, PaymentMethodType, PaymentRecorded, Policy, RefundRequestId,
-    Rejection, ResultCode, decide, evolve,
+    Rejection, ResultCode, decide,
 };
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -80,7 +80,7 @@ impl Given {
     }
 
     pub(crate) fn when(self, command: PaymentCommand) -> Then {
-        let payment = self.events.iter().fold(domain::Payment::Unknown, evolve);
+        let payment = crate::replay(&self.events);
         let result = decide(&payment, &command, &self.policy, self.now);
         Then { result, now: self.now }
     }
