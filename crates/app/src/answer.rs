@@ -2,7 +2,9 @@
 //! it stands, and the global position a reader can wait for
 //! (`atLeastPosition`) to see the answer in the read models.
 
-use domain::{PaymentId, PaymentState, Refund, RefundStatus, Rejection, ResultCode, ResultStatus};
+use domain::{
+    Payment, PaymentId, PaymentState, Refund, RefundRequestId, RefundStatus, Rejection, ResultCode, ResultStatus,
+};
 
 /// The result code of a refund whose outcome is not final yet (resultStatus U), as Antom answers it.
 pub const REFUND_IN_PROCESS: &str = "REFUND_IN_PROCESS";
@@ -80,7 +82,8 @@ pub struct RefundResult {
     /// The refund as it stands; `None` when the request was refused without a record
     /// (`ORDER_NOT_EXIST`, `REPEAT_REQ_INCONSISTENT` across payments).
     pub refund: Option<RefundSnapshot>,
-    /// The global position of the last event written, or the log's head when nothing was written.
+    /// The global position to wait for to see this answer in the read models: the last event written, or
+    /// when nothing was written the payment's last event (0 for a payment the ledger does not know).
     pub position: u64,
 }
 
@@ -91,7 +94,8 @@ pub struct CommandResult {
     pub result: ResultInfo,
     /// The payment as it stands after the command; `None` for an unknown payment.
     pub payment: Option<PaymentState>,
-    /// The global position of the last event written, or the log's head when nothing was written.
+    /// The global position to wait for to see this answer in the read models: the last event written, or
+    /// when nothing was written the payment's last event (0 for a payment the ledger does not know).
     pub position: u64,
 }
 
@@ -116,4 +120,40 @@ pub struct SettleReport {
     pub errors: usize,
     /// The highest global position the pass wrote (0 when it wrote nothing).
     pub position: u64,
+}
+
+/// The refund `refund_request_id` of `payment`, with its payment id.
+pub(crate) fn snapshot(payment: &Payment, refund_request_id: &RefundRequestId) -> Option<RefundSnapshot> {
+    let state = payment.state()?;
+    let refund = state.refunds.get(refund_request_id)?;
+    Some(RefundSnapshot {
+        payment_id: state.payment_id.clone(),
+        refund: refund.clone(),
+    })
+}
+
+/// The answer for a refund as it stands at `position`.
+pub(crate) fn answer(snapshot: RefundSnapshot, position: u64) -> RefundResult {
+    RefundResult {
+        result: ResultInfo::of_refund(&snapshot.refund),
+        refund: Some(snapshot),
+        position,
+    }
+}
+
+/// The answer for a refund request refused without a record.
+pub(crate) fn refused(rejection: Rejection, position: u64) -> RefundResult {
+    RefundResult {
+        result: ResultInfo::refused(rejection),
+        refund: None,
+        position,
+    }
+}
+
+/// F `ORDER_NOT_EXIST` for a refundRequestId the ledger does not hold.
+pub(crate) fn unknown_refund(refund_request_id: &RefundRequestId) -> Rejection {
+    Rejection {
+        code: ResultCode::OrderNotExist,
+        message: format!("refundRequestId: {refund_request_id} is not a refund known to the ledger"),
+    }
 }

@@ -7,7 +7,7 @@
 //! job: bad input that never reached the domain, the event store or the read
 //! models failing, or a stream too contended to decide on.
 
-use domain::{EventDecodeError, InputError, RefundRequestId};
+use domain::{EventDecodeError, FoldError, InputError, RefundRequestId};
 use eventlog::StoreError;
 
 /// What went wrong while running a command, the saga, the worker or a notification.
@@ -39,6 +39,37 @@ pub enum AppError {
         source: EventDecodeError,
     },
 
+    /// A stored event of a payment stream decodes but does not fold: its arithmetic does not fit or it breaks
+    /// the balance invariant (the log holds what the ledger never decides, or was changed behind its back).
+    ///
+    /// Do not retry and do not skip it: stop, alert an operator, run `verify`.
+    #[error("stored event at position {position} does not fold: {source}")]
+    Fold {
+        /// The position of the last event folded before (or of) the one that failed.
+        position: u64,
+        /// What broke.
+        #[source]
+        source: FoldError,
+    },
+    /// Too many commands already wait on this payment in this instance.
+    ///
+    /// Retry after a moment (the same refundRequestId is safe to repeat); nothing was decided.
+    #[error("stream {stream}: {waiting_max} commands are already waiting on it")]
+    Busy {
+        /// The payment's stream.
+        stream: String,
+        /// The bound that was reached.
+        waiting_max: usize,
+    },
+    /// The payment's queue stopped before answering (a bug made its task end); the command may or may not
+    /// have been recorded.
+    ///
+    /// Retry the request: every command is idempotent.
+    #[error("stream {stream}: its command queue stopped before answering")]
+    Interrupted {
+        /// The payment's stream.
+        stream: String,
+    },
     /// The read models (projections) failed while the ledger looked a refund up or listed open refunds.
     ///
     /// Retry later; the log is unaffected.

@@ -1,22 +1,21 @@
-//! The [`Ledger`]: what the application layer is built from, and the payment
-//! commands (record, capture, chargebacks). The refund saga lives in
-//! `saga.rs`, the worker in `worker.rs`, notifications in `notify.rs`.
+//! The [`Ledger`]: what the application layer is built from, and its one way into a payment's stream.
+//!
+//! Every step (payments in `payments.rs`, the refund saga in `saga.rs`, the settle worker in `worker.rs`,
+//! Antom's notifications in `notify.rs`) reaches the log through [`Ledger::decide`] and [`Ledger::read`],
+//! which go through the payment's command queue (`queue.rs`); no step calls another's helpers.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{PaymentCommand, PaymentId, Policy};
-use eventlog::EventStore;
+use domain::{InputError, PaymentCommand, PaymentId, Policy};
+use eventlog::{ACTOR_BYTES_MAX, EventStore, StreamName};
 use projections::ReadModels;
 
-use crate::answer::{CommandResult, ResultInfo};
 use crate::clock::Clock;
-use crate::command::{Decided, stream_of};
 use crate::error::AppError;
 use crate::gateway::RefundGateway;
-use crate::input::{CapturePaymentInput, OpenChargebackInput, RecordPaymentInput, ResolveChargebackInput};
-use crate::stream_cache::StreamCache;
+use crate::queue::{Decided, PaymentQueues};
 
 /// The actor recorded on events the settle worker writes.
 pub const WORKER_ACTOR: &str = "worker";
@@ -52,22 +51,19 @@ impl Default for LedgerOptions {
 
 /// The application layer: payment commands, the refund saga, the settle worker and notifications.
 ///
-/// Cheap to clone (one `Arc`). Any number of ledgers, in one process or many, may share a store: every
-/// decision is appended with the stream revision it was made on.
+/// Cheap to clone (one `Arc`); clones share one set of payment queues. Any number of ledgers, in one process
+/// or many, may share a store: every decision is appended with the stream revision it was made on.
 #[derive(Clone)]
 pub struct Ledger {
     pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
-    pub(crate) store: Arc<dyn EventStore>,
+    /// The payment queues, with the store, policy and clock they decide with.
+    pub(crate) queues: Arc<PaymentQueues>,
     pub(crate) read_models: Arc<dyn ReadModels>,
     pub(crate) gateway: Arc<dyn RefundGateway>,
-    pub(crate) policy: Policy,
-    pub(crate) clock: Arc<dyn Clock>,
     pub(crate) options: LedgerOptions,
-    /// Folded streams between commands (see `stream_cache`).
-    pub(crate) stream_cache: Arc<StreamCache>,
 }
 
 impl fmt::Debug for Ledger {
@@ -75,8 +71,8 @@ impl fmt::Debug for Ledger {
         formatter
             .debug_struct("Ledger")
             .field("gateway", &self.inner.gateway)
-            .field("clock", &self.inner.clock)
             .field("options", &self.inner.options)
+            .field("queues", &self.inner.queues)
             .finish_non_exhaustive()
     }
 }
@@ -93,25 +89,22 @@ impl Ledger {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                store,
+                queues: Arc::new(PaymentQueues::new(store, policy, clock)),
                 read_models,
                 gateway,
-                policy,
-                clock,
                 options: LedgerOptions::default(),
-                stream_cache: Arc::new(StreamCache::default()),
             }),
         }
     }
 
-    /// The same ledger with `options`.
+    /// The same ledger (the same payment queues) with `options`.
     ///
     /// A `refund_notify_url` longer than Antom accepts, or a `settle_batch_refunds_max` of 0 or above
     /// `projections::PAGE_SIZE_MAX`, is an [`AppError::Input`] naming the field.
     pub fn with_options(self, options: LedgerOptions) -> Result<Self, AppError> {
         let batch = options.settle_batch_refunds_max;
         if batch == 0 || batch > projections::PAGE_SIZE_MAX {
-            return Err(domain::InputError::Invalid {
+            return Err(InputError::Invalid {
                 field: "settle_batch_refunds_max".to_owned(),
                 reason: format!("must be 1..={}, got {batch}", projections::PAGE_SIZE_MAX),
             }
@@ -120,7 +113,7 @@ impl Ledger {
         if let Some(url) = &options.refund_notify_url {
             let len = url.chars().count();
             if len > apo::refund::REFUND_NOTIFY_URL_CHARS_MAX {
-                return Err(domain::InputError::TooLong {
+                return Err(InputError::TooLong {
                     field: "refundNotifyUrl".to_owned(),
                     len,
                     max: apo::refund::REFUND_NOTIFY_URL_CHARS_MAX,
@@ -129,124 +122,83 @@ impl Ledger {
             }
         }
         let inner = Inner {
-            store: Arc::clone(&self.inner.store),
+            queues: Arc::clone(&self.inner.queues),
             read_models: Arc::clone(&self.inner.read_models),
             gateway: Arc::clone(&self.inner.gateway),
-            policy: self.inner.policy.clone(),
-            clock: Arc::clone(&self.inner.clock),
             options,
-            stream_cache: Arc::clone(&self.inner.stream_cache),
         };
         Ok(Self { inner: Arc::new(inner) })
     }
 
-    /// The options in force.
-    pub fn options(&self) -> &LedgerOptions {
-        &self.inner.options
-    }
-
-    /// The event store the ledger writes to.
-    pub fn store(&self) -> &Arc<dyn EventStore> {
-        &self.inner.store
+    /// How many appends this ledger (and its clones) had refused because another writer had moved the
+    /// payment's stream since the decision, each followed by deciding again; since it was created. Commands
+    /// on one payment inside one ledger never conflict with each other (they share the payment's queue), so
+    /// this counts only other instances' writes.
+    pub fn conflict_retries(&self) -> u64 {
+        self.inner.queues.conflict_retries()
     }
 
     /// The payment as the log holds it now (a strong read, unlike the read models), or `None` when the
     /// ledger does not know it.
     #[tracing::instrument(skip(self), fields(payment_id = %payment_id))]
     pub async fn payment(&self, payment_id: &PaymentId) -> Result<Option<domain::PaymentState>, AppError> {
-        let loaded = self.load(&stream_of(payment_id)?).await?;
-        Ok(loaded.payment.state().cloned())
+        let read = self.read(payment_id).await?;
+        Ok(read.payment.state().cloned())
     }
 
-    /// Records a payment. Repeating it with the same content is a no-op (S); other content is
-    /// `REPEAT_REQ_INCONSISTENT`.
-    #[tracing::instrument(skip(self, input), fields(payment_id = %input.payment_id))]
-    pub async fn record_payment(&self, actor: &str, input: RecordPaymentInput) -> Result<CommandResult, AppError> {
-        let command = PaymentCommand::RecordPayment {
-            payment_id: input.payment_id.clone(),
-            payment_amount: input.payment_amount,
-            payment_method_type: input.payment_method_type,
-            payment_time: input.payment_time,
-            capture_required: input.capture_required,
-        };
-        self.payment_command(actor, &input.payment_id, &command).await
-    }
-
-    /// Records the capture of a payment that needs one.
-    #[tracing::instrument(skip(self, input), fields(payment_id = %input.payment_id))]
-    pub async fn capture_payment(&self, actor: &str, input: CapturePaymentInput) -> Result<CommandResult, AppError> {
-        let command = PaymentCommand::CapturePayment {
-            payment_id: input.payment_id.clone(),
-            capture_id: input.capture_id,
-            capture_amount: input.capture_amount,
-            capture_time: input.capture_time,
-        };
-        self.payment_command(actor, &input.payment_id, &command).await
-    }
-
-    /// Records a dispute; refunds are refused (`ORDER_STATUS_INVALID`) until it is resolved.
-    #[tracing::instrument(skip(self, input), fields(payment_id = %input.payment_id, dispute_id = %input.dispute_id))]
-    pub async fn open_chargeback(&self, actor: &str, input: OpenChargebackInput) -> Result<CommandResult, AppError> {
-        let command = PaymentCommand::OpenChargeback {
-            payment_id: input.payment_id.clone(),
-            dispute_id: input.dispute_id,
-            dispute_amount: input.dispute_amount,
-        };
-        self.payment_command(actor, &input.payment_id, &command).await
-    }
-
-    /// Records a dispute's resolution.
-    #[tracing::instrument(skip(self, input), fields(payment_id = %input.payment_id, dispute_id = %input.dispute_id))]
-    pub async fn resolve_chargeback(
-        &self,
-        actor: &str,
-        input: ResolveChargebackInput,
-    ) -> Result<CommandResult, AppError> {
-        let command = PaymentCommand::ResolveChargeback {
-            payment_id: input.payment_id.clone(),
-            dispute_id: input.dispute_id,
-            resolution: input.resolution,
-        };
-        self.payment_command(actor, &input.payment_id, &command).await
-    }
-
-    /// Runs any domain command on `payment_id`'s stream through the decide/append loop, as `actor`,
-    /// without calling Antom: for imports, tools and the demo.
-    ///
-    /// Refund requests should go through [`Ledger::refund`], which runs the saga; a `RequestRefund`
-    /// sent here is recorded but never sent to Antom until the settle worker finds it open.
-    #[tracing::instrument(skip(self, command), fields(payment_id = %payment_id))]
-    pub async fn execute_command(
+    /// Decides `command` on `payment_id`'s stream as `actor` and appends its events: the one write path.
+    pub(crate) async fn decide(
         &self,
         actor: &str,
         payment_id: &PaymentId,
-        command: &PaymentCommand,
-    ) -> Result<CommandResult, AppError> {
-        self.payment_command(actor, payment_id, command).await
-    }
-
-    async fn payment_command(
-        &self,
-        actor: &str,
-        payment_id: &PaymentId,
-        command: &PaymentCommand,
-    ) -> Result<CommandResult, AppError> {
+        command: PaymentCommand,
+    ) -> Result<Decided, AppError> {
+        check_actor(actor)?;
         let stream = stream_of(payment_id)?;
-        let decided = self.execute(&stream, command, actor).await?;
-        let position = self.position_of(&decided).await?;
-        let result = match &decided {
-            Decided::Appended { .. } => ResultInfo::success("applied"),
-            Decided::Unchanged { .. } => ResultInfo::success("already applied"),
-            Decided::Refused { rejection, .. } => ResultInfo::refused(rejection.clone()),
-            Decided::DuplicateElsewhere { event_id, .. } => ResultInfo::failed(
-                domain::ResultCode::RepeatReqInconsistent,
-                format!("event {event_id} is already stored on another stream"),
-            ),
-        };
-        Ok(CommandResult {
-            result,
-            payment: decided.payment().state().cloned(),
-            position,
-        })
+        self.inner.queues.submit(&stream, Some(command), actor).await
     }
+
+    /// The payment as the log holds it now, read through its queue (so it is never older than the call).
+    pub(crate) async fn read(&self, payment_id: &PaymentId) -> Result<Decided, AppError> {
+        let stream = stream_of(payment_id)?;
+        self.inner.queues.submit(&stream, None, "read").await
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn EventStore> {
+        self.inner.queues.store()
+    }
+
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        self.inner.queues.clock()
+    }
+}
+
+/// The stream of a payment.
+fn stream_of(payment_id: &PaymentId) -> Result<StreamName, AppError> {
+    Ok(StreamName::parse(domain::payment_stream_name(payment_id))?)
+}
+
+/// Checks the actor recorded on every event: 1..=[`ACTOR_BYTES_MAX`] bytes, no control characters.
+fn check_actor(actor: &str) -> Result<(), AppError> {
+    let field = || "actor".to_owned();
+    if actor.trim().is_empty() {
+        return Err(InputError::Empty { field: field() }.into());
+    }
+    if actor.len() > ACTOR_BYTES_MAX {
+        let error = InputError::TooLong {
+            field: field(),
+            len: actor.len(),
+            max: ACTOR_BYTES_MAX,
+        };
+        return Err(error.into());
+    }
+    if let Some((position, found)) = actor.chars().enumerate().find(|(_, character)| character.is_control()) {
+        return Err(InputError::InvalidCharacter {
+            field: field(),
+            position,
+            found,
+        }
+        .into());
+    }
+    Ok(())
 }

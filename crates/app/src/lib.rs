@@ -2,7 +2,7 @@
 //!
 //! It turns requests into `domain` commands, decides them against the
 //! payment's stream and appends the events ([`Ledger`]'s command methods),
-//! runs the refund saga of DESIGN.md (record the request, call Antom, record
+//! runs the refund saga (docs/domain.md) (record the request, call Antom, record
 //! its answer), settles refunds whose outcome is open with a background
 //! worker, and applies Antom's verified refund notifications.
 //!
@@ -13,30 +13,33 @@
 //!   rules (and "payment not found") are *answers* carrying Antom's result
 //!   code ([`ResultInfo`]), never errors.
 //!
-//! Architecture invariants: every write goes through one decide/append loop
-//! with the stream revision it decided on, so concurrent requests on any
-//! number of instances serialise through the event log; Antom is called only
-//! after the refund's `RefundRequested` is durable, so a crash loses nothing
-//! (the worker finds the open refund in the read models and finishes it);
-//! every step is idempotent. This crate knows no GraphQL, no SQL and no
-//! Antom JSON.
+//! Architecture invariants: every write goes through one path, the payment's
+//! command queue (`queue.rs`), which decides the waiting commands one after
+//! another against one folded state and appends them with the stream revision
+//! they were decided on, so concurrent requests in one instance never race and
+//! requests on any number of instances serialise through the event log;
+//! Antom is called only after the refund's `RefundRequested` is durable, so a
+//! crash loses nothing (the worker finds the open refund in the read models
+//! and finishes it); every step is idempotent. This crate knows no GraphQL,
+//! no SQL and no Antom JSON.
 
 mod answer;
+mod batch;
 mod clock;
-mod command;
 mod error;
 mod gateway;
 mod input;
 mod ledger;
 mod lookup;
 mod notify;
+mod payments;
+mod queue;
 mod saga;
-mod stream_cache;
-mod worker;
+mod settle;
 
 pub use answer::{CommandResult, REFUND_IN_PROCESS, RefundResult, RefundSnapshot, ResultInfo, SettleReport};
+pub use batch::{BATCH_COMMANDS_MAX, refund_request_event_id};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use command::{CONFLICT_BACKOFF_MS_MAX, DECIDE_ATTEMPTS_MAX, LOAD_BATCH_EVENTS_MAX, refund_request_event_id};
 pub use error::AppError;
 pub use gateway::RefundGateway;
 pub use input::{CapturePaymentInput, OpenChargebackInput, RecordPaymentInput, RefundInput, ResolveChargebackInput};
@@ -44,5 +47,8 @@ pub use ledger::{
     LOOKUP_WAIT_MS_MAX, Ledger, LedgerOptions, NOTIFY_ACTOR, SETTLE_AFTER_MS_DEFAULT, SETTLE_BATCH_REFUNDS_MAX,
     WORKER_ACTOR,
 };
-pub use stream_cache::STREAM_CACHE_PAYMENTS_MAX;
-pub use worker::INQUIRY_FAIL_MESSAGE;
+pub use queue::{
+    CONFLICT_BACKOFF_MS_MAX, DECIDE_ATTEMPTS_MAX, LOAD_BATCH_EVENTS_MAX, STREAM_CACHE_PAYMENTS_MAX,
+    STREAM_QUEUE_COMMANDS_MAX,
+};
+pub use settle::INQUIRY_FAIL_MESSAGE;

@@ -25,7 +25,7 @@ impl Ledger {
         if let Some(view) = self.refund_view(refund_request_id).await? {
             return Ok(Some(view.payment_id));
         }
-        let head = self.inner.store.head().await?.position;
+        let head = self.store().head().await?.position;
         let caught_up = self
             .inner
             .read_models

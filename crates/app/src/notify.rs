@@ -46,7 +46,7 @@ impl Ledger {
             },
         };
         let settled = self
-            .record_outcome(actor, &payment_id, refund_request_id, &command)
+            .record_outcome(actor, &payment_id, refund_request_id, command)
             .await?;
         if let (Some(reported), Some(snapshot)) = (notification.refund_amount, &settled.refund)
             && reported != snapshot.refund.refund_amount

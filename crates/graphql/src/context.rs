@@ -121,7 +121,7 @@ impl ApiContext {
             let event =
                 PaymentEvent::from_stored(&recorded.event_type, recorded.schema_version, &recorded.payload, &[])
                     .map_err(|error| ApiError::internal(&error))?;
-            payment = domain::evolve(payment, &event);
+            payment = domain::evolve(payment, &event).map_err(|error| ApiError::internal(&error))?;
             last_position = recorded.position;
         }
         Ok(payment.state().is_some().then_some((payment, last_position)))

@@ -113,7 +113,13 @@ impl Mutation {
         refund_request_id: ID,
     ) -> async_graphql::Result<RefundResult> {
         let api = context.data::<ApiContext>()?;
+        let actor = principal(context)?;
         let id = parse_refund_request_id("refundRequestId", &refund_request_id)?;
-        Ok(api.ledger.inquiry_refund(&id).await.map_err(failed)?.into())
+        Ok(api
+            .ledger
+            .inquiry_refund(&actor.name, &id)
+            .await
+            .map_err(failed)?
+            .into())
     }
 }

@@ -46,7 +46,7 @@ async fn fifty_refunds_at_once(harness: &Harness, ledgers: [Ledger; 2], payment:
     for event in &recorded {
         let event =
             domain::PaymentEvent::from_stored(&event.event_type, event.schema_version, &event.payload, &[]).unwrap();
-        folded = domain::evolve(folded, &event);
+        folded = domain::evolve(folded, &event).expect("the stream folds");
         if let Some(state) = folded.state() {
             assert!(state.invariant_holds(), "refunded + pending exceeded captured");
         }

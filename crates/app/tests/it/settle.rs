@@ -36,9 +36,10 @@ async fn refund_events(harness: &Harness, payment: &PaymentId, id: &RefundReques
         .collect()
 }
 
-async fn status_of(ledger: &Ledger, id: &RefundRequestId) -> RefundStatus {
-    let answer = ledger.inquiry_refund(id).await.unwrap();
-    answer.refund.expect("refund known").refund.status
+/// The refund's status as the log holds it, read without asking Antom (an inquiry would settle it).
+async fn status_of(ledger: &Ledger, payment: &PaymentId, id: &RefundRequestId) -> RefundStatus {
+    let state = ledger.payment(payment).await.unwrap().expect("payment known");
+    state.refunds.get(id).expect("refund known").status
 }
 
 /// Waits until the simulator has settled its U refund (PROCESSING ends after `settle_ms`).
@@ -93,10 +94,14 @@ async fn a_refund_left_processing_is_settled_by_the_worker() {
     );
 
     assert_eq!(
-        status_of(&harness.ledger, &refund_id("R-U")).await,
+        status_of(&harness.ledger, &payment, &refund_id("R-U")).await,
         RefundStatus::Succeeded
     );
-    let failed = harness.ledger.inquiry_refund(&refund_id("R-U-FAIL")).await.unwrap();
+    let failed = harness
+        .ledger
+        .inquiry_refund("op", &refund_id("R-U-FAIL"))
+        .await
+        .unwrap();
     assert_eq!(
         (failed.result.status, failed.result.code),
         (ResultStatus::F, ResultCode::ProcessFail)
@@ -132,7 +137,7 @@ async fn the_spawned_worker_settles_and_stops_on_shutdown() {
         let _stopped = stopped.await;
     });
     let deadline = tokio::time::Instant::now() + Duration::from_millis(WAIT_MS_MAX);
-    while status_of(&harness.ledger, &refund_id("R-W")).await != RefundStatus::Succeeded {
+    while status_of(&harness.ledger, &payment, &refund_id("R-W")).await != RefundStatus::Succeeded {
         assert!(tokio::time::Instant::now() < deadline, "the worker never settled R-W");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -209,7 +214,7 @@ async fn a_refund_left_processing_is_settled_by_antoms_notification() {
 
     let id = refund_id("R-N");
     let deadline = tokio::time::Instant::now() + Duration::from_millis(WAIT_MS_MAX);
-    while status_of(&ledger, &id).await != RefundStatus::Succeeded {
+    while status_of(&ledger, &payment, &id).await != RefundStatus::Succeeded {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the notification never settled R-N"
@@ -286,7 +291,14 @@ async fn a_notification_contradicting_a_final_state_is_an_anomaly() {
     assert!(position > answer.position);
 
     let id = refund_id("R-A");
-    let refund = harness.ledger.inquiry_refund(&id).await.unwrap().refund.unwrap().refund;
+    let refund = harness
+        .ledger
+        .inquiry_refund("op", &id)
+        .await
+        .unwrap()
+        .refund
+        .unwrap()
+        .refund;
     assert_eq!(refund.status, RefundStatus::Succeeded, "a final state never flips");
     assert_eq!(refund.anomalies.len(), 1);
     let state = harness.ledger.payment(&payment).await.unwrap().unwrap();
@@ -361,7 +373,7 @@ async fn crash_between_recording_and_calling_antom(backend: Backend) {
 
     // A fresh ledger (a restarted server) on the same database (a new handle where the backend allows).
     let restarted = harness.ledger_on(harness.second_store().await);
-    assert_eq!(status_of(&restarted, &id).await, RefundStatus::Requested);
+    assert_eq!(status_of(&restarted, &payment, &id).await, RefundStatus::Requested);
     // The reservation held meanwhile.
     let answer = restarted
         .refund("op", refund_input("R-C2", &payment, usd(301)))
@@ -372,7 +384,7 @@ async fn crash_between_recording_and_calling_antom(backend: Backend) {
     harness.age_refunds().await;
     let report = restarted.settle_open_refunds(OLDER_THAN).await.unwrap();
     assert_eq!((report.examined, report.resent, report.errors), (1, 1, 0), "{report:?}");
-    assert_eq!(status_of(&restarted, &id).await, RefundStatus::Succeeded);
+    assert_eq!(status_of(&restarted, &payment, &id).await, RefundStatus::Succeeded);
     harness.caught_up(report.position).await;
     let again = restarted.settle_open_refunds(OLDER_THAN).await.unwrap();
     assert_eq!(again.examined, 0);
@@ -400,7 +412,10 @@ async fn a_refund_accepted_but_answered_with_a_timeout_settles_once() {
         .unwrap();
     assert_eq!(answer.result.status, ResultStatus::U, "{:?}", answer.result);
     let id = refund_id("R-T");
-    assert_eq!(status_of(&harness.ledger, &id).await, RefundStatus::Processing);
+    assert_eq!(
+        status_of(&harness.ledger, &payment, &id).await,
+        RefundStatus::Processing
+    );
 
     harness.age_refunds().await;
     let report = harness.ledger.settle_open_refunds(OLDER_THAN).await.unwrap();
@@ -445,12 +460,12 @@ async fn an_operator_settles_one_refund_now_and_unknown_refunds_are_errors() {
 
     // Still PROCESSING at Antom: nothing changes.
     let id = refund_id("R-OP");
-    let early = harness.ledger.settle_refund("operator", &id).await.unwrap();
+    let early = harness.ledger.inquiry_refund("operator", &id).await.unwrap();
     if !harness.simulator().refund(&id).unwrap().state.is_final() {
         assert_eq!(early.result.status, ResultStatus::U);
     }
     sim_settled(&harness, &id).await;
-    let settled = harness.ledger.settle_refund("operator", &id).await.unwrap();
+    let settled = harness.ledger.inquiry_refund("operator", &id).await.unwrap();
     assert_eq!(settled.result.status, ResultStatus::S, "{:?}", settled.result);
     let actors: Vec<String> = refund_events(&harness, &payment, &id)
         .await
@@ -462,7 +477,7 @@ async fn an_operator_settles_one_refund_now_and_unknown_refunds_are_errors() {
 
     let unknown = harness
         .ledger
-        .settle_refund("operator", &refund_id("R-NONE"))
+        .inquiry_refund("operator", &refund_id("R-NONE"))
         .await
         .unwrap();
     assert_eq!(unknown.result.code, ResultCode::OrderNotExist);

@@ -115,7 +115,7 @@ impl Ledger {
                 let event =
                     PaymentEvent::from_stored(&recorded.event_type, recorded.schema_version, &recorded.payload, &[])
                         .expect("stored events decode");
-                payment = evolve(payment, &event);
+                payment = evolve(payment, &event).expect("decided events fold");
                 revision = Some(recorded.revision);
             }
             from = revision.map_or(0, |revision| revision + 1);

@@ -1,6 +1,6 @@
-//! Step 3 of the saga: the settle worker. Every pass lists the refunds the
-//! read models show as requested or processing for longer than
-//! `settle_after`, and settles each with Antom's `inquiryRefund`:
+//! Step 3 of the saga: settling open refunds with Antom's `inquiryRefund`, by the worker (every pass lists the
+//! refunds the read models show as requested or processing for longer than `settle_after`) or by hand
+//! ([`Ledger::inquiry_refund`]):
 //!
 //! | inquiry says | the ledger records |
 //! | --- | --- |
@@ -10,8 +10,8 @@
 //! | not found (`ORDER_NOT_EXIST`) | the refund is sent again with the same refundRequestId (Antom deduplicates on it), its answer recorded as in step 2 |
 //! | unknown (timeout, unsigned, ...) | nothing: asked again next pass |
 //!
-//! Each refund is reloaded from the log before Antom is asked, so a refund
-//! the read models still show open but that is final is left alone.
+//! Each refund is read from the log before Antom is asked, so a refund the read models still show open but
+//! that is final is left alone (and an inquiry by hand about a final refund asks Antom nothing).
 
 use std::future::Future;
 use std::time::Duration;
@@ -20,11 +20,9 @@ use apo::InquiryOutcome;
 use domain::{OutcomeSource, PaymentCommand, PaymentId, RefundRequestId, RefundStatus, ResultCode};
 use tokio::task::JoinHandle;
 
-use crate::answer::{RefundResult, SettleReport};
-use crate::command::stream_of;
+use crate::answer::{RefundResult, SettleReport, answer, refused, snapshot, unknown_refund};
 use crate::error::AppError;
 use crate::ledger::{Ledger, WORKER_ACTOR};
-use crate::saga::{answer, snapshot};
 
 /// The message recorded on a refund Antom's inquiry reported as FAIL (the inquiry gives no code).
 pub const INQUIRY_FAIL_MESSAGE: &str = "inquiryRefund reported refundStatus FAIL";
@@ -62,7 +60,7 @@ impl Ledger {
     /// retried next pass; only failing to list the open refunds is an error of the pass.
     #[tracing::instrument(skip(self))]
     pub async fn settle_open_refunds(&self, older_than: Duration) -> Result<SettleReport, AppError> {
-        let now = self.inner.clock.now();
+        let now = self.clock().now();
         let requested_before = time::Duration::try_from(older_than)
             .ok()
             .and_then(|older_than| now.checked_sub(older_than))
@@ -94,30 +92,25 @@ impl Ledger {
         Ok(report)
     }
 
-    /// Settles one refund now, as the worker would, and answers with it as it then stands
-    /// (F `ORDER_NOT_EXIST` when the ledger does not know it). For operators; recorded as `actor`.
+    /// Asks Antom about one refund now and records a final answer, as the worker would (a refund Antom never
+    /// saw is sent again with the same refundRequestId), as `actor`; answers with the refund as it then stands.
+    /// A refund that is already final is answered from the log without asking Antom; an unknown
+    /// refundRequestId is F `ORDER_NOT_EXIST`. (The read-only question is the read models' refund query.)
     #[tracing::instrument(
         skip(self),
         fields(refund_request_id = %refund_request_id, payment_id = tracing::field::Empty)
     )]
-    pub async fn settle_refund(
+    pub async fn inquiry_refund(
         &self,
         actor: &str,
         refund_request_id: &RefundRequestId,
     ) -> Result<RefundResult, AppError> {
         let Some(payment_id) = self.locate(refund_request_id).await? else {
-            return self.inquiry_refund(refund_request_id).await;
+            return Ok(refused(unknown_refund(refund_request_id), 0));
         };
         tracing::Span::current().record("payment_id", tracing::field::display(&payment_id));
-        self.settle_as(actor, &payment_id, refund_request_id).await?;
-        let loaded = self.load(&stream_of(&payment_id)?).await?;
-        let position = self.inner.store.head().await?.position;
-        match snapshot(&loaded.payment, refund_request_id) {
-            Some(snapshot) => Ok(answer(snapshot, position)),
-            None => Err(AppError::UnknownRefund {
-                refund_request_id: refund_request_id.clone(),
-            }),
-        }
+        let (_, settled) = self.settle_as(actor, &payment_id, refund_request_id).await?;
+        Ok(settled)
     }
 
     /// Spawns the settle worker: a pass every `interval` over refunds open longer than
@@ -157,24 +150,31 @@ impl Ledger {
         payment_id: &PaymentId,
         refund_request_id: &RefundRequestId,
     ) -> Result<(Settlement, u64), AppError> {
-        self.settle_as(WORKER_ACTOR, payment_id, refund_request_id).await
+        let (settlement, settled) = self.settle_as(WORKER_ACTOR, payment_id, refund_request_id).await?;
+        let wrote = matches!(
+            settlement,
+            Settlement::Succeeded | Settlement::Failed | Settlement::Resent
+        );
+        Ok((settlement, if wrote { settled.position } else { 0 }))
     }
 
+    /// Settles one open refund with an inquiry; answers what happened and the refund as it then stands.
     #[tracing::instrument(skip(self), fields(payment_id = %payment_id, refund_request_id = %refund_request_id))]
     async fn settle_as(
         &self,
         actor: &str,
         payment_id: &PaymentId,
         refund_request_id: &RefundRequestId,
-    ) -> Result<(Settlement, u64), AppError> {
-        let loaded = self.load(&stream_of(payment_id)?).await?;
-        let (Some(state), Some(refund)) = (loaded.payment.state(), loaded.payment.refund(refund_request_id)) else {
+    ) -> Result<(Settlement, RefundResult), AppError> {
+        let read = self.read(payment_id).await?;
+        let (Some(state), Some(found)) = (read.payment.state(), snapshot(&read.payment, refund_request_id)) else {
             return Err(AppError::UnknownRefund {
                 refund_request_id: refund_request_id.clone(),
             });
         };
-        if !refund.status.is_pending() {
-            return Ok((Settlement::AlreadyFinal, 0));
+        let unchanged = |settlement| Ok((settlement, answer(found.clone(), read.position)));
+        if !found.refund.status.is_pending() {
+            return unchanged(Settlement::AlreadyFinal);
         }
         let command = match self.inner.gateway.inquiry(refund_request_id).await {
             InquiryOutcome::Succeeded {
@@ -191,19 +191,19 @@ impl Ledger {
                 result_message: INQUIRY_FAIL_MESSAGE.to_owned(),
                 source: OutcomeSource::Inquiry,
             },
-            InquiryOutcome::Processing => return Ok((Settlement::Processing, 0)),
+            InquiryOutcome::Processing => return unchanged(Settlement::Processing),
             InquiryOutcome::NotFound { code, .. } => {
                 tracing::info!(%code, "antom never saw the refund; sending it again");
-                let resent = self.send_refund(actor, state, refund).await?;
-                return Ok((Settlement::Resent, resent.position));
+                let resent = self.send_refund(actor, state, &found.refund).await?;
+                return Ok((Settlement::Resent, resent));
             }
             InquiryOutcome::Unknown { reason } => {
-                tracing::warn!(%reason, "inquiry outcome unknown; asked again next pass");
-                return Ok((Settlement::Unknown, 0));
+                tracing::warn!(%reason, "inquiry outcome unknown; asked again later");
+                return unchanged(Settlement::Unknown);
             }
         };
         let settled = self
-            .record_outcome(actor, payment_id, refund_request_id, &command)
+            .record_outcome(actor, payment_id, refund_request_id, command)
             .await?;
         let status = settled.refund.as_ref().map(|snapshot| snapshot.refund.status);
         let settlement = match status {
@@ -211,6 +211,6 @@ impl Ledger {
             Some(RefundStatus::Failed) => Settlement::Failed,
             _ => Settlement::AlreadyFinal,
         };
-        Ok((settlement, settled.position))
+        Ok((settlement, settled))
     }
 }
