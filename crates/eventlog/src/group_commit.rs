@@ -77,6 +77,31 @@ pub(crate) struct StoredState {
     pub(crate) stored_event_ids: HashSet<Uuid>,
 }
 
+/// What a writer that has not read the database assumes it holds for `group`: every stream as the group's first
+/// append to it expects it, and none of the group's event ids stored. `None` when an append expects
+/// [`ExpectedRevision::Any`], which names no revision to assume.
+///
+/// A plan made on this state is only right if the assumption holds: the writer commits it only after checking,
+/// under the global write lock, that the head and each stream's last revision are as assumed (a stored event id
+/// is refused by the unique index), and otherwise plans again on the state read under the lock.
+pub(crate) fn assumed_state(group: &[PendingAppend]) -> Option<StoredState> {
+    let mut state = StoredState::default();
+    let mut seen = HashSet::new();
+    for pending in group {
+        if !seen.insert(&pending.stream) {
+            continue;
+        }
+        match pending.expected {
+            ExpectedRevision::Any => return None,
+            ExpectedRevision::NoStream => {}
+            ExpectedRevision::Exact(revision) => {
+                state.last_revisions.insert(pending.stream.clone(), revision);
+            }
+        }
+    }
+    Some(state)
+}
+
 /// The rows to insert and the answer to each append of a group, in the group's order.
 #[derive(Debug)]
 pub(crate) struct GroupPlan {
@@ -398,6 +423,30 @@ mod tests {
         }
         assert_eq!(plan.head.position, 14);
         assert_eq!(plan.head.hash, plan.rows[3].hash);
+    }
+
+    #[test]
+    fn the_assumed_state_is_what_each_streams_first_append_expects() {
+        let group = vec![
+            pending("a", ExpectedRevision::Exact(4), &[1]),
+            pending("a", ExpectedRevision::Exact(9), &[2]),
+            pending("b", ExpectedRevision::NoStream, &[3]),
+        ];
+        let assumed = assumed_state(&group).expect("no Any in the group");
+        assert_eq!(assumed.last_revisions, HashMap::from([(stream("a"), 4)]));
+        assert!(assumed.stored_event_ids.is_empty());
+        let plan = plan_group(&Head::EMPTY, now(), &assumed, &group);
+        assert!(plan.outcomes[0].is_ok() && plan.outcomes[2].is_ok());
+        assert!(matches!(
+            plan.outcomes[1],
+            Err(StoreError::Conflict { actual: Some(5), .. })
+        ));
+
+        let with_any = vec![
+            pending("a", ExpectedRevision::Exact(4), &[1]),
+            pending("c", ExpectedRevision::Any, &[2]),
+        ];
+        assert!(assumed_state(&with_any).is_none(), "Any assumes nothing");
     }
 
     #[test]

@@ -37,8 +37,8 @@ use crate::event::{
     check_revisions_dense,
 };
 use crate::group_commit::{
-    APPEND_QUEUE_REQUESTS_MAX, GroupBuilder, GroupFailure, GroupPlan, PendingAppend, StoredState, deliver, fail_group,
-    group_event_ids, group_streams, plan_group,
+    APPEND_QUEUE_REQUESTS_MAX, GroupBuilder, GroupFailure, GroupPlan, PendingAppend, StoredState, assumed_state,
+    deliver, fail_group, group_event_ids, group_streams, plan_group,
 };
 use crate::notify;
 use crate::store::EventStore;
@@ -48,7 +48,8 @@ use crate::stream::StreamName;
 const MIGRATION_LOCK_KEY: i64 = 0x6576_656e_746c_6f67; // "eventlog"
 
 /// Schema migrations, applied in order on connect; the version is the index plus one. Never edit a shipped one.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
     CREATE TABLE eventlog_events (
         position       BIGINT      PRIMARY KEY CHECK (position >= 1),
         stream         TEXT        NOT NULL,
@@ -71,7 +72,54 @@ const MIGRATIONS: &[&str] = &[r"
         recorded_at TIMESTAMPTZ
     );
     INSERT INTO eventlog_head (id, position, hash, recorded_at) VALUES (1, 0, decode(repeat('00', 32), 'hex'), NULL);
-"];
+",
+    r"
+    -- One round trip per group: lock the head, check that the head and the group's streams are where the writer
+    -- planned them, insert the planned rows, move the head. Called as a single statement, so it commits (and
+    -- releases the lock) when it returns. Answers 'committed', or what moved ('head moved', 'stream moved'),
+    -- having written nothing; a stored event id fails the insert with unique_violation.
+    CREATE FUNCTION eventlog_append_group(
+        expected_position BIGINT, expected_hash BYTEA, commit_delay_us BIGINT,
+        checked_streams TEXT[], checked_revisions BIGINT[],
+        positions BIGINT[], streams TEXT[], revisions BIGINT[], event_ids UUID[], event_types TEXT[],
+        schema_versions BIGINT[], payloads BYTEA[], actors TEXT[], recorded_ats TIMESTAMPTZ[],
+        prev_hashes BYTEA[], hashes BYTEA[]
+    ) RETURNS TEXT LANGUAGE plpgsql AS $$
+    DECLARE
+        head_position BIGINT;
+        head_hash BYTEA;
+        last_index INTEGER := array_length(positions, 1);
+    BEGIN
+        SELECT position, hash INTO head_position, head_hash FROM eventlog_head WHERE id = 1 FOR UPDATE;
+        IF head_position <> expected_position OR head_hash <> expected_hash THEN
+            RETURN 'head moved';
+        END IF;
+        -- One backward index probe per stream; -1 stands for a stream that must not exist.
+        IF EXISTS (
+            SELECT 1 FROM UNNEST(checked_streams, checked_revisions) AS checked(stream, revision)
+            LEFT JOIN LATERAL (
+                SELECT stored.revision FROM eventlog_events AS stored
+                WHERE stored.stream = checked.stream ORDER BY stored.revision DESC LIMIT 1
+            ) AS last ON TRUE
+            WHERE coalesce(last.revision, -1) <> checked.revision
+        ) THEN
+            RETURN 'stream moved';
+        END IF;
+        INSERT INTO eventlog_events (position, stream, revision, event_id, event_type, schema_version, payload,
+                                     actor, recorded_at, prev_hash, hash)
+        SELECT * FROM UNNEST(positions, streams, revisions, event_ids, event_types, schema_versions, payloads,
+                             actors, recorded_ats, prev_hashes, hashes);
+        UPDATE eventlog_head SET position = positions[last_index], hash = hashes[last_index],
+                                 recorded_at = recorded_ats[last_index]
+        WHERE id = 1;
+        IF commit_delay_us > 0 THEN
+            PERFORM pg_sleep(commit_delay_us / 1000000.0);
+        END IF;
+        RETURN 'committed';
+    END
+    $$;
+",
+];
 
 /// The columns of [`RecordedEvent`], in the order `decode_event` reads them.
 macro_rules! select_events {
@@ -134,7 +182,11 @@ impl PostgresStore {
     /// Connects with `config`, applies missing migrations (serialized across instances by an advisory lock),
     /// and starts the writer task. Must be called inside a Tokio runtime.
     #[tracing::instrument(skip_all, fields(dbname = config.get_dbname().unwrap_or("")))]
-    pub async fn connect_with(config: tokio_postgres::Config, options: PostgresOptions) -> Result<Self, StoreError> {
+    pub async fn connect_with(
+        mut config: tokio_postgres::Config,
+        options: PostgresOptions,
+    ) -> Result<Self, StoreError> {
+        plan_every_statement_for_the_table_as_it_is(&mut config);
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -156,7 +208,13 @@ impl PostgresStore {
         let published = Arc::new(watch::Sender::new(head));
         let (queue, receiver) = mpsc::channel(APPEND_QUEUE_REQUESTS_MAX);
         let commit_delay = CommitDelay::new(options.commit_delay_max);
-        tokio::spawn(run_writer(pool.clone(), receiver, Arc::clone(&published), commit_delay));
+        tokio::spawn(run_writer(
+            pool.clone(),
+            receiver,
+            Arc::clone(&published),
+            commit_delay,
+            head,
+        ));
         Ok(Self { queue, published, pool })
     }
 
@@ -253,6 +311,24 @@ impl PostgresStore {
     }
 }
 
+/// Makes every connection of the pool plan each execution of a prepared statement with the table's size at that
+/// moment (`plan_cache_mode = force_custom_plan`), instead of caching a generic plan after five executions.
+///
+/// A generic plan is costed once, on whatever the statistics said then: on a fresh database the event table is
+/// empty, a sequential scan looks cheapest, and that plan stays while the table grows to millions of rows (until
+/// an ANALYZE, whenever autovacuum gets to it). The group commit's lookups run under the global write lock, so a
+/// plan that scans the table stalls every writer. A custom plan reads the table's current size from its file
+/// every time, so it finds the indexes however fresh the statistics are; planning these short statements costs a
+/// few microseconds of server time.
+fn plan_every_statement_for_the_table_as_it_is(config: &mut tokio_postgres::Config) {
+    let setting = "-c plan_cache_mode=force_custom_plan";
+    let options = match config.get_options() {
+        Some(existing) if !existing.is_empty() => format!("{existing} {setting}"),
+        _ => setting.to_owned(),
+    };
+    config.options(&options);
+}
+
 async fn migrate(client: &mut Object) -> Result<(), StoreError> {
     let failed = |error| StoreError::backend("migrate postgres schema", error);
     let transaction = client.transaction().await.map_err(failed)?;
@@ -295,14 +371,25 @@ async fn migrate(client: &mut Object) -> Result<(), StoreError> {
     transaction.commit().await.map_err(failed)
 }
 
+/// Groups a writer commits the slow way after its head turned out to have moved, before it plans on its own
+/// head again: another instance is writing, and most optimistic attempts would only cost a wasted round trip.
+const PESSIMISTIC_GROUPS_AFTER_HEAD_MOVED: usize = 16;
+
 /// The writer task: commits queued appends in groups until every handle's queue sender is gone.
 async fn run_writer(
     pool: Pool,
     mut queue: mpsc::Receiver<PendingAppend>,
     published: Arc<watch::Sender<Head>>,
-    mut commit_delay: CommitDelay,
+    commit_delay: CommitDelay,
+    head: Head,
 ) {
-    let mut connection: Option<Object> = None;
+    let mut writer = Writer {
+        pool,
+        connection: None,
+        commit_delay,
+        known_head: Some(head),
+        pessimistic_groups: 0,
+    };
     let mut previous_appends = 1;
     while let Some(first) = queue.recv().await {
         let mut builder = GroupBuilder::start(first, previous_appends);
@@ -314,13 +401,12 @@ async fn run_writer(
             continue;
         }
         previous_appends = group.len();
-        match write_group(&pool, &mut connection, &group, commit_delay.next()).await {
+        match writer.write_group(&group).await {
             Ok(plan) => deliver(group, plan, &published),
             Err(GroupFailure::UniqueViolation(error)) if group.len() > 1 => {
                 tracing::warn!(%error, "unique index refused a planned group; retrying its appends one by one");
                 for pending in group {
-                    let single = std::slice::from_ref(&pending);
-                    match write_group(&pool, &mut connection, single, commit_delay.next()).await {
+                    match writer.write_group(std::slice::from_ref(&pending)).await {
                         Ok(plan) => deliver(vec![pending], plan, &published),
                         Err(GroupFailure::UniqueViolation(error) | GroupFailure::Other(error)) => {
                             fail_group(vec![pending], &error);
@@ -334,37 +420,154 @@ async fn run_writer(
     tracing::debug!("postgres writer stopped");
 }
 
-/// One group commit on the writer's connection.
-///
-/// After any failure the transaction is rolled back explicitly; if even that fails, the connection is taken
-/// out of the pool and closed, so no half-done transaction can reach another user of the pool.
-#[tracing::instrument(skip_all, fields(backend = "postgres", appends = group.len()))]
-async fn write_group(
-    pool: &Pool,
-    connection: &mut Option<Object>,
-    group: &[PendingAppend],
-    commit_delay: Duration,
-) -> Result<GroupPlan, GroupFailure> {
-    let client = match connection.take() {
-        Some(client) => client,
-        None => pool
-            .get()
-            .await
-            .map_err(|error| GroupFailure::Other(StoreError::backend("connect writer", error)))?,
-    };
-    let result = write_group_on(&client, group, commit_delay).await;
-    match &result {
-        Ok(_) => *connection = Some(client),
-        Err(_) => match client.batch_execute("ROLLBACK").await {
-            Ok(()) => *connection = Some(client),
+/// A handle's writer: its connection, and the head it believes the log has.
+struct Writer {
+    pool: Pool,
+    connection: Option<Object>,
+    commit_delay: CommitDelay,
+    /// The head as this writer last saw it under the lock (its own last commit, or what it read); `None` after a
+    /// failure, until the next group reads it.
+    known_head: Option<Head>,
+    /// Groups still to commit the slow way before trying [`Writer::commit_planned`] again.
+    pessimistic_groups: usize,
+}
+
+/// How an optimistic attempt ended without an error.
+enum Attempt {
+    Committed(GroupPlan),
+    /// The plan's assumptions did not hold (or there were none to make); nothing was written.
+    Replan,
+}
+
+impl Writer {
+    /// One group commit: in one round trip on the writer's own view of the log when that is likely to hold,
+    /// otherwise (or when it did not hold) in two, deciding on the state read under the lock.
+    #[tracing::instrument(skip_all, fields(backend = "postgres", appends = group.len()))]
+    async fn write_group(&mut self, group: &[PendingAppend]) -> Result<GroupPlan, GroupFailure> {
+        let client = self.client().await?;
+        let delay = self.commit_delay.next();
+        let result = match self.attempt_planned(&client, group, delay).await {
+            Ok(Attempt::Committed(plan)) => Ok(plan),
+            Ok(Attempt::Replan) => write_group_on(&client, group, delay).await,
+            Err(error) => Err(error),
+        };
+        self.known_head = result.as_ref().ok().map(|plan| plan.head);
+        self.release(client, result.is_ok()).await;
+        result
+    }
+
+    async fn client(&mut self) -> Result<Object, GroupFailure> {
+        match self.connection.take() {
+            Some(client) => Ok(client),
+            None => self
+                .pool
+                .get()
+                .await
+                .map_err(|error| GroupFailure::Other(StoreError::backend("connect writer", error))),
+        }
+    }
+
+    /// Keeps the connection for the next group. After any failure the transaction is rolled back explicitly; if
+    /// even that fails, the connection is taken out of the pool and closed, so no half-done transaction can reach
+    /// another user of the pool.
+    async fn release(&mut self, client: Object, succeeded: bool) {
+        if succeeded {
+            self.connection = Some(client);
+            return;
+        }
+        match client.batch_execute("ROLLBACK").await {
+            Ok(()) => self.connection = Some(client),
             Err(error) => {
                 tracing::warn!(%error, "discarding the writer connection after a failed rollback");
                 drop(Object::take(client));
             }
-        },
+        }
     }
-    result
+
+    /// Plans `group` on the head this writer knows and on what its appends expect ([`assumed_state`]), and
+    /// commits it with `eventlog_append_group`, which checks under the lock that both still hold. A single
+    /// instance's writer is always right about its own head, so its group costs one round trip.
+    async fn attempt_planned(
+        &mut self,
+        client: &Object,
+        group: &[PendingAppend],
+        commit_delay: Duration,
+    ) -> Result<Attempt, GroupFailure> {
+        if self.pessimistic_groups > 0 {
+            self.pessimistic_groups -= 1;
+            return Ok(Attempt::Replan);
+        }
+        let (Some(head), Some(assumed)) = (self.known_head, assumed_state(group)) else {
+            return Ok(Attempt::Replan);
+        };
+        let plan = plan_group(&head, OffsetDateTime::now_utc(), &assumed, group);
+        let Some(last) = plan.rows.last() else {
+            return Ok(Attempt::Replan);
+        };
+        let statement = client
+            .prepare_cached(APPEND_GROUP_SQL)
+            .await
+            .map_err(|error| GroupFailure::Other(StoreError::backend("prepare group append", error)))?;
+        let checked_streams: Vec<&str> = group_streams(group).into_iter().map(StreamName::as_str).collect();
+        let checked_revisions: Vec<i64> = group_streams(group)
+            .into_iter()
+            .map(|stream| {
+                assumed
+                    .last_revisions
+                    .get(stream)
+                    .map_or(-1, |revision| bound(*revision))
+            })
+            .collect();
+        let columns = Columns::of(&plan.rows);
+        let head_hash: &[u8] = &head.hash;
+        let head_position = bound(head.position);
+        let delay_us = i64::try_from(commit_delay.as_micros()).unwrap_or(i64::MAX);
+        let params: [&(dyn ToSql + Sync); 16] = [
+            &head_position,
+            &head_hash,
+            &delay_us,
+            &checked_streams,
+            &checked_revisions,
+            &columns.positions,
+            &columns.streams,
+            &columns.revisions,
+            &columns.event_ids,
+            &columns.event_types,
+            &columns.schema_versions,
+            &columns.payloads,
+            &columns.actors,
+            &columns.recorded_ats,
+            &columns.prev_hashes,
+            &columns.hashes,
+        ];
+        let row = match client.query_one(&statement, &params).await {
+            Ok(row) => row,
+            // A stored event id (the plan assumed none): decide again with the ids read under the lock.
+            Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => return Ok(Attempt::Replan),
+            Err(error) => return Err(GroupFailure::Other(StoreError::backend("append group", error))),
+        };
+        let answer: &str = row
+            .try_get(0)
+            .map_err(|error| GroupFailure::Other(StoreError::backend("append group", error)))?;
+        match answer {
+            "committed" => {
+                debug_assert_eq!(plan.head.position, last.position);
+                Ok(Attempt::Committed(plan))
+            }
+            "head moved" => {
+                // Another instance writes too: stop guessing for a while.
+                self.pessimistic_groups = PESSIMISTIC_GROUPS_AFTER_HEAD_MOVED;
+                Ok(Attempt::Replan)
+            }
+            _ => Ok(Attempt::Replan),
+        }
+    }
 }
+
+/// The call of the group append function (migration 2).
+const APPEND_GROUP_SQL: &str = "SELECT eventlog_append_group($1, $2, $3, $4::TEXT[], $5::BIGINT[], $6::BIGINT[], \
+     $7::TEXT[], $8::BIGINT[], $9::UUID[], $10::TEXT[], $11::BIGINT[], $12::BYTEA[], $13::TEXT[], \
+     $14::TIMESTAMPTZ[], $15::BYTEA[], $16::BYTEA[])";
 
 /// The statements of a group commit, prepared once per connection.
 struct GroupStatements {
