@@ -36,6 +36,24 @@ impl std::fmt::Debug for ApiContext {
     }
 }
 
+/// Which of a payment's events to read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EventWindow {
+    /// Events at or after this global position.
+    pub(crate) from_position: u64,
+    /// Events at or before this global position, if given.
+    pub(crate) upto_position: Option<u64>,
+    /// At most this many.
+    pub(crate) limit: usize,
+}
+
+/// Whether to go on reading a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Visit {
+    Continue,
+    Stop,
+}
+
 /// Where an as-of read stops.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Cutoff {
@@ -65,19 +83,38 @@ impl ApiContext {
         }
     }
 
-    /// The stored events of a payment, up to a global position.
+    /// The stored events of a payment within `window`, read one bounded batch at a time.
     pub(crate) async fn payment_events(
         &self,
         payment_id: &str,
-        upto_position: Option<u64>,
+        window: EventWindow,
     ) -> Result<Vec<RecordedEvent>, ApiError> {
+        let mut events = Vec::new();
+        self.visit_payment_events(payment_id, |event| {
+            if window.upto_position.is_some_and(|upto| event.position > upto) || events.len() >= window.limit {
+                return Visit::Stop;
+            }
+            if event.position >= window.from_position {
+                events.push(event);
+            }
+            Visit::Continue
+        })
+        .await?;
+        Ok(events)
+    }
+
+    /// Hands a payment's events to `visit` in stream order, one batch at a time, until it says stop.
+    async fn visit_payment_events(
+        &self,
+        payment_id: &str,
+        mut visit: impl FnMut(RecordedEvent) -> Visit,
+    ) -> Result<(), ApiError> {
         let payment_id = PaymentId::parse(payment_id).map_err(|error| ApiError::from_input("", &error))?;
         let stream =
             StreamName::parse(domain::payment_stream_name(&payment_id)).map_err(|error| ApiError::BadInput {
                 field: "paymentId".to_owned(),
                 message: format!("paymentId: {error}"),
             })?;
-        let mut events = Vec::new();
         let mut from_revision = 0;
         loop {
             let batch = self
@@ -88,13 +125,12 @@ impl ApiContext {
             let full = batch.len() == STREAM_BATCH_EVENTS_MAX;
             for event in batch {
                 from_revision = event.revision + 1;
-                if upto_position.is_some_and(|upto| event.position > upto) {
-                    return Ok(events);
+                if visit(event) == Visit::Stop {
+                    return Ok(());
                 }
-                events.push(event);
             }
             if !full {
-                return Ok(events);
+                return Ok(());
             }
         }
     }
@@ -105,24 +141,39 @@ impl ApiContext {
         payment_id: &str,
         cutoff: Cutoff,
     ) -> Result<Option<(DomainPayment, u64)>, ApiError> {
-        let upto = match cutoff {
-            Cutoff::Position(position) => Some(position),
-            Cutoff::Time(_) => None,
-        };
-        let events = self.payment_events(payment_id, upto).await?;
         let mut payment = DomainPayment::Unknown;
         let mut last_position = 0;
-        for recorded in &events {
-            if let Cutoff::Time(time) = cutoff
-                && recorded.recorded_at > time
-            {
-                break;
+        let mut failure = None;
+        self.visit_payment_events(payment_id, |recorded| {
+            let past = match cutoff {
+                Cutoff::Position(position) => recorded.position > position,
+                Cutoff::Time(time) => recorded.recorded_at > time,
+            };
+            if past {
+                return Visit::Stop;
             }
-            let event =
+            let folded =
                 PaymentEvent::from_stored(&recorded.event_type, recorded.schema_version, &recorded.payload, &[])
-                    .map_err(|error| ApiError::internal(&error))?;
-            payment = domain::evolve(payment, &event).map_err(|error| ApiError::internal(&error))?;
-            last_position = recorded.position;
+                    .map_err(|error| ApiError::internal(&error))
+                    .and_then(|event| {
+                        let before = std::mem::replace(&mut payment, DomainPayment::Unknown);
+                        domain::evolve(before, &event).map_err(|error| ApiError::internal(&error))
+                    });
+            match folded {
+                Ok(next) => {
+                    payment = next;
+                    last_position = recorded.position;
+                    Visit::Continue
+                }
+                Err(error) => {
+                    failure = Some(error);
+                    Visit::Stop
+                }
+            }
+        })
+        .await?;
+        if let Some(error) = failure {
+            return Err(error);
         }
         Ok(payment.state().is_some().then_some((payment, last_position)))
     }

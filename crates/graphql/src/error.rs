@@ -5,6 +5,10 @@
 use async_graphql::ErrorExtensions;
 
 use crate::access::Role;
+use crate::limits::{BUSY_RETRY_AFTER_SECONDS, QueryLimit};
+
+/// `extensions.code` of a query refused because too many expensive ones are running (HTTP 429).
+pub(crate) const TOO_MANY_EXPENSIVE_QUERIES: &str = "TOO_MANY_EXPENSIVE_QUERIES";
 
 /// An error a resolver returns.
 ///
@@ -34,6 +38,23 @@ pub enum ApiError {
         /// The position asked for.
         position: u64,
     },
+    /// The query asks for too much (fields, depth or complexity); it did not run. The client asks for
+    /// fewer items or fields, or splits the query.
+    QueryTooComplex {
+        /// Which limit it is over.
+        limit: QueryLimit,
+        /// What the query asks for.
+        actual: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An expensive query was refused because the most allowed are running; the client retries later.
+    TooManyExpensiveQueries,
+    /// The response would be larger than allowed; nothing was sent. The client asks for less.
+    ResponseTooLarge {
+        /// The limit in bytes of serialized JSON data.
+        bytes_max: usize,
+    },
     /// Something failed inside; the cause was logged with the request id.
     Internal,
 }
@@ -46,6 +67,9 @@ impl ApiError {
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::Forbidden { .. } => "FORBIDDEN",
             Self::NotCaughtUp { .. } => "NOT_CAUGHT_UP",
+            Self::QueryTooComplex { .. } => "QUERY_TOO_COMPLEX",
+            Self::TooManyExpensiveQueries => TOO_MANY_EXPENSIVE_QUERIES,
+            Self::ResponseTooLarge { .. } => "RESPONSE_TOO_LARGE",
             Self::Internal => "INTERNAL",
         }
     }
@@ -64,6 +88,13 @@ impl ApiError {
             Self::Forbidden { role, needed } => format!("the {role} role may not do this; it needs {needed}"),
             Self::NotCaughtUp { position } => {
                 format!("the read models have not reached position {position} yet; retry")
+            }
+            Self::QueryTooComplex { limit, actual, max } => limit.refusal(*actual, *max),
+            Self::TooManyExpensiveQueries => format!(
+                "too many expensive queries are running; retry in {BUSY_RETRY_AFTER_SECONDS} s, or ask for fewer items"
+            ),
+            Self::ResponseTooLarge { bytes_max } => {
+                format!("the response would be larger than {bytes_max} bytes; ask for fewer items or fields")
             }
             Self::Internal => "internal error; the cause was logged".to_owned(),
         }
@@ -87,15 +118,22 @@ impl ApiError {
 
 impl From<ApiError> for async_graphql::Error {
     fn from(error: ApiError) -> Self {
-        let code = error.code();
-        let field = match &error {
-            ApiError::BadInput { field, .. } => Some(field.clone()),
-            _ => None,
-        };
-        async_graphql::Error::new(error.message()).extend_with(|_, extensions| {
-            extensions.set("code", code);
-            if let Some(field) = &field {
-                extensions.set("field", field.as_str());
+        let message = error.message();
+        async_graphql::Error::new(message).extend_with(|_, extensions| {
+            extensions.set("code", error.code());
+            match &error {
+                ApiError::BadInput { field, .. } => extensions.set("field", field.as_str()),
+                ApiError::QueryTooComplex { limit, actual, max } => {
+                    extensions.set("limit", limit.as_str());
+                    extensions.set("actual", *actual);
+                    extensions.set("max", *max);
+                }
+                ApiError::TooManyExpensiveQueries => extensions.set("retryAfterSeconds", BUSY_RETRY_AFTER_SECONDS),
+                ApiError::ResponseTooLarge { bytes_max } => extensions.set("bytesMax", *bytes_max),
+                ApiError::Unauthenticated
+                | ApiError::Forbidden { .. }
+                | ApiError::NotCaughtUp { .. }
+                | ApiError::Internal => {}
             }
         })
     }

@@ -9,8 +9,10 @@
 
 mod access;
 mod context;
+mod cost;
 mod error;
 pub mod input;
+pub mod limits;
 pub mod mutation;
 pub mod query;
 mod schema;
@@ -20,4 +22,5 @@ pub mod types;
 pub use access::{Principal, Role, RoleGuard};
 pub use context::ApiContext;
 pub use error::ApiError;
-pub use schema::{LedgerSchema, Limits, build, sdl};
+pub use limits::{Limits, bound_message, retry_after_seconds};
+pub use schema::{LedgerSchema, build, expensive_queries_running, sdl};

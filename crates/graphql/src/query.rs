@@ -9,15 +9,11 @@ use projections::{
 use time::{Date, OffsetDateTime};
 
 use crate::access::{Role, RoleGuard};
-use crate::context::{ApiContext, Cutoff};
+use crate::context::{ApiContext, Cutoff, EventWindow};
+use crate::cost::{self, EVENTS_PAGE_MAX, PAGE_SIZE_DEFAULT, first_bound};
 use crate::error::ApiError;
 use crate::input::{currency, payment_id, refund_request_id as parse_refund_request_id};
 use crate::types::{DailyTotal, LedgerEvent, LedgerRefundStatus, Payment, PaymentStatus, Refund};
-
-/// Page size when `first` is omitted.
-const PAGE_SIZE_DEFAULT: usize = 50;
-/// Most events one `events` query returns.
-const EVENTS_PAGE_MAX: usize = 1_000;
 
 /// Filters of `payments`.
 #[derive(Debug, Clone, Default, InputObject)]
@@ -48,16 +44,7 @@ pub struct RefundFilter {
 }
 
 fn page_size(first: Option<i32>) -> Result<usize, ApiError> {
-    match first {
-        None => Ok(PAGE_SIZE_DEFAULT),
-        Some(first) => usize::try_from(first)
-            .ok()
-            .filter(|first| *first <= PAGE_SIZE_MAX)
-            .ok_or_else(|| ApiError::BadInput {
-                field: "first".to_owned(),
-                message: format!("first: must be between 0 and {PAGE_SIZE_MAX}"),
-            }),
-    }
+    first_bound(first, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX)
 }
 
 fn cursor(after: Option<&str>) -> Result<Option<Cursor>, ApiError> {
@@ -114,7 +101,10 @@ pub struct Query;
 impl Query {
     /// A payment's balance: current (from the read models, after `atLeastPosition` if given), or as it stood
     /// at `asOf` / `atPosition` (folded from its stream).
-    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    #[graphql(
+        guard = "RoleGuard::new(Role::Viewer)",
+        complexity = "cost::store_read(child_complexity)"
+    )]
     async fn payment(
         &self,
         context: &Context<'_>,
@@ -147,8 +137,11 @@ impl Query {
         Ok(view.map(Payment::from))
     }
 
-    /// Payments, oldest payment first, with Relay cursors.
-    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    /// Payments, oldest payment first, with Relay cursors: `first` (default 50, at most 500) per page.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Viewer)",
+        complexity = "cost::store_list(first, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, child_complexity)"
+    )]
     async fn payments(
         &self,
         context: &Context<'_>,
@@ -178,7 +171,10 @@ impl Query {
     }
 
     /// A refund by the merchant's refundRequestId.
-    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    #[graphql(
+        guard = "RoleGuard::new(Role::Viewer)",
+        complexity = "cost::store_read(child_complexity)"
+    )]
     async fn refund(
         &self,
         context: &Context<'_>,
@@ -192,8 +188,11 @@ impl Query {
         Ok(view.map(Refund::from))
     }
 
-    /// Refunds, oldest request first, with Relay cursors.
-    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    /// Refunds, oldest request first, with Relay cursors: `first` (default 50, at most 500) per page.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Viewer)",
+        complexity = "cost::store_list(first, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, child_complexity)"
+    )]
     async fn refunds(
         &self,
         context: &Context<'_>,
@@ -227,8 +226,12 @@ impl Query {
         Ok(connection(page, after.is_some()))
     }
 
-    /// Stored events from a global position (all streams, or one payment's).
-    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    /// Stored events from a global position (all streams, or one payment's): `first` (default 50, at most
+    /// 1000) per page.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Viewer)",
+        complexity = "cost::store_list(first, PAGE_SIZE_DEFAULT, EVENTS_PAGE_MAX, child_complexity)"
+    )]
     async fn events(
         &self,
         context: &Context<'_>,
@@ -238,25 +241,16 @@ impl Query {
     ) -> async_graphql::Result<Vec<LedgerEvent>> {
         let api = context.data::<ApiContext>()?;
         let from = position("fromPosition", from_position)?.unwrap_or(1);
-        let limit = match first {
-            None => PAGE_SIZE_DEFAULT,
-            Some(first) => usize::try_from(first)
-                .ok()
-                .filter(|first| *first <= EVENTS_PAGE_MAX)
-                .ok_or_else(|| ApiError::BadInput {
-                    field: "first".to_owned(),
-                    message: format!("first: must be between 0 and {EVENTS_PAGE_MAX}"),
-                })?,
-        };
+        let limit = first_bound(first, PAGE_SIZE_DEFAULT, EVENTS_PAGE_MAX)?;
         let events = match payment_id {
             Some(id) => {
                 let id = payment_id_arg(&id)?;
-                let events = api.payment_events(id.as_str(), None).await?;
-                events
-                    .into_iter()
-                    .filter(|event| event.position >= from)
-                    .take(limit)
-                    .collect()
+                let window = EventWindow {
+                    from_position: from,
+                    upto_position: None,
+                    limit,
+                };
+                api.payment_events(id.as_str(), window).await?
             }
             None => api
                 .store
@@ -268,7 +262,10 @@ impl Query {
     }
 
     /// Refund totals per day (UTC date of the request), currency and state.
-    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    #[graphql(
+        guard = "RoleGuard::new(Role::Viewer)",
+        complexity = "cost::daily_totals(&from, &to, child_complexity)"
+    )]
     async fn daily_totals(
         &self,
         context: &Context<'_>,
@@ -277,9 +274,8 @@ impl Query {
         currency_code: Option<String>,
     ) -> async_graphql::Result<Vec<DailyTotal>> {
         let api = context.data::<ApiContext>()?;
-        let format = time::macros::format_description!("[year]-[month]-[day]");
         let date = |field: &str, text: &str| {
-            Date::parse(text, &format).map_err(|_| ApiError::BadInput {
+            Date::parse(text, cost::DATE_FORMAT).map_err(|_| ApiError::BadInput {
                 field: field.to_owned(),
                 message: format!("{field}: expected a date like 2026-01-31"),
             })
@@ -299,7 +295,10 @@ impl Query {
     }
 
     /// The log's last position and hash, and how far the read models are.
-    #[graphql(guard = "RoleGuard::new(Role::Viewer)")]
+    #[graphql(
+        guard = "RoleGuard::new(Role::Viewer)",
+        complexity = "cost::store_read(child_complexity)"
+    )]
     async fn ledger_head(&self, context: &Context<'_>) -> async_graphql::Result<LedgerHead> {
         let api = context.data::<ApiContext>()?;
         let head = api.store.head().await.map_err(|error| ApiError::internal(&error))?;
@@ -314,7 +313,10 @@ impl Query {
     /// Verifies the whole log: recomputes the hash chain, checks positions are dense and every stream's
     /// revisions gapless, and returns the digest (`position:hash`) to keep. Given an earlier `digest`, also
     /// proves the log still extends it. Admin only: it reads every event.
-    #[graphql(guard = "RoleGuard::new(Role::Admin)")]
+    #[graphql(
+        guard = "RoleGuard::new(Role::Admin)",
+        complexity = "cost::VERIFY_LEDGER_COST.saturating_add(child_complexity)"
+    )]
     async fn verify_ledger(
         &self,
         context: &Context<'_>,

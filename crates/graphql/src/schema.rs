@@ -3,6 +3,7 @@
 use async_graphql::Schema;
 
 use crate::context::ApiContext;
+use crate::limits::{ExpensiveQueries, Limits, QueryLimits};
 use crate::mutation::Mutation;
 use crate::query::Query;
 use crate::subscription::Subscription;
@@ -10,31 +11,22 @@ use crate::subscription::Subscription;
 /// The ledger's GraphQL schema.
 pub type LedgerSchema = Schema<Query, Mutation, Subscription>;
 
-/// Bounds on what one request may ask.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Deepest selection nesting.
-    pub depth_max: usize,
-    /// Largest complexity (fields, with connections counted by their page size).
-    pub complexity_max: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            depth_max: 12,
-            complexity_max: 2_000,
-        }
-    }
-}
-
-/// The schema with its services and limits.
+/// The schema with its services and limits (enforced by one extension, see [`crate::limits`]).
 pub fn build(context: ApiContext, limits: Limits) -> LedgerSchema {
+    with_limits(limits).data(context).finish()
+}
+
+/// The schema builder with the limits' extension, without services (tests of the limits use it alone).
+pub(crate) fn with_limits(limits: Limits) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
+    let (extension, expensive) = QueryLimits::new(limits);
     Schema::build(Query, Mutation, Subscription)
-        .data(context)
-        .limit_depth(limits.depth_max)
-        .limit_complexity(limits.complexity_max)
-        .finish()
+        .extension(extension)
+        .data(expensive)
+}
+
+/// Expensive queries running now in the service behind `schema` (a gauge for `/metrics`).
+pub fn expensive_queries_running(schema: &LedgerSchema) -> usize {
+    schema.data::<ExpensiveQueries>().map_or(0, ExpensiveQueries::running)
 }
 
 /// The SDL of the schema (checked in as `schema/ledger.graphql`).

@@ -6,11 +6,12 @@
 use async_graphql::{ComplexObject, Context, Enum, Json, Object, SimpleObject};
 use domain::{Money, PaymentState, Refund as DomainRefund, RefundStatus as DomainRefundStatus};
 use eventlog::RecordedEvent;
-use projections::{PaymentStatus as ViewPaymentStatus, PaymentView, RefundFilter, RefundView};
+use projections::{PAGE_SIZE_MAX, PaymentStatus as ViewPaymentStatus, PaymentView, RefundFilter, RefundView};
 use rust_decimal::Decimal;
 use time::OffsetDateTime;
 
-use crate::context::ApiContext;
+use crate::context::{ApiContext, EventWindow};
+use crate::cost::{self, EVENTS_PAGE_MAX, NESTED_LIST_DEFAULT, first_bound};
 use crate::error::ApiError;
 
 /// An amount as Antom writes it, with its exact decimal value.
@@ -324,10 +325,13 @@ pub struct Payment {
 
 #[ComplexObject]
 impl Payment {
-    /// The payment's refunds, oldest first.
-    async fn refunds(&self, context: &Context<'_>) -> async_graphql::Result<Vec<Refund>> {
+    /// The payment's refunds, oldest first: the first `first` (default 100, at most 500); the root
+    /// `refunds(filter: { paymentId })` pages through all of them.
+    #[graphql(complexity = "cost::store_list(first, NESTED_LIST_DEFAULT, PAGE_SIZE_MAX, child_complexity)")]
+    async fn refunds(&self, context: &Context<'_>, first: Option<i32>) -> async_graphql::Result<Vec<Refund>> {
+        let limit = first_bound(first, NESTED_LIST_DEFAULT, PAGE_SIZE_MAX)?;
         match &self.refund_source {
-            RefundSource::Folded(refunds) => Ok(refunds.clone()),
+            RefundSource::Folded(refunds) => Ok(refunds.iter().take(limit).cloned().collect()),
             RefundSource::ReadModels => {
                 let api = context.data::<ApiContext>()?;
                 let payment_id =
@@ -338,7 +342,7 @@ impl Payment {
                 };
                 let page = api
                     .read_models
-                    .refunds(&filter, None, projections::PAGE_SIZE_MAX)
+                    .refunds(&filter, None, limit)
                     .await
                     .map_err(|error| ApiError::internal(&error))?;
                 Ok(page.items.into_iter().map(|(_, view)| view.into()).collect())
@@ -346,11 +350,18 @@ impl Payment {
         }
     }
 
-    /// The payment's events, with position, time, actor and hashes.
-    async fn events(&self, context: &Context<'_>) -> async_graphql::Result<Vec<LedgerEvent>> {
+    /// The payment's events, with position, time, actor and hashes: the first `first` (default 100, at
+    /// most 1000); the root `events(paymentId:, fromPosition:)` pages through all of them.
+    #[graphql(complexity = "cost::store_list(first, NESTED_LIST_DEFAULT, EVENTS_PAGE_MAX, child_complexity)")]
+    async fn events(&self, context: &Context<'_>, first: Option<i32>) -> async_graphql::Result<Vec<LedgerEvent>> {
+        let limit = first_bound(first, NESTED_LIST_DEFAULT, EVENTS_PAGE_MAX)?;
         let api = context.data::<ApiContext>()?;
-        let upto = u64::try_from(self.position).unwrap_or(0);
-        let events = api.payment_events(&self.payment_id, Some(upto)).await?;
+        let window = EventWindow {
+            from_position: 0,
+            upto_position: Some(u64::try_from(self.position).unwrap_or(0)),
+            limit,
+        };
+        let events = api.payment_events(&self.payment_id, window).await?;
         Ok(events.into_iter().map(LedgerEvent::from).collect())
     }
 }

@@ -21,6 +21,8 @@ use crate::auth::{ApiKey, parse_role};
 pub(crate) const LISTEN_DEFAULT: &str = "127.0.0.1:8080";
 /// The default embedded store.
 pub(crate) const STORE_DEFAULT: &str = "sqlite://./data/ledger.db";
+/// The largest request body when none is configured.
+pub(crate) const BODY_BYTES_MAX_DEFAULT: usize = 256 * 1024;
 /// The journal's debited account when none is configured.
 pub(crate) const REFUNDS_ACCOUNT_DEFAULT: &str = "refunds";
 /// The journal's credited account when none is configured.
@@ -121,6 +123,10 @@ struct FileLimits {
     body_bytes_max: Option<usize>,
     query_depth_max: Option<usize>,
     query_complexity_max: Option<usize>,
+    query_fields_max: Option<usize>,
+    response_bytes_max: Option<usize>,
+    expensive_query_complexity_min: Option<usize>,
+    expensive_queries_max: Option<usize>,
     wait_for_position_ms_max: Option<u64>,
 }
 
@@ -169,12 +175,12 @@ pub(crate) struct Settings {
     pub(crate) settle_after_seconds: u64,
     /// Pause between worker passes, milliseconds (default 1000).
     pub(crate) worker_interval_ms: u64,
-    /// Largest accepted request body (default 256 KiB).
+    /// Largest accepted request body and WebSocket message (default 256 KiB).
     pub(crate) body_bytes_max: usize,
-    /// GraphQL query depth limit (default 12).
-    pub(crate) query_depth_max: usize,
-    /// GraphQL query complexity limit (default 2000).
-    pub(crate) query_complexity_max: usize,
+    /// What one GraphQL request may ask (`[limits] query_depth_max` (12), `query_complexity_max` (20000),
+    /// `query_fields_max` (500), `response_bytes_max` (4 MiB), `expensive_query_complexity_min` (5000),
+    /// `expensive_queries_max` (4)).
+    pub(crate) query_limits: graphql::Limits,
     /// Longest `atLeastPosition` wait, milliseconds (default 5000).
     pub(crate) wait_for_position_ms_max: u64,
     /// The refund policy per payment method.
@@ -261,14 +267,41 @@ fn resolve(file: FileConfig, environment: &dyn Fn(&str) -> Option<String>) -> an
             .or(worker.settle_after_seconds)
             .unwrap_or(5),
         worker_interval_ms: worker.interval_ms.unwrap_or(1_000),
-        body_bytes_max: limits.body_bytes_max.unwrap_or(256 * 1024),
-        query_depth_max: limits.query_depth_max.unwrap_or(12),
-        query_complexity_max: limits.query_complexity_max.unwrap_or(2_000),
+        body_bytes_max: limits.body_bytes_max.unwrap_or(BODY_BYTES_MAX_DEFAULT),
+        query_limits: resolve_query_limits(&limits)?,
         wait_for_position_ms_max: limits.wait_for_position_ms_max.unwrap_or(5_000),
         policy: file.policy.unwrap_or_default(),
         demo_simulator,
         accounts: resolve_accounts(file.exports.unwrap_or_default(), environment)?,
     })
+}
+
+/// The GraphQL limits of `[limits]`, each at least 1 (a zero would refuse every query).
+fn resolve_query_limits(file: &FileLimits) -> anyhow::Result<graphql::Limits> {
+    let default = graphql::Limits::default();
+    let limits = graphql::Limits {
+        depth_max: file.query_depth_max.unwrap_or(default.depth_max),
+        complexity_max: file.query_complexity_max.unwrap_or(default.complexity_max),
+        fields_max: file.query_fields_max.unwrap_or(default.fields_max),
+        response_bytes_max: file.response_bytes_max.unwrap_or(default.response_bytes_max),
+        expensive_complexity_min: file
+            .expensive_query_complexity_min
+            .unwrap_or(default.expensive_complexity_min),
+        expensive_concurrent_max: file.expensive_queries_max.unwrap_or(default.expensive_concurrent_max),
+    };
+    for (key, value) in [
+        ("query_depth_max", limits.depth_max),
+        ("query_complexity_max", limits.complexity_max),
+        ("query_fields_max", limits.fields_max),
+        ("response_bytes_max", limits.response_bytes_max),
+        ("expensive_query_complexity_min", limits.expensive_complexity_min),
+        ("expensive_queries_max", limits.expensive_concurrent_max),
+    ] {
+        if value == 0 {
+            bail!("[limits] {key}: must be at least 1");
+        }
+    }
+    Ok(limits)
 }
 
 /// The journal's account names: environment over file over defaults; each a non-empty name without
@@ -480,6 +513,33 @@ mod tests {
             format!("{error:#}").contains("REFUND_LEDGER_DEMO_SIMULATOR"),
             "{error:#}"
         );
+    }
+
+    #[test]
+    fn the_query_limits_come_from_the_file_and_are_never_zero() {
+        let defaults = resolve(FileConfig::default(), &env(&[])).unwrap();
+        assert_eq!(defaults.query_limits, graphql::Limits::default());
+        assert_eq!(defaults.body_bytes_max, BODY_BYTES_MAX_DEFAULT);
+        let file: FileConfig = toml::from_str(
+            "[limits]\nquery_fields_max = 50\nresponse_bytes_max = 1000\nexpensive_query_complexity_min = 100\n\
+             expensive_queries_max = 1\nquery_complexity_max = 900\nquery_depth_max = 5",
+        )
+        .unwrap();
+        let settings = resolve(file, &env(&[])).unwrap();
+        assert_eq!(
+            settings.query_limits,
+            graphql::Limits {
+                depth_max: 5,
+                complexity_max: 900,
+                fields_max: 50,
+                response_bytes_max: 1000,
+                expensive_complexity_min: 100,
+                expensive_concurrent_max: 1,
+            }
+        );
+        let file: FileConfig = toml::from_str("[limits]\nexpensive_queries_max = 0").unwrap();
+        let error = resolve(file, &env(&[])).unwrap_err();
+        assert!(format!("{error:#}").contains("expensive_queries_max"), "{error:#}");
     }
 
     #[test]

@@ -1,6 +1,14 @@
 //! The HTTP surface: routes, authentication, limits and request ids.
 //!
 //! `app(state)` builds the router, so tests can serve it on port 0.
+//!
+//! Limits at this edge: a request body (or a WebSocket message) over
+//! `body_bytes_max` is refused with 413 before anything parses it (a
+//! declared length at once, a streamed body as soon as it passes the limit,
+//! a WebSocket message by closing the socket); a query refused because too
+//! many expensive queries run answers 429 with `Retry-After`. The GraphQL
+//! limits themselves live in the schema (`graphql::limits`), so they hold
+//! over WebSocket too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,10 +17,11 @@ use apo::PublicKey;
 use app::Ledger;
 use async_graphql::Data;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, OriginalUri, Request, State, WebSocketUpgrade};
-use axum::http::{HeaderMap, HeaderName, StatusCode, header};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, OriginalUri, Request, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -56,10 +65,12 @@ pub(crate) struct AppState {
     pub(crate) metrics: Metrics,
     /// The journal export's account names.
     pub(crate) accounts: audit::Accounts,
+    /// Largest request body (and WebSocket message) accepted.
+    pub(crate) body_bytes_max: usize,
 }
 
 /// The router with every route and layer.
-pub(crate) fn app(state: AppState, notify_path: &str, body_bytes_max: usize) -> Router {
+pub(crate) fn app(state: AppState, notify_path: &str) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let mut router = Router::new();
     if notify_path != NOTIFY_PATH_ALL {
@@ -73,7 +84,11 @@ pub(crate) fn app(state: AppState, notify_path: &str, body_bytes_max: usize) -> 
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(body_bytes_max))
+        .layer(DefaultBodyLimit::max(state.body_bytes_max))
+        .layer(middleware::from_fn_with_state(
+            state.body_bytes_max,
+            refuse_large_bodies,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -114,38 +129,97 @@ pub(crate) fn principal_of(state: &AppState, headers: &HeaderMap) -> Option<Prin
     state.keys.authenticate_header(value)
 }
 
-async fn execute(state: &AppState, principal: Principal, request: GraphQLRequest) -> Response {
-    let response = state.schema.execute(request.into_inner().data(principal)).await;
-    state.metrics.graphql_request(response.errors.len());
-    GraphQLResponse::from(response).into_response()
+/// Refuses a request whose declared body is over `body_bytes_max` before anything reads it. A body of
+/// undeclared length (chunked) is cut at the limit by whatever reads it ([`DefaultBodyLimit`]).
+async fn refuse_large_bodies(State(body_bytes_max): State<usize>, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > u64::try_from(body_bytes_max).unwrap_or(u64::MAX)) {
+        return payload_too_large(body_bytes_max);
+    }
+    next.run(request).await
 }
 
-async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, request: GraphQLRequest) -> Response {
-    match principal_of(&state, &headers) {
-        Some(principal) => execute(&state, principal, request).await,
-        None => unauthenticated(&state),
+/// 413 with a GraphQL-shaped error; the connection is closed, as the rest of the body is never read.
+fn payload_too_large(body_bytes_max: usize) -> Response {
+    let body = serde_json::json!({
+        "errors": [{
+            "message": format!("the request body is over the limit of {body_bytes_max} bytes"),
+            "extensions": { "code": "PAYLOAD_TOO_LARGE", "bytesMax": body_bytes_max }
+        }]
+    });
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        [(header::CONNECTION, "close")],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+/// 400 for a request that is not GraphQL; the message quotes at most a short slice of the input.
+fn bad_request(message: &str) -> Response {
+    let body = serde_json::json!({
+        "errors": [{
+            "message": graphql::bound_message(message),
+            "extensions": { "code": "BAD_REQUEST" }
+        }]
+    });
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
+async fn execute(state: &AppState, principal: Principal, request: async_graphql::Request) -> Response {
+    let response = state.schema.execute(request.data(principal)).await;
+    state.metrics.graphql_request(response.errors.len());
+    let retry_after_seconds = graphql::retry_after_seconds(&response);
+    let mut http_response = GraphQLResponse::from(response).into_response();
+    if let Some(seconds) = retry_after_seconds {
+        state.metrics.expensive_query_refused();
+        *http_response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        http_response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    http_response
+}
+
+/// POST: the key is checked before the body is read; the body is read up to `body_bytes_max` (413
+/// past it) and only then parsed.
+async fn graphql_post(State(state): State<AppState>, request: Request) -> Response {
+    let Some(principal) = principal_of(&state, request.headers()) else {
+        return unauthenticated(&state);
+    };
+    let body = match Bytes::from_request(request, &state).await {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return payload_too_large(state.body_bytes_max);
+        }
+        Err(rejection) => return bad_request(&format!("the request body could not be read: {rejection}")),
+    };
+    match serde_json::from_slice::<async_graphql::Request>(&body) {
+        Ok(request) => execute(&state, principal, request).await,
+        Err(error) => bad_request(&format!("the request body is not a GraphQL request: {error}")),
     }
 }
 
 /// GET with a `query` parameter runs it (queries only); a plain GET serves GraphiQL.
-async fn graphql_get(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-    request: Request,
-) -> Response {
-    let has_query = uri
-        .query()
-        .is_some_and(|query| query.split('&').any(|pair| pair.starts_with("query=")));
+async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, uri: OriginalUri) -> Response {
+    let query = uri.query().unwrap_or_default();
+    let has_query = query.split('&').any(|pair| pair.starts_with("query="));
     if !has_query {
         return Html(GRAPHIQL_HTML).into_response();
     }
     let Some(principal) = principal_of(&state, &headers) else {
         return unauthenticated(&state);
     };
-    match <GraphQLRequest as axum::extract::FromRequest<()>>::from_request(request, &()).await {
+    if query.len() > state.body_bytes_max {
+        return payload_too_large(state.body_bytes_max);
+    }
+    match async_graphql::http::parse_query_string(query) {
         Ok(request) => execute(&state, principal, request).await,
-        Err(rejection) => rejection.into_response(),
+        Err(error) => bad_request(&format!("the query string is not a GraphQL request: {error}")),
     }
 }
 
@@ -160,7 +234,10 @@ async fn graphql_ws(
     let from_header = principal_of(&state, &headers);
     let keys = state.keys.clone();
     let schema = state.schema.clone();
+    // A message over the limit fails the read before it is buffered, which ends the connection.
     upgrade
+        .max_message_size(state.body_bytes_max)
+        .max_frame_size(state.body_bytes_max)
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |stream| {
             GraphQLWebSocket::new(stream, schema, protocol)
@@ -214,6 +291,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let text = state.metrics.render(Gauges {
         log_head_position,
         projection_checkpoint,
+        expensive_queries_running: graphql::expensive_queries_running(&state.schema),
     });
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

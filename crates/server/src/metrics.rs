@@ -16,6 +16,7 @@ struct Counters {
     http_unauthorized: AtomicU64,
     graphql_requests: AtomicU64,
     graphql_errors: AtomicU64,
+    graphql_busy: AtomicU64,
     notifications_accepted: AtomicU64,
     notifications_refused: AtomicU64,
 }
@@ -27,6 +28,8 @@ pub(crate) struct Gauges {
     pub(crate) log_head_position: u64,
     /// Last position the read models reflect.
     pub(crate) projection_checkpoint: u64,
+    /// Expensive GraphQL queries running now.
+    pub(crate) expensive_queries_running: usize,
 }
 
 impl Metrics {
@@ -41,6 +44,9 @@ impl Metrics {
         self.inner
             .graphql_errors
             .fetch_add(u64::try_from(errors).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+    pub(crate) fn expensive_query_refused(&self) {
+        self.inner.graphql_busy.fetch_add(1, Ordering::Relaxed);
     }
     pub(crate) fn notification(&self, accepted: bool) {
         let counter = if accepted {
@@ -73,6 +79,11 @@ impl Metrics {
                 "refund_ledger_graphql_errors_total",
                 "errors in GraphQL responses",
                 &self.inner.graphql_errors,
+            ),
+            (
+                "refund_ledger_graphql_busy_total",
+                "expensive GraphQL queries refused with 429 because the most allowed were running",
+                &self.inner.graphql_busy,
             ),
             (
                 "refund_ledger_notifications_accepted_total",
@@ -109,6 +120,11 @@ impl Metrics {
                 "events the read models are behind the log",
                 lag,
             ),
+            (
+                "refund_ledger_graphql_expensive_queries_running",
+                "expensive GraphQL queries running now",
+                u64::try_from(gauges.expensive_queries_running).unwrap_or(u64::MAX),
+            ),
         ];
         for (name, help, value) in gauges {
             text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));
@@ -126,12 +142,19 @@ mod tests {
         let metrics = Metrics::default();
         metrics.http_request();
         metrics.graphql_request(2);
+        metrics.expensive_query_refused();
         let text = metrics.render(Gauges {
             log_head_position: 10,
             projection_checkpoint: 7,
+            expensive_queries_running: 2,
         });
         assert!(text.contains("refund_ledger_http_requests_total 1\n"), "{text}");
         assert!(text.contains("refund_ledger_graphql_errors_total 2\n"), "{text}");
         assert!(text.contains("refund_ledger_projection_lag_events 3\n"), "{text}");
+        assert!(text.contains("refund_ledger_graphql_busy_total 1\n"), "{text}");
+        assert!(
+            text.contains("refund_ledger_graphql_expensive_queries_running 2\n"),
+            "{text}"
+        );
     }
 }

@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use apo::{ApoClient, ApoConfig, PrivateKey, PublicKey};
 use apo_sim::{SimConfig, SimServer};
 use app::{Ledger, LedgerOptions, RefundGateway, SystemClock};
-use graphql::{ApiContext, Limits};
+use graphql::ApiContext;
 use projections::ProjectionRunner;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
@@ -130,13 +130,7 @@ impl Application {
             store: event_store.clone(),
             wait_for_position_max: Duration::from_millis(settings.wait_for_position_ms_max),
         };
-        let schema = graphql::build(
-            context,
-            Limits {
-                depth_max: settings.query_depth_max,
-                complexity_max: settings.query_complexity_max,
-            },
-        );
+        let schema = graphql::build(context, settings.query_limits);
         let state = AppState {
             schema,
             keys: Arc::new(KeyRing::new(api_keys)),
@@ -146,8 +140,9 @@ impl Application {
             notify: verifier,
             metrics: Metrics::default(),
             accounts: settings.accounts.clone(),
+            body_bytes_max: settings.body_bytes_max,
         };
-        let router = app(state, &settings.notify_path, settings.body_bytes_max);
+        let router = app(state, &settings.notify_path);
         Ok(Self {
             listener,
             router,

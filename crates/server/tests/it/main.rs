@@ -14,6 +14,7 @@ mod e2e_settle;
 mod e2e_support;
 mod export;
 mod graphql;
+mod limits;
 mod notify;
 mod replay;
 mod subscription;

@@ -11,9 +11,9 @@ use tungstenite::{Message, WebSocket};
 
 use crate::support::{Server, VIEWER_KEY, sqlite_store, temp_folder};
 
-type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
+pub(crate) type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
 
-fn connect(server: &Server) -> Socket {
+pub(crate) fn connect(server: &Server) -> Socket {
     let mut request = format!("ws://127.0.0.1:{}/graphql/ws", server.port)
         .into_client_request()
         .unwrap();
@@ -27,12 +27,24 @@ fn connect(server: &Server) -> Socket {
     socket
 }
 
-fn send(socket: &mut Socket, message: Value) {
+/// A socket whose `connection_init` carried the viewer key and was acknowledged.
+pub(crate) fn connect_as_viewer(server: &Server) -> Socket {
+    let mut socket = connect(server);
+    send(
+        &mut socket,
+        json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {VIEWER_KEY}") } }),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    assert_eq!(receive(&mut socket, deadline).unwrap()["type"], "connection_ack");
+    socket
+}
+
+pub(crate) fn send(socket: &mut Socket, message: Value) {
     socket.send(Message::text(message.to_string())).unwrap();
 }
 
 /// The next JSON text message, or `None` when the deadline passes or the socket closes.
-fn receive(socket: &mut Socket, deadline: Instant) -> Option<Value> {
+pub(crate) fn receive(socket: &mut Socket, deadline: Instant) -> Option<Value> {
     while Instant::now() < deadline {
         match socket.read() {
             Ok(Message::Text(text)) => return Some(serde_json::from_str(text.as_str()).unwrap()),
@@ -56,13 +68,7 @@ fn receive(socket: &mut Socket, deadline: Instant) -> Option<Value> {
 fn refund_updates_reach_a_subscriber() {
     let (_guard, folder) = temp_folder();
     let server = Server::start(&sqlite_store(&folder), &folder);
-    let mut socket = connect(&server);
-    send(
-        &mut socket,
-        json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {VIEWER_KEY}") } }),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    assert_eq!(receive(&mut socket, deadline).unwrap()["type"], "connection_ack");
+    let mut socket = connect_as_viewer(&server);
     send(
         &mut socket,
         json!({ "id": "1", "type": "subscribe", "payload": {

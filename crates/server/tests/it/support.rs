@@ -29,6 +29,19 @@ pub(crate) fn sqlite_store(folder: &Path) -> String {
 impl Server {
     /// Starts the binary on `store` with an operator and a viewer key.
     pub(crate) fn start(store: &str, folder: &Path) -> Self {
+        Self::spawn(Self::serve_command(store, folder))
+    }
+
+    /// Starts the binary like [`Server::start`], with `config` (TOML) as its config file.
+    pub(crate) fn start_with_config(store: &str, folder: &Path, config: &str) -> Self {
+        let path = folder.join("refund-ledger.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut command = Self::serve_command(store, folder);
+        command.env("REFUND_LEDGER_CONFIG", path);
+        Self::spawn(command)
+    }
+
+    fn serve_command(store: &str, folder: &Path) -> Command {
         let mut command = Command::new(binary());
         command
             .args(["serve", "--demo"])
@@ -41,7 +54,7 @@ impl Server {
             )
             .env("REFUND_LEDGER_SETTLE_AFTER_SECONDS", "1")
             .env("RUST_LOG", "warn");
-        Self::spawn(command)
+        command
     }
 
     /// Spawns a prepared `serve` command and waits for the port it prints.
