@@ -194,12 +194,27 @@ mod tests {
             parse("1.5", "JPY"),
             Err(AmountProblem::TooManyDecimals { exponent: 0, .. })
         ));
-        for bad in ["", "-", ".5", "5.", "1,200.00", "1e3", " 5", "5 ", "--5", "0x10", "1.2.3", "١٢"] {
+        for bad in [
+            "", "-", ".5", "5.", "1,200.00", "1e3", " 5", "5 ", "--5", "0x10", "1.2.3", "١٢",
+        ] {
             assert_eq!(parse(bad, "USD"), Err(AmountProblem::NotANumber), "{bad:?}");
         }
         assert_eq!(parse("12345678901234567", "JPY"), Err(AmountProblem::TooManyDigits));
         assert_eq!(parse("99999999999999999.9", "USD"), Err(AmountProblem::TooManyDigits));
         assert_eq!(minor("9999999999999999", "JPY"), 9_999_999_999_999_999);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_amount_written_in_major_units_reads_back_exactly(
+            minor_units in -(MINOR_UNITS_MAX as i64)..=(MINOR_UNITS_MAX as i64),
+            code in proptest::sample::select(vec!["USD", "JPY", "KWD", "EUR", "CLF"]),
+        ) {
+            let currency = currency(code);
+            let written = SignedAmount::from_minor_units(currency, minor_units).unwrap().to_decimal().to_string();
+            let parsed = SignedAmount::parse_major(&written, currency);
+            proptest::prop_assert_eq!(parsed.map(|parsed| parsed.amount.minor_units()), Ok(minor_units), "{}", written);
+        }
     }
 
     #[test]

@@ -115,11 +115,24 @@ mod tests {
         assert_eq!(details.transaction_date(), Some(time::macros::date!(2026 - 03 - 04)));
         let items = ReportFileName::parse("settlementItems_USD_2026030611000000001_002.csv").unwrap();
         assert_eq!(
-            (items.kind(), items.settlement_currency(), items.settlement_batch_id(), items.part()),
-            (ReportKind::SettlementDetails, Some("USD"), Some("2026030611000000001"), 2)
+            (
+                items.kind(),
+                items.settlement_currency(),
+                items.settlement_batch_id(),
+                items.part()
+            ),
+            (
+                ReportKind::SettlementDetails,
+                Some("USD"),
+                Some("2026030611000000001"),
+                2
+            )
         );
         let summary = ReportFileName::parse("settlementSummary_CONNECTWALLET_SGD_77_000.csv").unwrap();
-        assert_eq!((summary.kind(), summary.prefix()), (ReportKind::SettlementSummary, Some("CONNECTWALLET")));
+        assert_eq!(
+            (summary.kind(), summary.prefix()),
+            (ReportKind::SettlementSummary, Some("CONNECTWALLET"))
+        );
     }
 
     #[test]

@@ -228,9 +228,15 @@ pub fn row_key(row: &Row) -> Option<RowKey> {
     }
     let refund = match (row.transaction_request_id(), row.antom_ids()) {
         (Some(request_id), _) => RefundKey::RequestId(request_id.to_owned()),
-        (None, AntomIds::Split { refund_id: Some(id), .. } | AntomIds::Shared { transaction_id: Some(id) }) => {
-            RefundKey::RefundId(id.to_owned())
-        }
+        (
+            None,
+            AntomIds::Split {
+                refund_id: Some(id), ..
+            }
+            | AntomIds::Shared {
+                transaction_id: Some(id),
+            },
+        ) => RefundKey::RefundId(id.to_owned()),
         (None, _) => return None,
     };
     Some(RowKey {
@@ -355,7 +361,11 @@ pub fn match_row(
             .transaction_request_id()
             .map(str::to_owned)
             .or_else(|| ledger.map(|refund| refund.refund_request_id.to_string())),
-        refund_id: row_refund_id(row).or_else(|| ledger.and_then(|refund| refund.refund_id.as_ref()).map(|id| id.to_string())),
+        refund_id: row_refund_id(row).or_else(|| {
+            ledger
+                .and_then(|refund| refund.refund_id.as_ref())
+                .map(|id| id.to_string())
+        }),
         report_amount: row.transaction_amount(),
         ledger: ledger.map(|refund| LedgerPosition {
             position: refund.position,
@@ -454,9 +464,9 @@ fn differences(row: &Row, refund: &LedgerRefund) -> Vec<String> {
             amount.currency(),
             ledger_amount.currency()
         )),
-        Some(amount) if amount.minor_units().unsigned_abs() != ledger_amount.minor_units() => differences.push(
-            format!("amount {amount} in the report, {ledger_amount} in the ledger"),
-        ),
+        Some(amount) if amount.minor_units().unsigned_abs() != ledger_amount.minor_units() => {
+            differences.push(format!("amount {amount} in the report, {ledger_amount} in the ledger"))
+        }
         Some(_) => {}
     }
     match row.antom_ids() {
@@ -467,12 +477,20 @@ fn differences(row: &Row, refund: &LedgerRefund) -> Vec<String> {
                 }
             }
             if let Some(report) = payment_id.filter(|id| *id != refund.payment_id.as_str()) {
-                differences.push(format!("paymentId {report} in the report, {} in the ledger", refund.payment_id));
+                differences.push(format!(
+                    "paymentId {report} in the report, {} in the ledger",
+                    refund.payment_id
+                ));
             }
         }
-        AntomIds::Shared { transaction_id: Some(id) } => {
+        AntomIds::Shared {
+            transaction_id: Some(id),
+        } => {
             let is_payment = id == refund.payment_id.as_str();
-            let is_refund = refund.refund_id.as_ref().is_some_and(|refund_id| refund_id.as_str() == id);
+            let is_refund = refund
+                .refund_id
+                .as_ref()
+                .is_some_and(|refund_id| refund_id.as_str() == id);
             if !is_payment && !is_refund {
                 differences.push(format!(
                     "transactionId {id} is neither the ledger's paymentId {} nor its refundId",
@@ -550,4 +568,318 @@ pub fn missing_from_report(refund: &LedgerRefund, day: &ReportDay, in_report: bo
             day.date()
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::{date, datetime};
+
+    use super::*;
+    use crate::reader::ReportReader;
+
+    const G3_HEADER: &str =
+        "transactionId,transactionRequestId,transactionType,status,transactionAmountValue,transactionCurrency";
+    const G2_HEADER: &str = "transactionId,originalTransactionId,transactionRequestId,transactionType,transactionAmountValue,transactionCurrency";
+
+    fn rows(header: &str, lines: &[&str]) -> Vec<Row> {
+        let text = format!("{header}\n{}\n<END>\n", lines.join("\n"));
+        let mut reader = ReportReader::open("transactionItems_20260304_000.csv", text.as_bytes()).unwrap();
+        let mut rows = Vec::new();
+        while let Some(row) = reader.next_row().unwrap() {
+            rows.push(row);
+        }
+        rows
+    }
+
+    fn row(header: &str, line: &str) -> Row {
+        rows(header, &[line]).remove(0)
+    }
+
+    fn ledger(request_id: &str, status: RefundStatus, minor_units: u64) -> LedgerRefund {
+        LedgerRefund {
+            refund_request_id: RefundRequestId::parse(request_id).unwrap(),
+            payment_id: PaymentId::parse("PAY1").unwrap(),
+            status,
+            refund_amount: Money::parse("refundAmount", "USD", &minor_units.to_string()).unwrap(),
+            refund_id: Some(RefundId::parse("REF1").unwrap()),
+            refund_time: Some(datetime!(2026-03-04 10:00 +08:00)),
+            position: 42,
+        }
+    }
+
+    fn file() -> Arc<str> {
+        Arc::from("transactionItems_20260304_000.csv")
+    }
+
+    fn kinds(findings: &[Finding]) -> Vec<FindingKind> {
+        findings.iter().map(|finding| finding.kind).collect()
+    }
+
+    #[test]
+    fn a_refund_that_agrees_is_matched_with_its_line_and_ledger_position() {
+        let refund = ledger("R1", RefundStatus::Succeeded, 3000);
+        let findings = match_row(
+            &row(G3_HEADER, "PAY1,R1,REFUND,SUCCESS,-30.00,USD"),
+            &file(),
+            Some(&refund),
+            None,
+        );
+        assert_eq!(kinds(&findings), vec![FindingKind::Matched]);
+        let finding = &findings[0];
+        assert_eq!(finding.report.as_ref().map(|line| line.line), Some(2));
+        assert_eq!(finding.ledger.map(|ledger| ledger.position), Some(42));
+        assert_eq!(finding.refund_request_id.as_deref(), Some("R1"));
+    }
+
+    #[test]
+    fn amount_currency_and_ids_that_differ_are_one_differs_finding() {
+        let refund = ledger("R1", RefundStatus::Succeeded, 3000);
+        let amount = match_row(
+            &row(G3_HEADER, "PAY1,R1,REFUND,SUCCESS,-30.01,USD"),
+            &file(),
+            Some(&refund),
+            None,
+        );
+        assert_eq!(kinds(&amount), vec![FindingKind::Differs]);
+        assert!(
+            amount[0]
+                .message
+                .contains("amount -30.01 USD in the report, 30.00 USD in the ledger")
+        );
+        let currency = match_row(
+            &row(G3_HEADER, "PAY1,R1,REFUND,SUCCESS,-30.00,EUR"),
+            &file(),
+            Some(&refund),
+            None,
+        );
+        assert!(
+            currency[0]
+                .message
+                .contains("currency EUR in the report, USD in the ledger")
+        );
+        let ids = match_row(
+            &row(G2_HEADER, "REF9,PAY9,R1,REFUND,-30.00,USD"),
+            &file(),
+            Some(&refund),
+            None,
+        );
+        assert_eq!(kinds(&ids), vec![FindingKind::Differs]);
+        assert!(
+            ids[0]
+                .message
+                .contains("refundId REF9 in the report, REF1 in the ledger"),
+            "{}",
+            ids[0].message
+        );
+        assert!(ids[0].message.contains("paymentId PAY9"), "{}", ids[0].message);
+        let g3_transaction_id = match_row(
+            &row(G3_HEADER, "OTHER,R1,REFUND,SUCCESS,-30.00,USD"),
+            &file(),
+            Some(&refund),
+            None,
+        );
+        assert!(g3_transaction_id[0].message.contains("neither the ledger's paymentId"));
+        // G3's transactionId may be the refundId (the G2 meaning): accepted either way.
+        let as_refund_id = match_row(
+            &row(G3_HEADER, "REF1,R1,REFUND,SUCCESS,-30.00,USD"),
+            &file(),
+            Some(&refund),
+            None,
+        );
+        assert_eq!(kinds(&as_refund_id), vec![FindingKind::Matched]);
+    }
+
+    #[test]
+    fn a_refund_the_ledger_never_asked_for_is_unknown_to_it() {
+        let findings = match_row(
+            &row(G3_HEADER, "PAY1,DASH-1,REFUND,SUCCESS,-5.00,USD"),
+            &file(),
+            None,
+            None,
+        );
+        assert_eq!(kinds(&findings), vec![FindingKind::UnknownToLedger]);
+        assert_eq!(findings[0].ledger, None);
+    }
+
+    #[test]
+    fn status_decision_table() {
+        use FindingKind::{LedgerNotSucceeded, LedgerPending, StatusDiffers};
+        use RefundStatus::{Failed, Processing, Rejected, Requested, Succeeded};
+        let cases = [
+            (ReportOutcome::Refunded, Succeeded, None),
+            (ReportOutcome::Refunded, Requested, Some(LedgerPending)),
+            (ReportOutcome::Refunded, Processing, Some(LedgerPending)),
+            (ReportOutcome::Refunded, Failed, Some(LedgerNotSucceeded)),
+            (ReportOutcome::Refunded, Rejected, Some(LedgerNotSucceeded)),
+            (ReportOutcome::Failed, Failed, None),
+            (ReportOutcome::Failed, Rejected, None),
+            (ReportOutcome::Failed, Processing, Some(LedgerPending)),
+            (ReportOutcome::Failed, Succeeded, Some(StatusDiffers)),
+            (ReportOutcome::Processing, Processing, None),
+            (ReportOutcome::Processing, Requested, None),
+            (ReportOutcome::Processing, Succeeded, Some(StatusDiffers)),
+            (ReportOutcome::Processing, Failed, Some(StatusDiffers)),
+        ];
+        for (report, ledger, expected) in cases {
+            assert_eq!(status_finding(report, ledger), expected, "{report:?} / {ledger:?}");
+        }
+    }
+
+    #[test]
+    fn a_refunded_row_the_ledger_holds_open_or_failed_says_what_to_do() {
+        let line = "PAY1,R1,REFUND,SUCCESS,-30.00,USD";
+        let processing = ledger("R1", RefundStatus::Processing, 3000);
+        let pending = match_row(&row(G3_HEADER, line), &file(), Some(&processing), None);
+        assert_eq!(kinds(&pending), vec![FindingKind::LedgerPending]);
+        assert!(pending[0].message.contains("inquiryRefund"));
+        let failed = ledger("R1", RefundStatus::Failed, 3000);
+        let anomaly = match_row(&row(G3_HEADER, line), &file(), Some(&failed), None);
+        assert_eq!(kinds(&anomaly), vec![FindingKind::LedgerNotSucceeded]);
+        // A difference and a status disagreement are both reported.
+        let both = match_row(
+            &row(G3_HEADER, "PAY1,R1,REFUND,SUCCESS,-31.00,USD"),
+            &file(),
+            Some(&failed),
+            None,
+        );
+        assert_eq!(
+            kinds(&both),
+            vec![FindingKind::Differs, FindingKind::LedgerNotSucceeded]
+        );
+        let failed_at_antom = match_row(
+            &row(G3_HEADER, "PAY1,R1,REFUND,FAIL,-30.00,USD"),
+            &file(),
+            Some(&ledger("R1", RefundStatus::Succeeded, 3000)),
+            None,
+        );
+        assert_eq!(kinds(&failed_at_antom), vec![FindingKind::StatusDiffers]);
+    }
+
+    #[test]
+    fn a_reversal_is_an_anomaly_whatever_the_ledger_holds() {
+        let refund = ledger("R1", RefundStatus::Succeeded, 3000);
+        let reversal = row(G3_HEADER, "PAY1,R1,REFUND_REVERSAL,SUCCESS,30.00,USD");
+        let findings = match_row(&reversal, &file(), Some(&refund), None);
+        assert_eq!(kinds(&findings), vec![FindingKind::RefundReversal]);
+        assert!(findings[0].message.contains("not changed"));
+        assert_eq!(
+            findings[0].ledger.map(|ledger| ledger.status),
+            Some(RefundStatus::Succeeded)
+        );
+        let unknown = match_row(&reversal, &file(), None, None);
+        assert_eq!(kinds(&unknown), vec![FindingKind::RefundReversal]);
+        assert_eq!(
+            row_key(&reversal).map(|key| key.row_type),
+            Some(RowType::RefundReversal)
+        );
+    }
+
+    #[test]
+    fn a_duplicate_names_the_earlier_line_and_is_not_matched_again() {
+        let refund = ledger("R1", RefundStatus::Succeeded, 3000);
+        let earlier = ReportLine { file: file(), line: 2 };
+        let findings = match_row(
+            &row(G3_HEADER, "PAY1,R1,REFUND,SUCCESS,-30.00,USD"),
+            &file(),
+            Some(&refund),
+            Some(&earlier),
+        );
+        assert_eq!(kinds(&findings), vec![FindingKind::Duplicate]);
+        assert!(findings[0].message.contains("line 2"));
+    }
+
+    #[test]
+    fn rows_without_ids_or_with_an_unknown_status_are_not_understood() {
+        let no_ids = row(G3_HEADER, ",,REFUND,SUCCESS,-30.00,USD");
+        assert_eq!(row_key(&no_ids), None);
+        assert_eq!(
+            kinds(&match_row(&no_ids, &file(), None, None)),
+            vec![FindingKind::NotUnderstood]
+        );
+        let refund = ledger("R1", RefundStatus::Succeeded, 3000);
+        let odd_status = match_row(
+            &row(G3_HEADER, "PAY1,R1,REFUND,CLOSED,-30.00,USD"),
+            &file(),
+            Some(&refund),
+            None,
+        );
+        assert_eq!(kinds(&odd_status), vec![FindingKind::NotUnderstood]);
+        assert!(odd_status[0].message.contains("CLOSED"));
+    }
+
+    #[test]
+    fn payments_and_other_rows_are_not_matched() {
+        let payment = row(G3_HEADER, "PAY1,P-REQ,PAYMENT,SUCCESS,100.00,USD");
+        assert!(match_row(&payment, &file(), None, None).is_empty());
+        assert_eq!(row_key(&payment), None);
+    }
+
+    #[test]
+    fn lookups_fall_back_to_the_refund_id_where_a_generation_carries_it() {
+        let batch = rows(
+            G2_HEADER,
+            &[
+                "REF1,PAY1,,REFUND,-30.00,USD",
+                "REF2,PAY1,R2,REFUND,-1.00,USD",
+                "REF3,PAY1,R2,REFUND,-1.00,USD",
+            ],
+        );
+        let keys = LookupKeys::of(&batch);
+        assert_eq!(keys.refund_request_ids, vec!["R2".to_owned()]);
+        assert_eq!(keys.refund_ids, vec!["REF1".to_owned()]);
+        let ledger_batch = LedgerBatch::new(vec![ledger("R1", RefundStatus::Succeeded, 3000)]);
+        let key = row_key(&batch[0]).unwrap();
+        assert_eq!(key.refund, RefundKey::RefundId("REF1".into()));
+        let found = ledger_batch
+            .for_key(&key.refund)
+            .map(|refund| refund.refund_request_id.to_string());
+        assert_eq!(found.as_deref(), Some("R1"));
+        assert_eq!(
+            kinds(&match_row(&batch[0], &file(), ledger_batch.for_key(&key.refund), None)),
+            vec![FindingKind::Matched]
+        );
+    }
+
+    #[test]
+    fn a_succeeded_refund_of_day_t_that_the_report_lacks_is_missing() {
+        let day = ReportDay::new(date!(2026 - 03 - 04), REPORT_DAY_OFFSET_DEFAULT);
+        let refund = ledger("R1", RefundStatus::Succeeded, 3000);
+        let finding = missing_from_report(&refund, &day, false).unwrap();
+        assert_eq!(finding.kind, FindingKind::MissingFromReport);
+        assert_eq!(
+            (finding.report.clone(), finding.ledger.map(|ledger| ledger.position)),
+            (None, Some(42))
+        );
+        assert_eq!(missing_from_report(&refund, &day, true), None);
+        let next_day = LedgerRefund {
+            refund_time: Some(datetime!(2026-03-05 00:00 +08:00)),
+            ..refund.clone()
+        };
+        assert_eq!(missing_from_report(&next_day, &day, false), None);
+        // 23:59 UTC on the 3rd is 07:59 on the 4th in GMT+8.
+        let early = LedgerRefund {
+            refund_time: Some(datetime!(2026-03-03 23:59 UTC)),
+            ..refund.clone()
+        };
+        assert!(missing_from_report(&early, &day, false).is_some());
+        let processing = LedgerRefund {
+            status: RefundStatus::Processing,
+            ..refund
+        };
+        assert_eq!(missing_from_report(&processing, &day, false), None);
+    }
+
+    #[test]
+    fn counts_per_kind() {
+        let mut counts = FindingCounts::default();
+        counts.add(FindingKind::Matched);
+        counts.add(FindingKind::Duplicate);
+        counts.add(FindingKind::Duplicate);
+        assert_eq!(counts.get(FindingKind::Duplicate), 2);
+        assert_eq!(counts.discrepancies(), 2);
+        assert_eq!(
+            counts.iter().collect::<Vec<_>>(),
+            vec![(FindingKind::Matched, 1), (FindingKind::Duplicate, 2)]
+        );
+    }
 }

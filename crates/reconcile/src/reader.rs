@@ -294,9 +294,10 @@ impl<R: BufRead> ReportReader<R> {
     fn status(&mut self, row: &Row) -> Option<ReportStatus> {
         let status = ReportStatus::parse(row.get(Field::Status)?);
         if let ReportStatus::Other(text) = &status {
-            self.warnings.add_with(WarningKind::UnknownStatus, text, row.line(), || {
-                format!("status {text:?} is not one we know; its rows are reported as not understood")
-            });
+            self.warnings
+                .add_with(WarningKind::UnknownStatus, text, row.line(), || {
+                    format!("status {text:?} is not one we know; its rows are reported as not understood")
+                });
         }
         Some(status)
     }
@@ -374,12 +375,12 @@ impl<R: BufRead> ReportReader<R> {
         }
         match self.settlement_currency {
             None => self.settlement_currency = Some(currency),
-            Some(first) if first != currency => self.warnings.add_with(
-                WarningKind::SeveralSettlementCurrencies,
-                currency.code(),
-                line,
-                || format!("settlement currency {currency} besides {first}: Antom writes one currency per file"),
-            ),
+            Some(first) if first != currency => {
+                self.warnings
+                    .add_with(WarningKind::SeveralSettlementCurrencies, currency.code(), line, || {
+                        format!("settlement currency {currency} besides {first}: Antom writes one currency per file")
+                    })
+            }
             Some(_) => {}
         }
     }
@@ -434,9 +435,10 @@ impl<R: BufRead> ReportReader<R> {
         if amount.minor_units() != 0 && amount.is_negative() != expected_negative {
             let row_type = row.row_type.as_str();
             let sign = if amount.is_negative() { "negative" } else { "positive" };
-            self.warnings.add_with(WarningKind::UnexpectedSign, row_type, row.line(), || {
-                format!("{row_type} rows with a {sign} transactionAmountValue; compared by magnitude")
-            });
+            self.warnings
+                .add_with(WarningKind::UnexpectedSign, row_type, row.line(), || {
+                    format!("{row_type} rows with a {sign} transactionAmountValue; compared by magnitude")
+                });
         }
     }
 

@@ -109,7 +109,7 @@ impl<R: BufRead> RecordReader<R> {
 
     /// Whether the stream has no more bytes (a failing last record then means a cut file).
     pub(crate) fn at_end(&mut self) -> bool {
-        self.reader.fill_buf().map_or(false, <[u8]>::is_empty)
+        self.reader.fill_buf().is_ok_and(<[u8]>::is_empty)
     }
 
     /// Reads the next record into `record`; `Ok(false)` at the end of the stream.
@@ -183,7 +183,9 @@ fn split_cells(text: &str, record: &mut Record) -> Result<(), RecordError> {
         if bytes.get(position) == Some(&b'"') {
             position = quoted_cell(text, position + 1, record, cell)?;
         } else {
-            let end = text[position..].find(',').map_or(text.len(), |offset| position + offset);
+            let end = text[position..]
+                .find(',')
+                .map_or(text.len(), |offset| position + offset);
             let cell_text = &text[position..end];
             if cell_text.contains('"') {
                 return Err(RecordError::StrayQuote {
@@ -276,7 +278,10 @@ mod tests {
             records(b"a,b\n1,x\"\"y\n"),
             Err(RecordError::StrayQuote { line: 2, cell: 2 })
         ));
-        assert!(matches!(records(b"a\n\xff\xfe\n"), Err(RecordError::NotUtf8 { line: 2 })));
+        assert!(matches!(
+            records(b"a\n\xff\xfe\n"),
+            Err(RecordError::NotUtf8 { line: 2 })
+        ));
         let long = vec![b'x'; RECORD_BYTES_MAX + 1];
         assert!(matches!(records(&long), Err(RecordError::TooLong { line: 1 })));
         let wide = ",".repeat(COLUMNS_MAX);

@@ -75,7 +75,10 @@ impl RowType {
             (Self::Cdrn, &["CDRN"]),
             (Self::SettlementFee, &["SETTLEMENT_FEE"]),
             (Self::AdjustmentFee, &["ADJUSTMENT_FEE"]),
-            (Self::CollateralWithheld, &["COLLATERAL_WITHHELD", "COLLATERAL_WITHHOLDING"]),
+            (
+                Self::CollateralWithheld,
+                &["COLLATERAL_WITHHELD", "COLLATERAL_WITHHOLDING"],
+            ),
             (Self::CollateralReleased, &["COLLATERAL_RELEASED", "COLLATERAL_RELEASE"]),
             (Self::Reserve, &["RESERVE", "RESERVE_WITHHOLDING"]),
             (Self::ReserveReleased, &["RESERVE_RELEASED", "RESERVE_RELEASE"]),

@@ -285,7 +285,9 @@ impl FeeKind {
         if stem.eq_ignore_ascii_case("fee") {
             return Some(Self::PaymentMethod);
         }
-        Self::ALL.into_iter().find(|kind| kind.as_str().eq_ignore_ascii_case(stem))
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str().eq_ignore_ascii_case(stem))
     }
 }
 
@@ -328,7 +330,10 @@ impl Schema {
     ) -> Result<Self, SchemaProblem> {
         let columns: Vec<String> = header.map(|name| name.trim().to_owned()).collect();
         for (index, name) in columns.iter().enumerate() {
-            if columns[..index].iter().any(|earlier| earlier.eq_ignore_ascii_case(name)) {
+            if columns[..index]
+                .iter()
+                .any(|earlier| earlier.eq_ignore_ascii_case(name))
+            {
                 return Err(SchemaProblem::DuplicateColumn(name.clone()));
             }
         }
@@ -494,7 +499,10 @@ fn amount_columns(columns: &[String], warnings: &mut Warnings) -> (Vec<AmountCol
             .or_else(|| strip_suffix_ignore_case(name, "Value"))
             .unwrap_or(name);
         let candidates = [format!("{stem}Currency"), converted_currency(stem)];
-        let currency = candidates.iter().filter(|candidate| !candidate.is_empty()).find_map(|c| find(c));
+        let currency = candidates
+            .iter()
+            .filter(|candidate| !candidate.is_empty())
+            .find_map(|c| find(c));
         let looks_like_amount = stem.len() != name.len();
         let Some(currency) = currency else {
             if looks_like_amount {
@@ -569,7 +577,9 @@ fn unknown_columns(
         let known = fields.contains(&Some(index))
             || amounts.iter().any(|amount| amount.value == index)
             || currency_columns.contains(&index)
-            || Field::ALL.iter().any(|field| field.names().iter().any(|n| n.eq_ignore_ascii_case(name)))
+            || Field::ALL
+                .iter()
+                .any(|field| field.names().iter().any(|n| n.eq_ignore_ascii_case(name)))
             || KNOWN_UNINTERPRETED.iter().any(|known| known.eq_ignore_ascii_case(name));
         if !known {
             warnings.add(
@@ -597,16 +607,30 @@ mod tests {
     #[test]
     fn generations_and_kinds_come_from_the_header() {
         let (g3, _) = schema("customerId,PSP,transactionId,transactionRequestId,transactionType,status");
-        assert_eq!((g3.kind(), g3.generation()), (ReportKind::TransactionDetails, Generation::G3));
+        assert_eq!(
+            (g3.kind(), g3.generation()),
+            (ReportKind::TransactionDetails, Generation::G3)
+        );
         assert!(!g3.transaction_id_is_refund_id());
-        let (g2, _) = schema("settlementBatchId,acquirer,transactionId,originalTransactionId,transactionType,settlementTime");
-        assert_eq!((g2.kind(), g2.generation()), (ReportKind::SettlementDetails, Generation::G2));
+        let (g2, _) =
+            schema("settlementBatchId,acquirer,transactionId,originalTransactionId,transactionType,settlementTime");
+        assert_eq!(
+            (g2.kind(), g2.generation()),
+            (ReportKind::SettlementDetails, Generation::G2)
+        );
         assert!(g2.transaction_id_is_refund_id());
         let (g1, _) = schema("settlementBatchId,summaryType,settlementTime,count,feeAmountValue,feeCurrency");
-        assert_eq!((g1.kind(), g1.generation()), (ReportKind::SettlementSummary, Generation::G1));
+        assert_eq!(
+            (g1.kind(), g1.generation()),
+            (ReportKind::SettlementSummary, Generation::G1)
+        );
         let (unknown, warnings) = schema("transactionType,transactionId");
         assert_eq!(unknown.generation(), Generation::Unknown);
-        assert!(warnings.iter().any(|warning| warning.kind == WarningKind::UnknownGeneration));
+        assert!(
+            warnings
+                .iter()
+                .any(|warning| warning.kind == WarningKind::UnknownGeneration)
+        );
     }
 
     #[test]
@@ -654,6 +678,10 @@ mod tests {
     fn two_names_of_one_field_use_the_current_one_and_warn() {
         let (schema, warnings) = schema("transactionType,acquirer,PSP");
         assert_eq!(schema.field(Field::Acquirer), Some(2));
-        assert!(warnings.iter().any(|warning| warning.kind == WarningKind::ShadowedColumn));
+        assert!(
+            warnings
+                .iter()
+                .any(|warning| warning.kind == WarningKind::ShadowedColumn)
+        );
     }
 }

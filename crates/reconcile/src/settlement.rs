@@ -47,19 +47,30 @@ pub fn check_settlement_row(row: &Row, file: &Arc<str>) -> Option<Finding> {
     let target = settlement.currency();
     let gross = match gross_in(row, transaction, target) {
         Ok(gross) => gross,
-        Err(reason) => return Some(finding(FindingKind::NotUnderstood, format!("settlement not checked: {reason}"))),
+        Err(reason) => {
+            return Some(finding(
+                FindingKind::NotUnderstood,
+                format!("settlement not checked: {reason}"),
+            ));
+        }
     };
     let mut expected = gross;
     for fee in row.fees() {
         let converted = match fee.amount.currency() {
             currency if currency == target => Ok(Converted::exact(fee.amount.to_decimal())),
             currency if currency == transaction.currency() => convert(fee.amount, target, row.quote()),
-            currency => Err(format!("{} fee in {currency}, settlement in {target}", fee.kind.as_str())),
+            currency => Err(format!(
+                "{} fee in {currency}, settlement in {target}",
+                fee.kind.as_str()
+            )),
         };
         match converted.and_then(|converted| expected.plus(converted)) {
             Ok(sum) => expected = sum,
             Err(reason) => {
-                return Some(finding(FindingKind::NotUnderstood, format!("settlement not checked: {reason}")));
+                return Some(finding(
+                    FindingKind::NotUnderstood,
+                    format!("settlement not checked: {reason}"),
+                ));
             }
         }
     }
@@ -166,7 +177,11 @@ impl TypeTotals {
         }
         self.count += 1;
         self.settlement_minor_units += i128::from(settlement.minor_units());
-        for fee in row.fees().iter().filter(|fee| fee.amount.currency() == settlement.currency()) {
+        for fee in row
+            .fees()
+            .iter()
+            .filter(|fee| fee.amount.currency() == settlement.currency())
+        {
             *self.fees_minor_units.entry(fee.kind).or_default() += i128::from(fee.amount.minor_units());
         }
     }
@@ -219,14 +234,23 @@ impl BatchTotals {
                 row.line(),
                 FindingKind::Duplicate,
                 Some(settlement),
-                format!("a second {} summary row (the first is line {first}); not used", row.row_type()),
+                format!(
+                    "a second {} summary row (the first is line {first}); not used",
+                    row.row_type()
+                ),
             )));
         }
         entry.first_line = row.line();
         entry.count = row.count().unwrap_or_default();
         entry.settlement_minor_units = i128::from(settlement.minor_units());
-        for fee in row.fees().iter().filter(|fee| fee.amount.currency() == settlement.currency()) {
-            entry.fees_minor_units.insert(fee.kind, i128::from(fee.amount.minor_units()));
+        for fee in row
+            .fees()
+            .iter()
+            .filter(|fee| fee.amount.currency() == settlement.currency())
+        {
+            entry
+                .fees_minor_units
+                .insert(fee.kind, i128::from(fee.amount.minor_units()));
         }
         Ok(None)
     }
@@ -277,7 +301,10 @@ pub fn compare_with_summary(details: &BatchTotals, summary: &BatchTotals, summar
     let empty = TypeTotals::default();
     for (row_type, currency, row) in summary.iter() {
         let (expected, what) = if *row_type == RowType::Total {
-            (detail_grand.get(&currency).unwrap_or(&empty), "all detail rows".to_owned())
+            (
+                detail_grand.get(&currency).unwrap_or(&empty),
+                "all detail rows".to_owned(),
+            )
         } else {
             (
                 details.get(row_type, currency).unwrap_or(&empty),
@@ -287,7 +314,15 @@ pub fn compare_with_summary(details: &BatchTotals, summary: &BatchTotals, summar
         compare_totals(summary_file, row_type, currency, row, expected, &what, &mut findings);
         if *row_type == RowType::Total {
             let own = summary_grand.get(&currency).unwrap_or(&empty);
-            compare_totals(summary_file, row_type, currency, row, own, "the summary's own rows", &mut findings);
+            compare_totals(
+                summary_file,
+                row_type,
+                currency,
+                row,
+                own,
+                "the summary's own rows",
+                &mut findings,
+            );
         }
     }
     for (row_type, currency, totals) in details.iter() {
@@ -317,8 +352,10 @@ fn compare_totals(
     findings: &mut Vec<Finding>,
 ) {
     let amount = |minor_units: i128| {
-        SignedAmount::from_minor_units(currency, clamp(minor_units))
-            .map_or_else(|| format!("{minor_units} minor units of {currency}"), |amount| amount.to_string())
+        SignedAmount::from_minor_units(currency, clamp(minor_units)).map_or_else(
+            || format!("{minor_units} minor units of {currency}"),
+            |amount| amount.to_string(),
+        )
     };
     let mut differences = Vec::new();
     if row.count != expected.count {
@@ -376,5 +413,149 @@ fn summary_finding(
         report_amount: amount,
         ledger: None,
         message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reader::ReportReader;
+
+    const DETAILS: &str = "settlementBatchId,transactionRequestId,transactionType,settlementInitiatedDate,\
+        transactionAmountValue,transactionCurrency,settlementAmountValue,settlementCurrency,quoteCurrencyPair,\
+        quotePrice,paymentMethodFeeAmountValue,paymentMethodFeeCurrency";
+    const SUMMARY: &str = "settlementBatchId,summaryType,settlementInitiatedDate,count,settlementAmountValue,settlementCurrency,\
+         paymentMethodFeeAmountValue,paymentMethodFeeCurrency";
+
+    fn rows(name: &str, header: &str, lines: &[&str]) -> Vec<Row> {
+        let text = format!("{header}\n{}\n<END>\n", lines.join("\n"));
+        let mut reader = ReportReader::open(name, text.as_bytes()).unwrap();
+        let mut rows = Vec::new();
+        while let Some(row) = reader.next_row().unwrap() {
+            rows.push(row);
+        }
+        rows
+    }
+
+    fn details(lines: &[&str]) -> Vec<Row> {
+        rows("settlementItems_USD_1_000.csv", DETAILS, lines)
+    }
+
+    fn check(line: &str) -> Option<Finding> {
+        check_settlement_row(&details(&[line])[0], &Arc::from("settlementItems_USD_1_000.csv"))
+    }
+
+    #[test]
+    fn same_currency_rows_must_add_up_exactly() {
+        assert_eq!(check("1,P1,PAYMENT,2026-03-06,100.00,USD,96.80,USD,,,-3.20,USD"), None);
+        let off = check("1,P1,PAYMENT,2026-03-06,100.00,USD,96.81,USD,,,-3.20,USD").unwrap();
+        assert_eq!(off.kind, FindingKind::SettlementMismatch);
+        assert_eq!(off.report.map(|line| line.line), Some(2));
+        assert!(off.message.contains("96.81 USD"), "{}", off.message);
+    }
+
+    #[test]
+    fn other_currencies_convert_by_the_quote_within_the_precision_it_shows() {
+        // JPY/USD: multiply. 1200 * 0.0066 = 7.92; the price's half digit (0.00005) allows 0.06 + 0.005.
+        assert_eq!(
+            check("1,R2,REFUND,2026-03-06,-1200,JPY,-7.92,USD,JPY/USD,0.0066,0.00,USD"),
+            None
+        );
+        assert_eq!(
+            check("1,R2,REFUND,2026-03-06,-1200,JPY,-7.98,USD,JPY/USD,0.0066,0.00,USD"),
+            None
+        );
+        let far = check("1,R2,REFUND,2026-03-06,-1200,JPY,-8.00,USD,JPY/USD,0.0066,0.00,USD").unwrap();
+        assert_eq!(far.kind, FindingKind::SettlementMismatch);
+        // USD/JPY: divide. 1200 / 151.52 = 7.9197..., rounds to 7.92.
+        assert_eq!(
+            check("1,R2,REFUND,2026-03-06,-1200,JPY,-7.92,USD,USD/JPY,151.52,,"),
+            None
+        );
+        let divided_wrong = check("1,R2,REFUND,2026-03-06,-1200,JPY,-7.95,USD,USD/JPY,151.52,,").unwrap();
+        assert_eq!(divided_wrong.kind, FindingKind::SettlementMismatch);
+    }
+
+    #[test]
+    fn rows_that_cannot_be_converted_are_not_understood_and_fee_only_rows_are_skipped() {
+        let no_quote = check("1,R2,REFUND,2026-03-06,-1200,JPY,-7.92,USD,,,0.00,USD").unwrap();
+        assert_eq!(no_quote.kind, FindingKind::NotUnderstood);
+        let wrong_pair = check("1,R2,REFUND,2026-03-06,-1200,JPY,-7.92,USD,EUR/USD,1.1,0.00,USD").unwrap();
+        assert!(wrong_pair.message.contains("does not relate"), "{}", wrong_pair.message);
+        let fee_in_third_currency =
+            check("1,R2,REFUND,2026-03-06,-1200,JPY,-7.92,USD,JPY/USD,0.0066,1.00,EUR").unwrap();
+        assert_eq!(fee_in_third_currency.kind, FindingKind::NotUnderstood);
+        assert_eq!(check("1,,SETTLEMENT_FEE,2026-03-06,,,-1.00,USD,,,,"), None);
+    }
+
+    #[test]
+    fn details_add_up_to_the_summary_per_type_and_total() {
+        let file: Arc<str> = Arc::from("settlementSummary_USD_1_000.csv");
+        let detail_rows = details(&[
+            "1,P1,PAYMENT,d,100.00,USD,96.80,USD,,,-3.20,USD",
+            "1,R1,REFUND,d,-30.00,USD,-30.00,USD,,,0.00,USD",
+            "1,R2,REFUND,d,-1200,JPY,-7.92,USD,JPY/USD,0.0066,0.00,USD",
+        ]);
+        let mut detail_totals = BatchTotals::default();
+        for row in &detail_rows {
+            detail_totals.add_detail(row, "d").unwrap();
+        }
+        let summary = |lines: &[&str]| {
+            let mut totals = BatchTotals::default();
+            let mut findings = Vec::new();
+            for row in rows("settlementSummary_USD_1_000.csv", SUMMARY, lines) {
+                findings.extend(totals.add_summary(&row, &file).unwrap());
+            }
+            findings.extend(compare_with_summary(&detail_totals, &totals, &file));
+            findings
+        };
+        let good = [
+            "1,PAYMENT,d,1,96.80,USD,-3.20,USD",
+            "1,REFUND,d,2,-37.92,USD,0.00,USD",
+            "1,TOTAL,d,3,58.88,USD,-3.20,USD",
+        ];
+        assert_eq!(summary(&good), vec![]);
+        // G3 may omit TOTAL: the types are still compared.
+        assert_eq!(summary(&good[..2]), vec![]);
+        let wrong_refund = summary(&[good[0], "1,REFUND,d,2,-37.93,USD,0.00,USD", good[2]]);
+        let kinds: Vec<(FindingKind, Option<u64>)> = wrong_refund
+            .iter()
+            .map(|finding| (finding.kind, finding.report.as_ref().map(|line| line.line)))
+            .collect();
+        // The REFUND row differs from its details, and TOTAL from the summary's own rows.
+        assert_eq!(
+            kinds,
+            vec![
+                (FindingKind::SummaryMismatch, Some(3)),
+                (FindingKind::SummaryMismatch, Some(4))
+            ]
+        );
+        assert!(
+            wrong_refund[0].message.contains("-37.93 USD against -37.92 USD"),
+            "{}",
+            wrong_refund[0].message
+        );
+        let missing_type = summary(&[good[0], "1,TOTAL,d,1,96.80,USD,-3.20,USD"]);
+        assert!(
+            missing_type
+                .iter()
+                .any(|finding| finding.message.contains("no REFUND row"))
+        );
+        assert!(
+            missing_type
+                .iter()
+                .any(|finding| finding.message.contains("count 1 against 3"))
+        );
+        let duplicate = summary(&[good[0], good[0], good[1], good[2]]);
+        assert_eq!(
+            duplicate.iter().map(|finding| finding.kind).collect::<Vec<_>>(),
+            vec![FindingKind::Duplicate]
+        );
+        let wrong_fee = summary(&[good[0], good[1], "1,TOTAL,d,3,58.88,USD,-3.21,USD"]);
+        assert!(
+            wrong_fee
+                .iter()
+                .any(|finding| finding.message.contains("paymentMethodFee -3.21 USD"))
+        );
     }
 }
