@@ -78,7 +78,13 @@ pub struct ReportReader<R> {
     end_line: Option<u64>,
     settlement_currency: Option<Currency>,
     drops_trailing_empty_cell: bool,
+    /// Currency codes already read: a report uses a handful, and looking one up costs more than the row's
+    /// amounts together.
+    currencies: Vec<(String, Currency)>,
 }
+
+/// Most currency codes [`ReportReader`] remembers; past it, codes are looked up every time.
+const CURRENCY_CACHE_MAX: usize = 16;
 
 impl<R: BufRead> ReportReader<R> {
     /// Reads the header of `reader`. `file` names the report in errors and findings; when it follows Antom's
@@ -135,6 +141,7 @@ impl<R: BufRead> ReportReader<R> {
             end_line: None,
             settlement_currency: None,
             drops_trailing_empty_cell,
+            currencies: Vec::new(),
         })
     }
 
@@ -337,20 +344,14 @@ impl<R: BufRead> ReportReader<R> {
             return Ok(None);
         };
         let line = row.line();
-        let amount_error = |problem| ReconcileError::Amount {
-            file: self.file.to_string(),
-            line,
-            column: self.schema.column_name(column.value),
-            value: value.to_owned(),
-            problem,
-        };
         let Some(code) = row.cell(column.currency) else {
-            return Err(amount_error(AmountProblem::MissingCurrency {
-                currency_column: self.schema.column_name(column.currency),
-            }));
+            let currency_column = self.schema.column_name(column.currency);
+            let problem = AmountProblem::MissingCurrency { currency_column };
+            return Err(self.amount_error(line, column, value, problem));
         };
         let currency = self.currency(line, column.currency, code)?;
-        let parsed = SignedAmount::parse_major(value, currency).map_err(amount_error)?;
+        let parsed = SignedAmount::parse_major(value, currency)
+            .map_err(|problem| self.amount_error(line, column, value, problem))?;
         if parsed.extra_zero_decimals {
             let name = self.schema.column_name(column.value);
             self.warnings.add_with(WarningKind::ExtraZeroDecimals, &name, line, || {
@@ -360,13 +361,31 @@ impl<R: BufRead> ReportReader<R> {
         Ok(Some(parsed.amount))
     }
 
-    fn currency(&self, line: u64, column: usize, code: &str) -> Result<Currency, ReconcileError> {
-        Currency::parse("currency", code.trim()).map_err(|_| ReconcileError::Currency {
+    fn amount_error(&self, line: u64, column: &AmountColumn, value: &str, problem: AmountProblem) -> ReconcileError {
+        ReconcileError::Amount {
+            file: self.file.to_string(),
+            line,
+            column: self.schema.column_name(column.value),
+            value: value.to_owned(),
+            problem,
+        }
+    }
+
+    fn currency(&mut self, line: u64, column: usize, code: &str) -> Result<Currency, ReconcileError> {
+        let code = code.trim();
+        if let Some((_, currency)) = self.currencies.iter().find(|(known, _)| known == code) {
+            return Ok(*currency);
+        }
+        let currency = Currency::parse("currency", code).map_err(|_| ReconcileError::Currency {
             file: self.file.to_string(),
             line,
             column: self.schema.column_name(column),
             code: code.to_owned(),
-        })
+        })?;
+        if self.currencies.len() < CURRENCY_CACHE_MAX {
+            self.currencies.push((code.to_owned(), currency));
+        }
+        Ok(currency)
     }
 
     fn check_settlement_currency(&mut self, line: u64, currency: Currency) {
@@ -385,35 +404,43 @@ impl<R: BufRead> ReportReader<R> {
         }
     }
 
-    fn quote(&self, row: &Row) -> Result<Option<Quote>, ReconcileError> {
+    fn quote(&mut self, row: &Row) -> Result<Option<Quote>, ReconcileError> {
         let pair_index = self.schema.field(Field::QuoteCurrencyPair);
         let price_index = self.schema.field(Field::QuotePrice);
         let pair = pair_index.and_then(|index| row.cell(index));
         let price = price_index.and_then(|index| row.cell(index));
-        let quote_error = |index: Option<usize>, value: &str, reason: &str| ReconcileError::Quote {
-            file: self.file.to_string(),
-            line: row.line(),
-            column: self.schema.column_name(index.unwrap_or_default()),
-            value: value.to_owned(),
-            reason: reason.to_owned(),
-        };
+        let line = row.line();
         let (pair, price) = match (pair, price) {
             (None, None) => return Ok(None),
-            (Some(pair), None) => return Err(quote_error(pair_index, pair, "a currency pair without a quotePrice")),
-            (None, Some(price)) => return Err(quote_error(price_index, price, "a quotePrice without a currency pair")),
+            (Some(pair), None) => {
+                return Err(self.quote_error(line, pair_index, pair, "a currency pair without a quotePrice"));
+            }
+            (None, Some(price)) => {
+                return Err(self.quote_error(line, price_index, price, "a quotePrice without a currency pair"));
+            }
             (Some(pair), Some(price)) => (pair, price),
         };
         let Some((base, quote)) = pair.split_once('/') else {
-            return Err(quote_error(pair_index, pair, "not a currency pair like USD/SGD"));
+            return Err(self.quote_error(line, pair_index, pair, "not a currency pair like USD/SGD"));
         };
         let column = pair_index.unwrap_or_default();
-        let base = self.currency(row.line(), column, base)?;
-        let quote = self.currency(row.line(), column, quote)?;
+        let base = self.currency(line, column, base)?;
+        let quote = self.currency(line, column, quote)?;
         let price = Decimal::from_str(price.trim())
             .ok()
             .filter(|price| price.is_sign_positive() && !price.is_zero())
-            .ok_or_else(|| quote_error(price_index, price, "not a positive decimal rate"))?;
+            .ok_or_else(|| self.quote_error(line, price_index, price, "not a positive decimal rate"))?;
         Ok(Some(Quote { base, quote, price }))
+    }
+
+    fn quote_error(&self, line: u64, column: Option<usize>, value: &str, reason: &str) -> ReconcileError {
+        ReconcileError::Quote {
+            file: self.file.to_string(),
+            line,
+            column: self.schema.column_name(column.unwrap_or_default()),
+            value: value.to_owned(),
+            reason: reason.to_owned(),
+        }
     }
 
     fn count(&self, row: &Row) -> Result<Option<u64>, ReconcileError> {

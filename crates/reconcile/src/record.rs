@@ -135,6 +135,7 @@ impl<R: BufRead> RecordReader<R> {
             text = text.strip_prefix(BYTE_ORDER_MARK).unwrap_or(text);
         }
         record.line = first_line;
+        record.text.reserve(text.len());
         split_cells(text, record)?;
         if record.len() > COLUMNS_MAX {
             return Err(RecordError::TooManyCells { line: first_line });

@@ -60,6 +60,12 @@ pub enum RowType {
 impl RowType {
     /// Reads a type; unknown values become [`RowType::Other`].
     pub fn parse(text: &str) -> Self {
+        // The two types of nearly every row, without the case-insensitive scan below.
+        match text {
+            "REFUND" => return Self::Refund,
+            "PAYMENT" => return Self::Payment,
+            _ => {}
+        }
         let known = [
             (Self::Payment, &["PAYMENT"][..]),
             (Self::Authorization, &["AUTHORIZATION"]),
@@ -151,6 +157,9 @@ pub enum ReportStatus {
 impl ReportStatus {
     /// Reads a status value.
     pub fn parse(text: &str) -> Self {
+        if text == "SUCCESS" {
+            return Self::Success;
+        }
         let text = text.trim();
         let is = |names: &[&str]| names.iter().any(|name| name.eq_ignore_ascii_case(text));
         if is(&["SUCCESS", "SUCCEEDED", "S"]) {
