@@ -3,7 +3,7 @@
 //! notification log. Plain JSON, unsigned: it is how tests and demos steer
 //! the simulator from outside the process.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,6 +16,7 @@ use crate::config::FaultConfig;
 use crate::error::SimError;
 use crate::fault::parse_fault_list;
 use crate::ledger::{Chargeback, PaymentSeed, PaymentUpdate, RefundState};
+use crate::report::{Discrepancies, ReportGeneration, ReportKind};
 use crate::simulator::Simulator;
 use crate::wire::{AmountJson, antom_time};
 
@@ -27,6 +28,10 @@ pub(crate) fn routes() -> Router<Simulator> {
         .route("/sim/scripts", post(script_faults))
         .route("/sim/notifications", get(show_notifications))
         .route("/sim/settle", post(settle))
+        .route("/sim/reports/transactions/{date}", get(transaction_report))
+        .route("/sim/reports/settlements/{date}/items", get(settlement_items))
+        .route("/sim/reports/settlements/{date}/summary", get(settlement_summary))
+        .route("/sim/reports/{date}/files", post(write_report_files))
 }
 
 /// Body of `POST /sim/payments`.
@@ -98,6 +103,7 @@ impl From<SimError> for AdminError {
         let status = match error {
             SimError::PaymentExists { .. } => StatusCode::CONFLICT,
             SimError::PaymentNotFound { .. } => StatusCode::NOT_FOUND,
+            SimError::ReportFile { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
         Self(status, error.to_string())
@@ -260,4 +266,131 @@ async fn show_notifications(State(simulator): State<Simulator>) -> impl IntoResp
 async fn settle(State(simulator): State<Simulator>) -> StatusCode {
     simulator.settle_due();
     StatusCode::NO_CONTENT
+}
+
+/// Query of the report endpoints: the generation, the settlement currency, and the discrepancies to inject
+/// (comma-separated refundRequestIds).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ReportQuery {
+    generation: Option<String>,
+    currency: Option<String>,
+    drop: Option<String>,
+    /// `R1` (100 minor units more) or `R1:-250`, comma-separated.
+    change_amount: Option<String>,
+    extra_refund: Option<String>,
+    reverse: Option<String>,
+    duplicate: Option<String>,
+    #[serde(default)]
+    truncate: bool,
+}
+
+impl ReportQuery {
+    fn generation(&self) -> Result<Option<ReportGeneration>, SimError> {
+        self.generation.as_deref().map(str::parse).transpose()
+    }
+
+    fn currency(&self) -> Result<Option<domain::Currency>, SimError> {
+        let parse = |code: &str| domain::Currency::parse("currency", code).map_err(SimError::from);
+        self.currency.as_deref().map(parse).transpose()
+    }
+
+    fn discrepancies(&self) -> Result<Discrepancies, SimError> {
+        let list = |value: &Option<String>| -> Vec<String> {
+            value
+                .as_deref()
+                .map(|ids| {
+                    ids.split(',')
+                        .map(str::trim)
+                        .filter(|id| !id.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let discrepancies = Discrepancies {
+            drop: list(&self.drop),
+            change_amount: list(&self.change_amount)
+                .iter()
+                .map(|entry| Discrepancies::parse_change(entry))
+                .collect::<Result<_, _>>()?,
+            extra_refund: list(&self.extra_refund),
+            reverse: list(&self.reverse),
+            duplicate: list(&self.duplicate),
+            truncate: self.truncate,
+        };
+        discrepancies.validate()?;
+        Ok(discrepancies)
+    }
+}
+
+/// `yyyyMMdd` (Antom's directory form) or `yyyy-MM-dd`.
+fn report_date(text: &str) -> Result<time::Date, SimError> {
+    let compact = time::macros::format_description!("[year][month][day]");
+    let dashed = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text, compact)
+        .or_else(|_| time::Date::parse(text, dashed))
+        .map_err(|_| SimError::Report {
+            reason: format!("date {text:?}: expected yyyyMMdd or yyyy-MM-dd"),
+        })
+}
+
+fn csv_report(
+    simulator: &Simulator,
+    kind: ReportKind,
+    date: &str,
+    query: &ReportQuery,
+) -> Result<Response, AdminError> {
+    let file = simulator.report(
+        kind,
+        report_date(date)?,
+        query.currency()?,
+        query.generation()?,
+        &query.discrepancies()?,
+    )?;
+    let disposition = format!("attachment; filename=\"{}\"", file.name);
+    let headers = [
+        (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+        (axum::http::header::CONTENT_DISPOSITION, disposition),
+    ];
+    Ok((headers, file.text).into_response())
+}
+
+async fn transaction_report(
+    State(simulator): State<Simulator>,
+    Path(date): Path<String>,
+    Query(query): Query<ReportQuery>,
+) -> Result<Response, AdminError> {
+    csv_report(&simulator, ReportKind::TransactionDetails, &date, &query)
+}
+
+async fn settlement_items(
+    State(simulator): State<Simulator>,
+    Path(date): Path<String>,
+    Query(query): Query<ReportQuery>,
+) -> Result<Response, AdminError> {
+    csv_report(&simulator, ReportKind::SettlementDetails, &date, &query)
+}
+
+async fn settlement_summary(
+    State(simulator): State<Simulator>,
+    Path(date): Path<String>,
+    Query(query): Query<ReportQuery>,
+) -> Result<Response, AdminError> {
+    csv_report(&simulator, ReportKind::SettlementSummary, &date, &query)
+}
+
+async fn write_report_files(
+    State(simulator): State<Simulator>,
+    Path(date): Path<String>,
+    Query(query): Query<ReportQuery>,
+) -> Result<Json<Vec<String>>, AdminError> {
+    if query.currency.is_some() {
+        return Err(SimError::Report {
+            reason: "currency: files are written for every settlement currency of the day".to_owned(),
+        }
+        .into());
+    }
+    let paths = simulator.write_reports(report_date(&date)?, query.generation()?, &query.discrepancies()?)?;
+    Ok(Json(paths.iter().map(|path| path.display().to_string()).collect()))
 }

@@ -12,6 +12,7 @@ use domain::PaymentMethodType;
 use serde::{Deserialize, Serialize};
 
 use crate::error::SimError;
+use crate::report::ReportSettings;
 
 /// Antom's notifyRefund retry schedule in milliseconds: 0 s, 2 min, 10 min,
 /// 10 min, 1 h, 2 h, 6 h, 15 h (antom-protocol.md). Each wait is divided by
@@ -258,6 +259,8 @@ pub struct SimConfig {
     pub policies: Policies,
     /// Fault mix of the run; change it later with `Simulator::set_faults`.
     pub faults: FaultConfig,
+    /// How reconciliation reports are made (merchant id, day zone, fees, FX, directory).
+    pub reports: ReportSettings,
 }
 
 impl SimConfig {
@@ -275,6 +278,7 @@ impl SimConfig {
             seed: 0,
             policies: Policies::default(),
             faults: FaultConfig::default(),
+            reports: ReportSettings::default(),
         }
     }
 
@@ -302,6 +306,7 @@ impl SimConfig {
         }
         check_max("notifyTimeoutMs", self.notify_timeout_ms, NOTIFY_TIMEOUT_MS_MAX)?;
         check_max("settleMs", self.settle_ms, SETTLE_MS_MAX)?;
+        self.reports.validate()?;
         self.faults.validate()
     }
 }

@@ -29,6 +29,16 @@ pub enum SimError {
     /// A fault name is not one the simulator knows; see the README's fault list.
     #[error("fault {name:?}: unknown fault (see the apo-sim README for the list)")]
     UnknownFault { name: String },
+    /// A report could not be made as asked (bad date, generation, discrepancy, currency). Fix the request.
+    #[error("report: {reason}")]
+    Report { reason: String },
+    /// A report file could not be written. Check the reports directory.
+    #[error("report file {path}: {source}")]
+    ReportFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// A key could not be loaded. Check the path or environment variable.
     #[error("key {what}: {reason}")]
     Key { what: String, reason: String },

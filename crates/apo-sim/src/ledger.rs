@@ -159,6 +159,8 @@ pub struct RefundRecord {
     pub payment_id: PaymentId,
     /// The amount.
     pub refund_amount: Money,
+    /// When Antom accepted it (its creation time in the reports).
+    pub accepted_at: OffsetDateTime,
     /// Where it stands.
     pub state: RefundState,
 }
@@ -385,6 +387,7 @@ impl Ledger {
             refund_id: refund_id.clone(),
             payment_id: command.payment_id.clone(),
             refund_amount: command.refund_amount,
+            accepted_at: now,
             state,
         };
         self.refund_ids.insert(refund_id, command.refund_request_id.clone());
@@ -474,6 +477,16 @@ impl Ledger {
     /// The seeded payment, as it stands.
     pub fn payment(&self, payment_id: &PaymentId) -> Option<&PaymentSeed> {
         self.payments.get(payment_id).map(|entry| &entry.seed)
+    }
+
+    /// Every seeded payment, in no particular order.
+    pub fn payments(&self) -> impl Iterator<Item = &PaymentSeed> {
+        self.payments.values().map(|entry| &entry.seed)
+    }
+
+    /// Every refund ever accepted, in no particular order.
+    pub fn refunds(&self) -> impl Iterator<Item = &RefundRecord> {
+        self.refunds.values()
     }
 
     fn totals_of(&self, entry: &PaymentEntry) -> PaymentTotals {

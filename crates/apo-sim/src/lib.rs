@@ -6,6 +6,9 @@
 //! produce (latency, U answers, timeouts, 5xx, 429, garbage, unsigned or
 //! badly signed answers, lost, duplicated and reordered notifications).
 //!
+//! It also writes Antom's reconciliation reports (transaction details of a day, settlement details and
+//! summary of a batch) for what it processed, with discrepancies on request ([`ReportKind`]).
+//!
 //! It runs in-process in tests ([`SimServer::start`] on port 0) and in the
 //! ledger's `serve --demo`, and as the `apo-sim` binary.
 //!
@@ -25,6 +28,7 @@ mod fault;
 mod http;
 mod ledger;
 mod notify;
+mod report;
 mod server;
 mod simulator;
 pub mod wire;
@@ -43,6 +47,10 @@ pub use http::{INQUIRY_REFUND_PATH, REFUND_PATH, SANDBOX_INQUIRY_REFUND_PATH, SA
 pub use ledger::{
     Chargeback, Disposition, Ledger, PaymentSeed, PaymentTotals, PaymentUpdate, RefundCommand, RefundDecision,
     RefundRecord, RefundState,
+};
+pub use report::{
+    DISCREPANCIES_MAX, Discrepancies, FEE_BPS_MAX, QUOTES_MAX, QuoteSpec, ReportFile, ReportGeneration, ReportKind,
+    ReportSettings,
 };
 pub use server::SimServer;
 pub use simulator::{NotificationAttempt, NotifyOutcome, REFUND_IN_PROCESS, Simulator};

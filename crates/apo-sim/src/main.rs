@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use apo::keys::{PrivateKey, PublicKey};
-use apo_sim::{FaultConfig, MethodPolicy, Policies, SimConfig, SimServer, Simulator};
+use apo_sim::{FaultConfig, MethodPolicy, Policies, QuoteSpec, ReportGeneration, SimConfig, SimServer, Simulator};
 use clap::Parser;
 
 /// A faithful simulator of Antom's refund API (refund, inquiryRefund, notifyRefund) with fault injection.
@@ -107,6 +107,31 @@ struct Cli {
     /// How long a timeout holds the connection before a bare 504.
     #[arg(long, env = "APO_SIM_TIMEOUT_HOLD_MS", default_value_t = 30_000)]
     timeout_hold_ms: u64,
+    /// Directory for Antom's reconciliation reports (SFTP layout v1/settlements/<customerId>/<yyyyMMdd>/):
+    /// written by POST /sim/reports/<date>/files, and for every active day at shutdown.
+    #[arg(long, env = "APO_SIM_REPORTS_DIR")]
+    reports_dir: Option<PathBuf>,
+    /// Report format generation written by default: g3 (current) or g2.
+    #[arg(long, env = "APO_SIM_REPORT_GENERATION", default_value = "g3")]
+    report_generation: String,
+    /// Antom's merchant id in the reports (customerId).
+    #[arg(long, env = "APO_SIM_CUSTOMER_ID", default_value = "2188120000000001")]
+    customer_id: String,
+    /// Offset of the report day T, e.g. +08:00 (Antom's older cut-off) or +00:00.
+    #[arg(long, env = "APO_SIM_REPORT_OFFSET", default_value = "+08:00")]
+    report_offset: String,
+    /// Fee on payments in the settlement reports, basis points of the gross (320 = 3.20 %).
+    #[arg(long, env = "APO_SIM_PAYMENT_FEE_BPS", default_value_t = 320)]
+    payment_fee_bps: u32,
+    /// Fee on refunds, basis points of the gross.
+    #[arg(long, env = "APO_SIM_REFUND_FEE_BPS", default_value_t = 0)]
+    refund_fee_bps: u32,
+    /// Settle everything in this currency where a --quote relates it to the transaction currency.
+    #[arg(long, env = "APO_SIM_SETTLEMENT_CURRENCY")]
+    settlement_currency: Option<String>,
+    /// A fixed FX rate, repeatable: "JPY/USD=0.0066" (one JPY is 0.0066 USD).
+    #[arg(long = "quote", value_name = "BASE/QUOTE=PRICE")]
+    quotes: Vec<String>,
 }
 
 impl Cli {
@@ -146,6 +171,34 @@ impl Cli {
         Ok(policies)
     }
 
+    fn report_settings(&self, reports: &mut apo_sim::ReportSettings) -> Result<()> {
+        reports.reports_dir = self.reports_dir.clone();
+        reports.generation = self
+            .report_generation
+            .parse::<ReportGeneration>()
+            .context("--report-generation")?;
+        reports.customer_id = self.customer_id.clone();
+        reports.day_offset = time::UtcOffset::parse(
+            &self.report_offset,
+            time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]"),
+        )
+        .with_context(|| format!("--report-offset {:?}: expected e.g. +08:00", self.report_offset))?;
+        reports.payment_fee_bps = self.payment_fee_bps;
+        reports.refund_fee_bps = self.refund_fee_bps;
+        reports.settlement_currency = self
+            .settlement_currency
+            .as_deref()
+            .map(|code| domain::Currency::parse("--settlement-currency", code))
+            .transpose()?;
+        reports.quotes = self
+            .quotes
+            .iter()
+            .map(|spec| QuoteSpec::parse(spec))
+            .collect::<Result<_, _>>()
+            .context("--quote")?;
+        Ok(())
+    }
+
     fn config(&self) -> Result<SimConfig> {
         let merchant_public_key = match &self.merchant_public_key {
             Some(path) => PublicKey::from_file(path)
@@ -169,6 +222,7 @@ impl Cli {
         config.seed = self.seed;
         config.policies = self.policies()?;
         config.faults = self.faults();
+        self.report_settings(&mut config.reports)?;
         if self.benchmark {
             config = config.benchmark();
         }
@@ -205,7 +259,14 @@ async fn main() -> Result<()> {
     tracing::info!(base_url = %server.base_url(), "apo-sim ready");
     shutdown_signal().await.context("waiting for Ctrl-C or SIGTERM")?;
     tracing::info!("shutting down");
+    let simulator = server.simulator().clone();
     server.shutdown().await.context("stopping the server")?;
+    if cli.reports_dir.is_some() {
+        let paths = simulator
+            .write_all_reports()
+            .context("writing the reconciliation reports")?;
+        tracing::info!(count = paths.len(), "reconciliation reports written");
+    }
     Ok(())
 }
 

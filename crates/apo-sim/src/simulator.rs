@@ -25,6 +25,7 @@ use crate::ledger::{
     RefundState,
 };
 use crate::notify::{self, NotificationJob};
+use crate::report::{self, Discrepancies, ReportFile, ReportGeneration, ReportKind, Snapshot};
 use crate::wire::{AmountJson, InquiryResponseJson, RefundResponseJson, ResultJson, antom_time};
 
 /// Antom's U code for a refund still being processed.
@@ -212,6 +213,91 @@ impl Simulator {
         Ok(())
     }
 
+    /// A reconciliation report of `date` (day T at the configured report offset) for what the simulator
+    /// processed: the transaction details of the day, or the settlement details or summary of the day's batch
+    /// in `currency` (default: the configured settlement currency, else the day's only one). `generation`
+    /// defaults to the configured one.
+    pub fn report(
+        &self,
+        kind: ReportKind,
+        date: time::Date,
+        currency: Option<domain::Currency>,
+        generation: Option<ReportGeneration>,
+        discrepancies: &Discrepancies,
+    ) -> Result<ReportFile, SimError> {
+        let settings = &self.inner.config.reports;
+        let generation = generation.unwrap_or(settings.generation);
+        report::build(
+            &self.snapshot(),
+            settings,
+            kind,
+            date,
+            currency,
+            generation,
+            discrepancies,
+        )
+    }
+
+    /// Writes the three reports of `date` (settlement reports once per settlement currency) under the
+    /// configured reports directory, in Antom's SFTP layout; returns the paths written.
+    pub fn write_reports(
+        &self,
+        date: time::Date,
+        generation: Option<ReportGeneration>,
+        discrepancies: &Discrepancies,
+    ) -> Result<Vec<std::path::PathBuf>, SimError> {
+        let settings = &self.inner.config.reports;
+        let Some(root) = &settings.reports_dir else {
+            return Err(SimError::Report {
+                reason: "no reports directory configured (--reports-dir)".to_owned(),
+            });
+        };
+        let snapshot = self.snapshot();
+        let generation = generation.unwrap_or(settings.generation);
+        let mut files = vec![report::build(
+            &snapshot,
+            settings,
+            ReportKind::TransactionDetails,
+            date,
+            None,
+            generation,
+            discrepancies,
+        )?];
+        for currency in report::settlement_currencies(&snapshot, settings, date) {
+            for kind in [ReportKind::SettlementDetails, ReportKind::SettlementSummary] {
+                files.push(report::build(
+                    &snapshot,
+                    settings,
+                    kind,
+                    date,
+                    Some(currency),
+                    generation,
+                    discrepancies,
+                )?);
+            }
+        }
+        files.iter().map(|file| write_file(root, file)).collect()
+    }
+
+    /// Writes the clean reports of every day on which anything was paid or refunded (the binary does this at
+    /// shutdown when given a reports directory).
+    pub fn write_all_reports(&self) -> Result<Vec<std::path::PathBuf>, SimError> {
+        let dates = report::active_dates(&self.snapshot(), &self.inner.config.reports);
+        let mut paths = Vec::new();
+        for date in dates {
+            paths.extend(self.write_reports(date, None, &Discrepancies::default())?);
+        }
+        Ok(paths)
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let state = self.lock();
+        Snapshot {
+            payments: state.ledger.payments().cloned().collect(),
+            refunds: state.ledger.refunds().cloned().collect(),
+        }
+    }
+
     /// Every notification attempt so far, oldest first.
     pub fn notifications(&self) -> Vec<NotificationAttempt> {
         self.lock().notifications.clone()
@@ -388,6 +474,18 @@ impl Simulator {
             }
         }
     }
+}
+
+fn write_file(root: &std::path::Path, file: &ReportFile) -> Result<std::path::PathBuf, SimError> {
+    let directory = root.join(&file.directory);
+    let path = directory.join(&file.name);
+    let failed = |source| SimError::ReportFile {
+        path: path.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(&directory).map_err(failed)?;
+    std::fs::write(&path, &file.text).map_err(failed)?;
+    Ok(path)
 }
 
 /// A refund request that passed the field checks.

@@ -12,5 +12,6 @@ mod helpers;
 mod inquiry;
 mod notifications;
 mod property;
+mod reports;
 mod rules;
 mod signatures;
