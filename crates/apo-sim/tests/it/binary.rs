@@ -160,3 +160,93 @@ async fn fault_flags_reach_the_simulator() {
     assert_eq!(faults["latencyMs"], 5);
     assert_eq!(faults["uShare"], 0.5);
 }
+
+#[tokio::test]
+async fn report_flags_shape_the_files_written_at_shutdown() {
+    let dir = vectors_dir();
+    let port = free_loopback_port();
+    let reports = tempfile::tempdir().unwrap();
+    let payments = tempfile::NamedTempFile::new().unwrap();
+    let paid = serde_json::json!([{
+        "paymentId": "P9", "paymentAmount": {"currency": "JPY", "value": "5000"}, "paymentMethodType": "PAYPAY",
+    }]);
+    std::fs::write(payments.path(), paid.to_string()).unwrap();
+    let mut child = Running(
+        Command::new(BINARY)
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--client-id", CLIENT_ID])
+            .arg("--merchant-public-key")
+            .arg(dir.join("merchant_public.pem"))
+            .arg("--antom-private-key")
+            .arg(dir.join("antom_private_pkcs8.pem"))
+            .arg("--payments")
+            .arg(payments.path())
+            .arg("--reports-dir")
+            .arg(reports.path())
+            .args([
+                "--report-generation",
+                "g2",
+                "--settlement-currency",
+                "USD",
+                "--quote",
+                "JPY/USD=0.0066",
+            ])
+            .args([
+                "--report-offset",
+                "+00:00",
+                "--customer-id",
+                "77",
+                "--payment-fee-bps",
+                "100",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base_url = format!("http://127.0.0.1:{port}");
+    let keys = keys();
+    let mut config = apo::ApoConfig::new(&base_url, CLIENT_ID, keys.merchant_private, keys.antom_public);
+    config.retry = apo::RetryPolicy::none();
+    let apo = apo::ApoClient::new(config).unwrap();
+    let yen = apo::RefundRequest::new(
+        domain::RefundRequestId::parse("R9").unwrap(),
+        crate::helpers::payment_id("P9"),
+        domain::Money::parse("refundAmount", "JPY", "1200").unwrap(),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(apo::RefundOutcome::Succeeded { .. }) = apo.refund(&yen).await {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the binary did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let terminated = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(terminated.success());
+    assert!(child.0.wait().unwrap().success());
+    let today = time::OffsetDateTime::now_utc().date();
+    let format = time::macros::format_description!("[year][month][day]");
+    let day = today.format(format).unwrap();
+    let details = reports
+        .path()
+        .join(format!("v1/settlements/77/{day}/transactionItems_{day}_000.csv"));
+    let text = std::fs::read_to_string(&details).unwrap();
+    assert!(text.starts_with("customerId,acquirer,"), "G2 header: {text}");
+    assert!(
+        text.contains(",R9,") && text.contains(",-1200,JPY,-7.92,USD,"),
+        "{text}"
+    );
+    let settlement_day = today.next_day().unwrap().format(format).unwrap();
+    let summary = reports.path().join(format!(
+        "v1/settlements/77/{settlement_day}/settlementSummary_USD_{settlement_day}00000000001_000.csv"
+    ));
+    // 5000 JPY = 33.00 USD, fee 1 % = -0.33; the refund -7.92: TOTAL 24.75.
+    let summary = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        summary.contains(",TOTAL,") && summary.contains(",2,24.75,USD,-0.33,USD"),
+        "{summary}"
+    );
+}
