@@ -85,17 +85,11 @@ pub fn reconcile_transaction_details<R: BufRead>(
     ledger: &[LedgerRefund],
     day: Option<&ReportDay>,
 ) -> Result<Reconciliation, ReconcileError> {
-    let batch = LedgerBatch::new(ledger.to_vec());
-    let mut index = MemoryIndex::default();
-    let mut result = Reconciliation::new();
+    let mut run = DetailsRun::new(ledger);
     for (name, reader) in files {
-        let mut reader = ReportReader::open(&name, reader)?;
-        let file: Arc<str> = Arc::from(name.as_str());
-        while let Some(row) = reader.next_row()? {
-            match_into(&row, &file, &batch, &mut index, &mut result);
-        }
-        result.files.push(reader.finish()?);
+        run.read(&name, reader, |_, _, _| Ok(()))?;
     }
+    let DetailsRun { index, mut result, .. } = run;
     if let Some(day) = day {
         for refund in ledger {
             if let Some(finding) = missing_from_report(refund, day, index.contains_refund(refund)) {
@@ -114,22 +108,17 @@ pub fn reconcile_settlement_batch<R: BufRead>(
     summary: (String, R),
     ledger: &[LedgerRefund],
 ) -> Result<Reconciliation, ReconcileError> {
-    let batch = LedgerBatch::new(ledger.to_vec());
-    let mut index = MemoryIndex::default();
-    let mut result = Reconciliation::new();
+    let mut run = DetailsRun::new(ledger);
     let mut detail_totals = BatchTotals::default();
     for (name, reader) in details {
-        let mut reader = ReportReader::open(&name, reader)?;
-        let file: Arc<str> = Arc::from(name.as_str());
-        while let Some(row) = reader.next_row()? {
-            match_into(&row, &file, &batch, &mut index, &mut result);
-            if let Some(finding) = check_settlement_row(&row, &file) {
+        run.read(&name, reader, |row, file, result| {
+            if let Some(finding) = check_settlement_row(row, file) {
                 result.push(finding);
             }
-            detail_totals.add_detail(&row, &name)?;
-        }
-        result.files.push(reader.finish()?);
+            detail_totals.add_detail(row, file)
+        })?;
     }
+    let mut result = run.result;
     let (name, reader) = summary;
     let mut reader = ReportReader::open(&name, reader)?;
     let file: Arc<str> = Arc::from(name.as_str());
@@ -144,6 +133,40 @@ pub fn reconcile_settlement_batch<R: BufRead>(
         result.push(finding);
     }
     Ok(result)
+}
+
+/// The ledger, the index and the result of a run over details files.
+struct DetailsRun {
+    batch: LedgerBatch,
+    index: MemoryIndex,
+    result: Reconciliation,
+}
+
+impl DetailsRun {
+    fn new(ledger: &[LedgerRefund]) -> Self {
+        Self {
+            batch: LedgerBatch::new(ledger.to_vec()),
+            index: MemoryIndex::default(),
+            result: Reconciliation::new(),
+        }
+    }
+
+    /// Reads one details file to its end, matching every row and handing it to `also`.
+    fn read<R: BufRead>(
+        &mut self,
+        name: &str,
+        reader: R,
+        mut also: impl FnMut(&Row, &Arc<str>, &mut Reconciliation) -> Result<(), ReconcileError>,
+    ) -> Result<(), ReconcileError> {
+        let mut reader = ReportReader::open(name, reader)?;
+        let file: Arc<str> = Arc::from(name);
+        while let Some(row) = reader.next_row()? {
+            match_into(&row, &file, &self.batch, &mut self.index, &mut self.result);
+            also(&row, &file, &mut self.result)?;
+        }
+        self.result.files.push(reader.finish()?);
+        Ok(())
+    }
 }
 
 fn match_into(row: &Row, file: &Arc<str>, batch: &LedgerBatch, index: &mut MemoryIndex, result: &mut Reconciliation) {
