@@ -81,6 +81,7 @@ pub struct ReportReader<R> {
     /// Currency codes already read: a report uses a handful, and looking one up costs more than the row's
     /// amounts together.
     currencies: Vec<(String, Currency)>,
+    saw_total: bool,
 }
 
 /// Most currency codes [`ReportReader`] remembers; past it, codes are looked up every time.
@@ -142,6 +143,7 @@ impl<R: BufRead> ReportReader<R> {
             settlement_currency: None,
             drops_trailing_empty_cell,
             currencies: Vec::new(),
+            saw_total: false,
         })
     }
 
@@ -195,6 +197,7 @@ impl<R: BufRead> ReportReader<R> {
             return match self.parse_row(record) {
                 Ok(row) => {
                     self.rows += 1;
+                    self.saw_total |= *row.row_type() == RowType::Total;
                     Ok(Some(row))
                 }
                 Err(error) => Err(self.fail(error)),
@@ -208,6 +211,14 @@ impl<R: BufRead> ReportReader<R> {
     pub fn finish(mut self) -> Result<EndOfReport, ReconcileError> {
         while self.next_row()?.is_some() {}
         let end_line = self.end_line.unwrap_or_default();
+        if self.schema.kind() == ReportKind::SettlementSummary && self.rows > 0 && !self.saw_total {
+            self.warnings.add(
+                WarningKind::NoTotalRow,
+                "",
+                end_line,
+                "the summary has no TOTAL row; its rows are compared per type only".to_owned(),
+            );
+        }
         Ok(EndOfReport {
             file: self.file,
             kind: self.schema.kind(),

@@ -267,6 +267,29 @@ fn an_empty_batch_is_a_header_and_end() {
 }
 
 #[test]
+fn a_summary_without_total_is_read_with_a_warning() {
+    for fixture in EVERY_GENERATION {
+        let text = fixture.settlement_summary();
+        let without_total: String = text
+            .lines()
+            .filter(|line| !line.contains(",TOTAL,"))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let end = ReportReader::open(SUMMARY_NAME, without_total.as_bytes())
+            .unwrap()
+            .finish()
+            .unwrap();
+        assert_eq!(end.rows(), 2);
+        assert!(
+            end.warnings()
+                .iter()
+                .any(|warning| warning.kind == WarningKind::NoTotalRow),
+            "{fixture:?}"
+        );
+    }
+}
+
+#[test]
 fn the_header_decides_field_positions() {
     for fixture in EVERY_GENERATION {
         let reader = ReportReader::open(DETAILS_NAME, fixture.transaction_details().as_bytes()).unwrap();
