@@ -196,11 +196,17 @@ impl Discrepancies {
     pub fn parse_change(entry: &str) -> Result<(String, i64), SimError> {
         match entry.split_once(':') {
             None => Ok((entry.to_owned(), 100)),
-            Some((id, delta)) => delta.parse::<i64>().map(|delta| (id.to_owned(), delta)).map_err(|_| {
-                report_error(format!(
-                    "changeAmount {entry:?}: expected REFUND_REQUEST_ID[:MINOR_UNITS]"
-                ))
-            }),
+            Some((id, delta)) => delta
+                .parse::<i64>()
+                .ok()
+                // Bounded like any amount, so a changed amount and its reversal stay far inside i64.
+                .filter(|delta| delta.unsigned_abs() <= domain::MINOR_UNITS_MAX)
+                .map(|delta| (id.to_owned(), delta))
+                .ok_or_else(|| {
+                    report_error(format!(
+                        "changeAmount {entry:?}: expected REFUND_REQUEST_ID[:MINOR_UNITS], at most 16 digits"
+                    ))
+                }),
         }
     }
 }
@@ -496,7 +502,7 @@ fn inject(
     }
     for (id, delta) in &discrepancies.change_amount {
         for entry in entries.iter_mut().filter(|entry| named(entry, id)) {
-            entry.amount_minor -= delta;
+            entry.amount_minor = entry.amount_minor.saturating_sub(*delta);
             entry.settlement = settle(
                 entry.amount_minor,
                 entry.amount_currency,
@@ -1108,5 +1114,6 @@ mod tests {
         assert!(settings.validate().is_err());
         assert_eq!(Discrepancies::parse_change("R1:-250").unwrap(), ("R1".to_owned(), -250));
         assert!(Discrepancies::parse_change("R1:x").is_err());
+        assert!(Discrepancies::parse_change("R1:-99999999999999999").is_err());
     }
 }
