@@ -191,10 +191,14 @@ impl Harness {
     /// A captured CARD payment of `amount` USD minor units, paid an hour ago, known to the ledger and
     /// to the simulator.
     pub(crate) async fn payment(&self, id: &str, amount: u64) -> PaymentId {
+        self.payment_through(&self.ledger, id, amount).await
+    }
+
+    /// [`Harness::payment`], recorded and captured through `ledger` (another instance, say).
+    pub(crate) async fn payment_through(&self, ledger: &Ledger, id: &str, amount: u64) -> PaymentId {
         let payment_id = payment_id(id);
         let paid_at = self.clock.now() - time::Duration::hours(1);
-        let recorded = self
-            .ledger
+        let recorded = ledger
             .record_payment(
                 "test",
                 RecordPaymentInput {
@@ -208,8 +212,7 @@ impl Harness {
             .await
             .expect("record payment");
         assert_eq!(recorded.result.status, ResultStatus::S, "{:?}", recorded.result);
-        let captured = self
-            .ledger
+        let captured = ledger
             .capture_payment(
                 "test",
                 CapturePaymentInput {

@@ -7,5 +7,6 @@
 mod chaos;
 mod concurrency;
 mod helpers;
+mod queue;
 mod refunds;
 mod settle;
