@@ -15,6 +15,10 @@
 //! peer does (`i * 7919 mod payments`). Each case gets a fresh store (a scratch PostgreSQL database or a new
 //! SQLite file) except the "grown log" case, which first writes `GROWN_LOG_EVENTS` payment events.
 //!
+//! Columns: refunds/s, latency percentiles per refund, conflict retries, the peer's refunds/s and conflicts with
+//! our ratio to it, and the CPU time per refund of this process (`cpu us`: the ledger and the bench's clients) and of
+//! the PostgreSQL backends serving the case (`pg us`), read from /proc.
+//!
 //! Environment: `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`; without a server the
 //! PostgreSQL cases are skipped), `REFUND_BENCH_DIR` (where the SQLite files go; default the temp directory).
 #![allow(clippy::print_stdout, reason = "a benchmark reports its table on stdout")]
@@ -238,8 +242,19 @@ async fn run(options: Options) {
         )
     );
     println!(
-        "{:<9} {:<58} {:>8} {:>9} {:>8} {:>8} {:>9} {:>9} {:>7} {:>9}",
-        "backend", "case", "refunds", "per sec", "p50 ms", "p99 ms", "conflicts", "peer/s", "ratio", "peer cfl"
+        "{:<9} {:<58} {:>8} {:>9} {:>8} {:>8} {:>9} {:>9} {:>7} {:>9} {:>8} {:>8}",
+        "backend",
+        "case",
+        "refunds",
+        "per sec",
+        "p50 ms",
+        "p99 ms",
+        "conflicts",
+        "peer/s",
+        "ratio",
+        "peer cfl",
+        "cpu us",
+        "pg us"
     );
     for (index, mut case) in cases().into_iter().enumerate() {
         let label = format!("{} {}", case.backend.name(), case.label);
@@ -281,8 +296,11 @@ fn print_row(case: &Case, result: &CaseResult, peer: Option<&PeerResult>) {
         ),
         None => (String::new(), String::new(), String::new()),
     };
+    let server_cpu = result
+        .server_cpu_per_refund
+        .map_or_else(String::new, |server| server.as_micros().to_string());
     println!(
-        "{:<9} {:<58} {:>8} {:>9.0} {:>8.2} {:>8.2} {:>9} {:>9} {:>7} {:>9}",
+        "{:<9} {:<58} {:>8} {:>9.0} {:>8.2} {:>8.2} {:>9} {:>9} {:>7} {:>9} {:>8} {:>8}",
         case.backend.name(),
         case.label,
         case.refunds,
@@ -292,7 +310,9 @@ fn print_row(case: &Case, result: &CaseResult, peer: Option<&PeerResult>) {
         result.conflicts,
         peer_rate,
         ratio,
-        peer_conflicts
+        peer_conflicts,
+        result.ledger_cpu_per_refund.as_micros(),
+        server_cpu
     );
 }
 
@@ -302,6 +322,10 @@ struct CaseResult {
     p50: Duration,
     p99: Duration,
     conflicts: u64,
+    /// CPU of this process (the ledger and the bench's clients) per refund.
+    ledger_cpu_per_refund: Duration,
+    /// CPU of the PostgreSQL backends per refund.
+    server_cpu_per_refund: Option<Duration>,
 }
 
 /// The stores of one case and what cleans them up.
@@ -404,6 +428,7 @@ async fn run_case(case: &Case, server: &Config, sqlite_path: &Path) -> CaseResul
     let amount = usd(case.refunds.max(1) * REFUND_MINOR_UNITS);
     record_payments(&ledgers[0], payments, amount).await;
 
+    let cpu_before = CpuSample::take(stores.database.as_ref()).await;
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut clients = Vec::new();
@@ -436,6 +461,7 @@ async fn run_case(case: &Case, server: &Config, sqlite_path: &Path) -> CaseResul
         latencies.extend(client.await.unwrap());
     }
     let seconds = started.elapsed().as_secs_f64();
+    let cpu = CpuSample::take(stores.database.as_ref()).await.since(&cpu_before);
     latencies.sort_unstable();
     let conflicts = ledgers.iter().map(Ledger::conflict_retries).sum();
     check_balance(&ledgers[0], case).await;
@@ -446,7 +472,83 @@ async fn run_case(case: &Case, server: &Config, sqlite_path: &Path) -> CaseResul
         p50: percentile(&latencies, 50),
         p99: percentile(&latencies, 99),
         conflicts,
+        ledger_cpu_per_refund: cpu.ledger / u32::try_from(case.refunds).unwrap_or(u32::MAX),
+        server_cpu_per_refund: cpu
+            .server
+            .map(|server| server / u32::try_from(case.refunds).unwrap_or(u32::MAX)),
     }
+}
+
+/// CPU time (user + system) of this process and of the PostgreSQL backends connected to the case's database, read
+/// from /proc: on a machine shared with other work, time spent per refund says more than wall-clock rates.
+#[derive(Debug, Default)]
+struct CpuSample {
+    ledger: Duration,
+    /// Per backend process id; `None` for SQLite.
+    server: Option<std::collections::HashMap<i32, Duration>>,
+}
+
+/// The CPU time spent between two samples.
+#[derive(Debug)]
+struct CpuSpent {
+    ledger: Duration,
+    server: Option<Duration>,
+}
+
+impl CpuSample {
+    async fn take(database: Option<&(Config, String)>) -> Self {
+        let ledger = process_cpu("self");
+        let server = match database {
+            None => None,
+            Some((server, database)) => {
+                let rows = admin(server)
+                    .await
+                    .query(
+                        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                        &[database],
+                    )
+                    .await
+                    .unwrap();
+                let pids = rows.iter().map(|row| row.get::<_, i32>(0));
+                Some(pids.map(|pid| (pid, process_cpu(&pid.to_string()))).collect())
+            }
+        };
+        Self { ledger, server }
+    }
+
+    fn since(&self, before: &Self) -> CpuSpent {
+        let server = self.server.as_ref().map(|after| {
+            after
+                .iter()
+                .map(|(pid, spent)| {
+                    let earlier = before.server.as_ref().and_then(|before| before.get(pid)).copied();
+                    spent.saturating_sub(earlier.unwrap_or_default())
+                })
+                .sum()
+        });
+        CpuSpent {
+            ledger: self.ledger.saturating_sub(before.ledger),
+            server,
+        }
+    }
+}
+
+/// User + system CPU time of a process from `/proc/<pid>/stat` (fields 14 and 15, in clock ticks of 10 ms);
+/// zero when the process is gone or the file is not there (not Linux).
+fn process_cpu(pid: &str) -> Duration {
+    const TICK: Duration = Duration::from_millis(10);
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Duration::ZERO;
+    };
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis are plain.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u32 = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|field| field.parse::<u32>().ok())
+        .sum();
+    TICK * ticks
 }
 
 fn percentile(sorted: &[Duration], percent: usize) -> Duration {
