@@ -84,25 +84,33 @@ const MIGRATIONS: &[&str] = &[
         positions BIGINT[], streams TEXT[], revisions BIGINT[], event_ids UUID[], event_types TEXT[],
         schema_versions BIGINT[], payloads BYTEA[], actors TEXT[], recorded_ats TIMESTAMPTZ[],
         prev_hashes BYTEA[], hashes BYTEA[]
-    ) RETURNS TEXT LANGUAGE plpgsql AS $$
+    ) RETURNS TEXT LANGUAGE plpgsql
+    -- The statements below touch the head row or insert; their plans do not depend on the event table's size,
+    -- so they are planned once per connection instead of on every call (the pool's sessions force custom plans).
+    SET plan_cache_mode = auto
+    AS $$
     DECLARE
         head_position BIGINT;
         head_hash BYTEA;
+        moved BOOLEAN;
         last_index INTEGER := array_length(positions, 1);
     BEGIN
         SELECT position, hash INTO head_position, head_hash FROM eventlog_head WHERE id = 1 FOR UPDATE;
         IF head_position <> expected_position OR head_hash <> expected_hash THEN
             RETURN 'head moved';
         END IF;
-        -- One backward index probe per stream; -1 stands for a stream that must not exist.
-        IF EXISTS (
-            SELECT 1 FROM UNNEST(checked_streams, checked_revisions) AS checked(stream, revision)
-            LEFT JOIN LATERAL (
-                SELECT stored.revision FROM eventlog_events AS stored
-                WHERE stored.stream = checked.stream ORDER BY stored.revision DESC LIMIT 1
-            ) AS last ON TRUE
-            WHERE coalesce(last.revision, -1) <> checked.revision
-        ) THEN
+        -- One backward index probe per stream (-1 stands for a stream that must not exist). This one reads the
+        -- event table, so it is planned on every call (EXECUTE) for the table as it is now: a plan cached while
+        -- the table was empty would scan it.
+        EXECUTE 'SELECT EXISTS (
+                     SELECT 1 FROM UNNEST($1::TEXT[], $2::BIGINT[]) AS checked(stream, revision)
+                     LEFT JOIN LATERAL (
+                         SELECT stored.revision FROM eventlog_events AS stored
+                         WHERE stored.stream = checked.stream ORDER BY stored.revision DESC LIMIT 1
+                     ) AS last ON TRUE
+                     WHERE coalesce(last.revision, -1) <> checked.revision)'
+            INTO moved USING checked_streams, checked_revisions;
+        IF moved THEN
             RETURN 'stream moved';
         END IF;
         INSERT INTO eventlog_events (position, stream, revision, event_id, event_type, schema_version, payload,
