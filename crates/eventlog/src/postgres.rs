@@ -17,6 +17,7 @@
 //! COMMITTED each statement takes its snapshot when it starts, so reads folded into the locking statement (a
 //! CTE) would see the state from before the previous writer's commit.
 
+use std::collections::VecDeque;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -383,7 +384,17 @@ async fn migrate(client: &mut Object) -> Result<(), StoreError> {
 /// head again: another instance is writing, and most optimistic attempts would only cost a wasted round trip.
 const PESSIMISTIC_GROUPS_AFTER_HEAD_MOVED: usize = 16;
 
+/// Groups a writer has on the wire at once, each on its own connection. The second is planned on the head the
+/// first will leave and sent while the first executes and syncs, so the server goes from one group's commit
+/// straight to the next group's lock instead of waiting a round trip and the writer's planning in between.
+const PIPELINE_GROUPS_MAX: usize = 2;
+
 /// The writer task: commits queued appends in groups until every handle's queue sender is gone.
+///
+/// In the common case (one instance, or a quiet other one) each group is planned on the head this writer
+/// knows and committed in one round trip by `eventlog_append_group`, up to [`PIPELINE_GROUPS_MAX`] groups in
+/// flight. A group whose assumptions did not hold is committed the slow way inside its flight (the function
+/// checked and wrote nothing), and the pipeline drains before the writer trusts its view of the head again.
 async fn run_writer(
     pool: Pool,
     mut queue: mpsc::Receiver<PendingAppend>,
@@ -393,13 +404,29 @@ async fn run_writer(
 ) {
     let mut writer = Writer {
         pool,
-        connection: None,
+        spare: Vec::new(),
         commit_delay,
         known_head: Some(head),
         pessimistic_groups: 0,
+        flights: VecDeque::new(),
+        published,
     };
     let mut previous_appends = 1;
-    while let Some(first) = queue.recv().await {
+    loop {
+        let first = match writer.flights.front_mut() {
+            Some(oldest) => tokio::select! {
+                biased;
+                landed = &mut oldest.handle => {
+                    writer.land_oldest(landed).await;
+                    continue;
+                }
+                next = queue.recv() => next,
+            },
+            None => queue.recv().await,
+        };
+        let Some(first) = first else {
+            break;
+        };
         let mut builder = GroupBuilder::start(first, previous_appends);
         while !builder.drain(&mut queue) {
             tokio::task::yield_now().await;
@@ -409,15 +436,173 @@ async fn run_writer(
             continue;
         }
         previous_appends = group.len();
-        match writer.write_group(&group).await {
-            Ok(plan) => deliver(group, plan, &published),
+        writer.write(group).await;
+    }
+    writer.land_all().await;
+    tracing::debug!("postgres writer stopped");
+}
+
+/// A handle's writer: its connections, the groups it has on the wire, and the head it believes the log has.
+struct Writer {
+    pool: Pool,
+    /// Connections not carrying a flight.
+    spare: Vec<Object>,
+    commit_delay: CommitDelay,
+    /// The head the log will have once every flight landed, as planned; `None` when unknown (after a group
+    /// committed the slow way or failed), until a slow group reads it.
+    known_head: Option<Head>,
+    /// Groups still to commit the slow way before planning on `known_head` again.
+    pessimistic_groups: usize,
+    /// Groups on the wire, oldest first; they commit in this order (each checks the head the one before leaves).
+    flights: VecDeque<Flight>,
+    published: Arc<watch::Sender<Head>>,
+}
+
+/// A group on the wire: its own task on its own connection.
+struct Flight {
+    handle: tokio::task::JoinHandle<Landed>,
+}
+
+/// What a flight brings back.
+struct Landed {
+    client: Option<Object>,
+    group: Vec<PendingAppend>,
+    outcome: FlightOutcome,
+}
+
+enum FlightOutcome {
+    /// Committed as planned: the head is what the writer predicted.
+    AsPlanned(GroupPlan),
+    /// The plan's assumptions did not hold; the group was then decided on the state read under the lock.
+    Replanned {
+        result: Result<GroupPlan, GroupFailure>,
+        head_moved: bool,
+    },
+}
+
+impl Writer {
+    /// Commits `group`: sent as a flight when the writer can plan it on its own view of the head, otherwise (after
+    /// the pipeline has landed) the slow way, deciding on the state read under the lock.
+    async fn write(&mut self, group: Vec<PendingAppend>) {
+        if self.flights.len() >= PIPELINE_GROUPS_MAX
+            && let Some(oldest) = self.flights.pop_front()
+        {
+            let landed = oldest.handle.await;
+            self.land(landed).await;
+        }
+        let planned = match (self.pessimistic_groups, self.known_head, assumed_state(&group)) {
+            (0, Some(head), Some(assumed)) => Some(plan_group(&head, OffsetDateTime::now_utc(), &assumed, &group)),
+            _ => None,
+        };
+        self.pessimistic_groups = self.pessimistic_groups.saturating_sub(1);
+        match planned {
+            Some(plan) if !plan.rows.is_empty() => self.send(group, plan).await,
+            _ => self.write_slowly(group).await,
+        }
+    }
+
+    /// Sends a planned group as a flight.
+    async fn send(&mut self, group: Vec<PendingAppend>, plan: GroupPlan) {
+        let client = match self.client().await {
+            Ok(client) => client,
+            Err(GroupFailure::UniqueViolation(error) | GroupFailure::Other(error)) => {
+                fail_group(group, &error);
+                return;
+            }
+        };
+        self.known_head = Some(plan.head);
+        let delay = self.commit_delay.next();
+        let handle = tokio::spawn(fly(client, group, plan, delay));
+        self.flights.push_back(Flight { handle });
+    }
+
+    /// Lands every flight, then commits `group` deciding on the state read under the lock (two round trips).
+    async fn write_slowly(&mut self, group: Vec<PendingAppend>) {
+        self.land_all().await;
+        let delay = self.commit_delay.next();
+        let client = match self.client().await {
+            Ok(client) => client,
+            Err(GroupFailure::UniqueViolation(error) | GroupFailure::Other(error)) => {
+                fail_group(group, &error);
+                return;
+            }
+        };
+        let result = write_group_on(&client, &group, delay).await;
+        let client = release(client, result.is_ok()).await;
+        self.spare.extend(client);
+        self.known_head = result.as_ref().ok().map(|plan| plan.head);
+        self.finish(group, result).await;
+    }
+
+    /// Lands the oldest flight, already awaited by the caller.
+    async fn land_oldest(&mut self, landed: Result<Landed, tokio::task::JoinError>) {
+        self.flights.pop_front();
+        self.land(landed).await;
+    }
+
+    async fn land_all(&mut self) {
+        while let Some(flight) = self.flights.pop_front() {
+            let landed = flight.handle.await;
+            self.land(landed).await;
+        }
+    }
+
+    /// Answers a landed flight's appends. A flight that did not commit as planned leaves the writer's view of the
+    /// head unknown: the flights behind it were planned on it (they find that out themselves, under the lock),
+    /// so they land first and the last one's head is the writer's view again.
+    async fn land(&mut self, landed: Result<Landed, tokio::task::JoinError>) {
+        let landed = match landed {
+            Ok(landed) => landed,
+            Err(error) => {
+                // A flight task panicked; its callers' replies were dropped with it (they see the store closed).
+                tracing::error!(%error, "a group commit task failed");
+                self.known_head = None;
+                return;
+            }
+        };
+        self.spare.extend(landed.client);
+        match landed.outcome {
+            FlightOutcome::AsPlanned(plan) => {
+                if self.flights.is_empty() {
+                    self.known_head = Some(plan.head);
+                }
+                deliver(landed.group, plan, &self.published);
+            }
+            FlightOutcome::Replanned { result, head_moved } => {
+                if head_moved {
+                    // Another instance writes too: stop guessing for a while.
+                    self.pessimistic_groups = PESSIMISTIC_GROUPS_AFTER_HEAD_MOVED;
+                }
+                self.known_head = result.as_ref().ok().map(|plan| plan.head);
+                self.finish(landed.group, result).await;
+                Box::pin(self.land_all()).await;
+            }
+        }
+    }
+
+    /// Answers a group decided the slow way; a group a unique index refused as a whole is retried one append at
+    /// a time (unreachable while every writer takes the global lock).
+    async fn finish(&mut self, group: Vec<PendingAppend>, result: Result<GroupPlan, GroupFailure>) {
+        match result {
+            Ok(plan) => deliver(group, plan, &self.published),
             Err(GroupFailure::UniqueViolation(error)) if group.len() > 1 => {
                 tracing::warn!(%error, "unique index refused a planned group; retrying its appends one by one");
                 for pending in group {
-                    match writer.write_group(std::slice::from_ref(&pending)).await {
-                        Ok(plan) => deliver(vec![pending], plan, &published),
+                    let single = vec![pending];
+                    let client = match self.client().await {
+                        Ok(client) => client,
                         Err(GroupFailure::UniqueViolation(error) | GroupFailure::Other(error)) => {
-                            fail_group(vec![pending], &error);
+                            fail_group(single, &error);
+                            continue;
+                        }
+                    };
+                    let result = write_group_on(&client, &single, self.commit_delay.next()).await;
+                    self.spare.extend(release(client, result.is_ok()).await);
+                    self.known_head = result.as_ref().ok().map(|plan| plan.head);
+                    match result {
+                        Ok(plan) => deliver(single, plan, &self.published),
+                        Err(GroupFailure::UniqueViolation(error) | GroupFailure::Other(error)) => {
+                            fail_group(single, &error);
                         }
                     }
                 }
@@ -425,47 +610,9 @@ async fn run_writer(
             Err(GroupFailure::UniqueViolation(error) | GroupFailure::Other(error)) => fail_group(group, &error),
         }
     }
-    tracing::debug!("postgres writer stopped");
-}
-
-/// A handle's writer: its connection, and the head it believes the log has.
-struct Writer {
-    pool: Pool,
-    connection: Option<Object>,
-    commit_delay: CommitDelay,
-    /// The head as this writer last saw it under the lock (its own last commit, or what it read); `None` after a
-    /// failure, until the next group reads it.
-    known_head: Option<Head>,
-    /// Groups still to commit the slow way before trying [`Writer::commit_planned`] again.
-    pessimistic_groups: usize,
-}
-
-/// How an optimistic attempt ended without an error.
-enum Attempt {
-    Committed(GroupPlan),
-    /// The plan's assumptions did not hold (or there were none to make); nothing was written.
-    Replan,
-}
-
-impl Writer {
-    /// One group commit: in one round trip on the writer's own view of the log when that is likely to hold,
-    /// otherwise (or when it did not hold) in two, deciding on the state read under the lock.
-    #[tracing::instrument(skip_all, fields(backend = "postgres", appends = group.len()))]
-    async fn write_group(&mut self, group: &[PendingAppend]) -> Result<GroupPlan, GroupFailure> {
-        let client = self.client().await?;
-        let delay = self.commit_delay.next();
-        let result = match self.attempt_planned(&client, group, delay).await {
-            Ok(Attempt::Committed(plan)) => Ok(plan),
-            Ok(Attempt::Replan) => write_group_on(&client, group, delay).await,
-            Err(error) => Err(error),
-        };
-        self.known_head = result.as_ref().ok().map(|plan| plan.head);
-        self.release(client, result.is_ok()).await;
-        result
-    }
 
     async fn client(&mut self) -> Result<Object, GroupFailure> {
-        match self.connection.take() {
+        match self.spare.pop() {
             Some(client) => Ok(client),
             None => self
                 .pool
@@ -474,102 +621,113 @@ impl Writer {
                 .map_err(|error| GroupFailure::Other(StoreError::backend("connect writer", error))),
         }
     }
+}
 
-    /// Keeps the connection for the next group. After any failure the transaction is rolled back explicitly; if
-    /// even that fails, the connection is taken out of the pool and closed, so no half-done transaction can reach
-    /// another user of the pool.
-    async fn release(&mut self, client: Object, succeeded: bool) {
-        if succeeded {
-            self.connection = Some(client);
-            return;
-        }
-        match client.batch_execute("ROLLBACK").await {
-            Ok(()) => self.connection = Some(client),
-            Err(error) => {
-                tracing::warn!(%error, "discarding the writer connection after a failed rollback");
-                drop(Object::take(client));
-            }
+/// One flight: the planned group committed in one round trip by `eventlog_append_group`, or, when its
+/// assumptions did not hold, decided again on the state read under the lock.
+#[tracing::instrument(skip_all, fields(backend = "postgres", appends = group.len()))]
+async fn fly(client: Object, group: Vec<PendingAppend>, plan: GroupPlan, commit_delay: Duration) -> Landed {
+    let outcome = match call_append_group(&client, &group, &plan, commit_delay).await {
+        Ok(Called::Committed) => FlightOutcome::AsPlanned(plan),
+        Ok(called) => FlightOutcome::Replanned {
+            result: write_group_on(&client, &group, commit_delay).await,
+            head_moved: matches!(called, Called::HeadMoved),
+        },
+        Err(error) => FlightOutcome::Replanned {
+            result: Err(error),
+            head_moved: false,
+        },
+    };
+    let succeeded = !matches!(&outcome, FlightOutcome::Replanned { result: Err(_), .. });
+    let client = release(client, succeeded).await;
+    Landed { client, group, outcome }
+}
+
+/// Keeps a connection for the next group, or closes it. After a failure the transaction is rolled back
+/// explicitly; if even that fails, the connection is taken out of the pool and closed, so no half-done
+/// transaction can reach another user of the pool.
+async fn release(client: Object, succeeded: bool) -> Option<Object> {
+    if succeeded {
+        return Some(client);
+    }
+    match client.batch_execute("ROLLBACK").await {
+        Ok(()) => Some(client),
+        Err(error) => {
+            tracing::warn!(%error, "discarding a writer connection after a failed rollback");
+            drop(Object::take(client));
+            None
         }
     }
+}
 
-    /// Plans `group` on the head this writer knows and on what its appends expect ([`assumed_state`]), and
-    /// commits it with `eventlog_append_group`, which checks under the lock that both still hold. A single
-    /// instance's writer is always right about its own head, so its group costs one round trip.
-    async fn attempt_planned(
-        &mut self,
-        client: &Object,
-        group: &[PendingAppend],
-        commit_delay: Duration,
-    ) -> Result<Attempt, GroupFailure> {
-        if self.pessimistic_groups > 0 {
-            self.pessimistic_groups -= 1;
-            return Ok(Attempt::Replan);
-        }
-        let (Some(head), Some(assumed)) = (self.known_head, assumed_state(group)) else {
-            return Ok(Attempt::Replan);
-        };
-        let plan = plan_group(&head, OffsetDateTime::now_utc(), &assumed, group);
-        let Some(last) = plan.rows.last() else {
-            return Ok(Attempt::Replan);
-        };
-        let statement = client
-            .prepare_cached(APPEND_GROUP_SQL)
-            .await
-            .map_err(|error| GroupFailure::Other(StoreError::backend("prepare group append", error)))?;
-        let checked_streams: Vec<&str> = group_streams(group).into_iter().map(StreamName::as_str).collect();
-        let checked_revisions: Vec<i64> = group_streams(group)
-            .into_iter()
-            .map(|stream| {
-                assumed
-                    .last_revisions
-                    .get(stream)
-                    .map_or(-1, |revision| bound(*revision))
-            })
-            .collect();
-        let columns = Columns::of(&plan.rows);
-        let head_hash: &[u8] = &head.hash;
-        let head_position = bound(head.position);
-        let delay_us = i64::try_from(commit_delay.as_micros()).unwrap_or(i64::MAX);
-        let params: [&(dyn ToSql + Sync); 16] = [
-            &head_position,
-            &head_hash,
-            &delay_us,
-            &checked_streams,
-            &checked_revisions,
-            &columns.positions,
-            &columns.streams,
-            &columns.revisions,
-            &columns.event_ids,
-            &columns.event_types,
-            &columns.schema_versions,
-            &columns.payloads,
-            &columns.actors,
-            &columns.recorded_ats,
-            &columns.prev_hashes,
-            &columns.hashes,
-        ];
-        let row = match client.query_one(&statement, &params).await {
-            Ok(row) => row,
-            // A stored event id (the plan assumed none): decide again with the ids read under the lock.
-            Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => return Ok(Attempt::Replan),
-            Err(error) => return Err(GroupFailure::Other(StoreError::backend("append group", error))),
-        };
-        let answer: &str = row
-            .try_get(0)
-            .map_err(|error| GroupFailure::Other(StoreError::backend("append group", error)))?;
-        match answer {
-            "committed" => {
-                debug_assert_eq!(plan.head.position, last.position);
-                Ok(Attempt::Committed(plan))
+/// What `eventlog_append_group` answered.
+enum Called {
+    Committed,
+    HeadMoved,
+    /// A stream was not at the assumed revision, or an event id was already stored: nothing was written.
+    Replan,
+}
+
+/// Calls `eventlog_append_group` with a group planned on `plan`'s assumptions (the head it was planned after and
+/// the revision each stream's first append expects).
+async fn call_append_group(
+    client: &Object,
+    group: &[PendingAppend],
+    plan: &GroupPlan,
+    commit_delay: Duration,
+) -> Result<Called, GroupFailure> {
+    let failed = |error| GroupFailure::Other(StoreError::backend("append group", error));
+    let Some(first) = plan.rows.first() else {
+        return Ok(Called::Replan);
+    };
+    let statement = client.prepare_cached(APPEND_GROUP_SQL).await.map_err(failed)?;
+    let streams = group_streams(group);
+    let checked_streams: Vec<&str> = streams.iter().map(|stream| stream.as_str()).collect();
+    // Every stream's first append expects Exact or NoStream (the plan was made on `assumed_state`).
+    let checked_revisions: Vec<i64> = streams
+        .iter()
+        .map(|stream| {
+            let first_append = group.iter().find(|pending| &&pending.stream == stream);
+            match first_append.map(|pending| pending.expected) {
+                Some(ExpectedRevision::Exact(revision)) => bound(revision),
+                _ => -1,
             }
-            "head moved" => {
-                // Another instance writes too: stop guessing for a while.
-                self.pessimistic_groups = PESSIMISTIC_GROUPS_AFTER_HEAD_MOVED;
-                Ok(Attempt::Replan)
-            }
-            _ => Ok(Attempt::Replan),
-        }
-    }
+        })
+        .collect();
+    let columns = Columns::of(&plan.rows);
+    let head_hash: &[u8] = &first.prev_hash;
+    let head_position = bound(first.position - 1);
+    let delay_us = i64::try_from(commit_delay.as_micros()).unwrap_or(i64::MAX);
+    let params: [&(dyn ToSql + Sync); 16] = [
+        &head_position,
+        &head_hash,
+        &delay_us,
+        &checked_streams,
+        &checked_revisions,
+        &columns.positions,
+        &columns.streams,
+        &columns.revisions,
+        &columns.event_ids,
+        &columns.event_types,
+        &columns.schema_versions,
+        &columns.payloads,
+        &columns.actors,
+        &columns.recorded_ats,
+        &columns.prev_hashes,
+        &columns.hashes,
+    ];
+    let row = match client.query_one(&statement, &params).await {
+        Ok(row) => row,
+        // A stored event id (the plan assumed none): decide again with the ids read under the lock.
+        Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => return Ok(Called::Replan),
+        Err(error) => return Err(failed(error)),
+    };
+    let answer: &str = row.try_get(0).map_err(failed)?;
+    Ok(match answer {
+        "committed" => Called::Committed,
+        "head moved" => Called::HeadMoved,
+        _ => Called::Replan,
+    })
 }
 
 /// The call of the group append function (migration 2).
