@@ -103,6 +103,9 @@ pub async fn end_position(store: &dyn EventStore, end: ReplayEnd, head: u64) -> 
 }
 
 /// Folds positions `1..=end` of `store`, calling `progress(position)` after each batch.
+///
+/// The next batch is read while the current one is folded (the store reads on its own threads or
+/// connections), so a rebuild costs about the longer of reading and folding, not their sum.
 #[tracing::instrument(skip(store, progress))]
 pub async fn rebuild(
     store: &dyn EventStore,
@@ -110,33 +113,55 @@ pub async fn rebuild(
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<Rebuilt, AuditError> {
     let mut rebuilt = Rebuilt::default();
-    let mut next = 1;
-    while next <= end {
-        let limit = usize::try_from(end - next + 1).map_or(REPLAY_BATCH_EVENTS_MAX, |remaining| {
-            remaining.min(REPLAY_BATCH_EVENTS_MAX)
-        });
-        let batch = store.read_all(next, limit).await?;
+    if end == 0 {
+        return Ok(rebuilt);
+    }
+    let mut batch = store.read_all(1, batch_limit(1, end)).await?;
+    loop {
         let Some(last) = batch.last() else {
             return Err(AuditError::Replay {
-                position: next,
+                position: rebuilt.last_position + 1,
                 reason: format!("the log ends before position {end}"),
             });
         };
-        next = last.position + 1;
-        for recorded in &batch {
-            let replay_error = |error: projections::ProjectionError| AuditError::Replay {
-                position: recorded.position,
-                reason: error.to_string(),
-            };
-            if let Some(envelope) = Envelope::decode(recorded).map_err(replay_error)? {
-                rebuilt.fold.apply(&envelope).map_err(replay_error)?;
-                rebuilt.events += 1;
+        let next = last.position + 1;
+        let prefetch = async {
+            if next > end {
+                return Ok(Vec::new());
             }
-        }
+            store.read_all(next, batch_limit(next, end)).await
+        };
+        // The read is polled first, so it is under way while this batch is folded.
+        let (prefetched, folded) = futures_util::future::join(prefetch, async { fold_batch(&mut rebuilt, &batch) }).await;
+        folded?;
         rebuilt.last_position = next - 1;
         progress(rebuilt.last_position);
+        if next > end {
+            return Ok(rebuilt);
+        }
+        batch = prefetched?;
     }
-    Ok(rebuilt)
+}
+
+/// Events to read from `next` so as not to pass `end`.
+fn batch_limit(next: u64, end: u64) -> usize {
+    usize::try_from(end - next + 1).map_or(REPLAY_BATCH_EVENTS_MAX, |remaining| {
+        remaining.min(REPLAY_BATCH_EVENTS_MAX)
+    })
+}
+
+fn fold_batch(rebuilt: &mut Rebuilt, batch: &[eventlog::RecordedEvent]) -> Result<(), AuditError> {
+    for recorded in batch {
+        let replay_error = |error: projections::ProjectionError| AuditError::Replay {
+            position: recorded.position,
+            reason: error.to_string(),
+        };
+        if let Some(envelope) = Envelope::decode(recorded).map_err(replay_error)? {
+            rebuilt.fold.apply(&envelope).map_err(replay_error)?;
+            rebuilt.events += 1;
+        }
+    }
+    Ok(())
 }
 
 /// One row that differs between the live read models and the rebuilt ones.

@@ -196,8 +196,14 @@ impl LogVerifier {
         if self.expected.is_some_and(|digest| digest.position == event.position) {
             self.extends = self.expected;
         }
-        self.next_revision
-            .insert(event.stream.as_str().to_owned(), event.revision + 1);
+        // Only a stream's first event costs an allocation for its name.
+        match self.next_revision.get_mut(event.stream.as_str()) {
+            Some(next) => *next = event.revision + 1,
+            None => {
+                self.next_revision
+                    .insert(event.stream.as_str().to_owned(), event.revision + 1);
+            }
+        }
         self.events += 1;
         self.last = Digest::of(event);
         Ok(())
@@ -258,30 +264,46 @@ impl LogVerifier {
 
 /// Verifies the whole log of `store`, and that it extends `expected` if given.
 ///
+/// The next batch is read while the current one is checked (the store reads on its own threads or
+/// connections), so verifying costs about as long as reading the log.
+///
 /// Findings are part of the report; an error means the store could not be read.
 #[tracing::instrument(skip(store))]
 pub async fn verify_log(store: &dyn EventStore, expected: Option<Digest>) -> Result<VerifyReport, AuditError> {
     let mut verifier = LogVerifier::new(expected);
+    let mut batch = read_batch(store, &verifier).await?;
     loop {
-        let batch = match read_batch(store, &verifier).await? {
-            Ok(batch) => batch,
+        let current = match batch {
+            Ok(current) => current,
             Err(finding) => return Ok(verifier.report(Some(finding))),
         };
-        if batch.is_empty() {
+        let Some(last) = current.last() else {
             match at_the_end(store, &verifier).await? {
                 Ok(None) => break,
                 Ok(Some(more)) => {
-                    if let Err(finding) = check_all(&mut verifier, &more) {
-                        return Ok(verifier.report(Some(finding)));
-                    }
+                    batch = Ok(more);
                     continue;
                 }
                 Err(finding) => return Ok(verifier.report(Some(finding))),
             }
-        }
-        if let Err(finding) = check_all(&mut verifier, &batch) {
+        };
+        // Positions are dense, so the next batch starts right after this one's last event, whatever it holds.
+        let next = last.position + 1;
+        // The read is polled first, so it is under way (on the store's threads or connections) while the check runs.
+        let (prefetched, checked) = futures_util::future::join(
+            store.read_all(next, VERIFY_BATCH_EVENTS_MAX),
+            async { check_all(&mut verifier, &current) },
+        )
+        .await;
+        if let Err(finding) = checked {
             return Ok(verifier.report(Some(finding)));
         }
+        batch = match prefetched {
+            Ok(prefetched) => Ok(prefetched),
+            // A read that failed is read again with the verifier's state after this batch, which tells a hole
+            // in the log (a finding) from a store that cannot be read (an error).
+            Err(_) => read_batch(store, &verifier).await?,
+        };
     }
     let finding = verifier.check_end().err();
     tracing::info!(events = verifier.events, intact = finding.is_none(), "log verified");
