@@ -68,16 +68,16 @@ pub enum KeyError {
     /// The public key is not an RSA key (the SubjectPublicKeyInfo names another algorithm).
     #[error("key is not an RSA key (algorithm OID is not rsaEncryption)")]
     NotRsa,
-    /// The RSA modulus is outside the sizes Antom and `ring` use (2048 to 8192 bits).
+    /// The RSA modulus is outside the sizes Antom and the verifier use (2048 to 8192 bits).
     #[error("RSA modulus of {bits} bits is outside the supported 2048..=8192 bits")]
     UnsupportedKeySize {
         /// The modulus size found.
         bits: usize,
     },
-    /// `ring` refused the private key (not PKCS#8/PKCS#1 RSA, inconsistent, too small).
+    /// The crypto library refused the private key (not PKCS#8/PKCS#1 RSA, inconsistent, too small).
     #[error("private key rejected: {reason}")]
     Rejected {
-        /// `ring`'s reason, a fixed description without key material.
+        /// The library's reason, a fixed description without key material.
         reason: String,
     },
 }

@@ -3,7 +3,7 @@
 //!
 //! Antom hands keys out as base64 DER without PEM markers, operators often
 //! store them as PEM files or environment variables, so every loader accepts
-//! both. `ring` wants the bare PKCS#1 `RSAPublicKey` for verification while
+//! both. `aws-lc-rs` (like `ring`) wants the bare PKCS#1 `RSAPublicKey` for verification while
 //! Antom ships an X.509 `SubjectPublicKeyInfo`; the small DER walk below
 //! removes that wrapper and checks the algorithm is RSA, instead of pulling
 //! in a full ASN.1 stack for two fixed structures.
@@ -15,10 +15,10 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
+use aws_lc_rs::signature::{KeyPair as _, RsaKeyPair};
 use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use ring::signature::{KeyPair as _, RsaKeyPair};
 use secrecy::{ExposeSecret as _, SecretSlice, SecretString};
 
 use crate::error::KeyError;
@@ -27,7 +27,7 @@ use crate::error::KeyError;
 const PRIVATE_KEY_LABELS: &[&str] = &["PRIVATE KEY", "RSA PRIVATE KEY"];
 /// PEM labels accepted for a public key: X.509 SubjectPublicKeyInfo (what Antom issues) and PKCS#1.
 const PUBLIC_KEY_LABELS: &[&str] = &["PUBLIC KEY", "RSA PUBLIC KEY"];
-/// Smallest RSA modulus accepted, in bits (`ring` verifies 2048..=8192).
+/// Smallest RSA modulus accepted, in bits (the verifier takes 2048..=8192).
 pub const RSA_MODULUS_BITS_MIN: usize = 2048;
 /// Largest RSA modulus accepted, in bits.
 pub const RSA_MODULUS_BITS_MAX: usize = 8192;
@@ -51,7 +51,7 @@ impl PrivateKey {
             .map_err(|rejected| KeyError::Rejected {
                 reason: rejected.to_string(),
             })?;
-        let bits = key_pair.public().modulus_len() * 8;
+        let bits = key_pair.public_modulus_len() * 8;
         if !(RSA_MODULUS_BITS_MIN..=RSA_MODULUS_BITS_MAX).contains(&bits) {
             return Err(KeyError::UnsupportedKeySize { bits });
         }
@@ -78,7 +78,7 @@ impl PrivateKey {
 
     /// Size of the RSA modulus in bits.
     pub fn modulus_bits(&self) -> usize {
-        self.key_pair.public().modulus_len() * 8
+        self.key_pair.public_modulus_len() * 8
     }
 
     pub(crate) fn key_pair(&self) -> &RsaKeyPair {
@@ -97,7 +97,7 @@ impl fmt::Debug for PrivateKey {
 
 /// Antom's RSA public key, used to verify responses and notifications.
 ///
-/// Holds the PKCS#1 `RSAPublicKey` DER that `ring` verifies with. Cloning is
+/// Holds the PKCS#1 `RSAPublicKey` DER that the verifier takes. Cloning is
 /// cheap (shared). `Debug` prints only the modulus size.
 #[derive(Clone)]
 pub struct PublicKey {

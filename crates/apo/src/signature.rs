@@ -8,13 +8,13 @@
 //! here is pure (no clock, no IO) so the test vectors made with Antom's own
 //! SDK can be replayed byte for byte.
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, UnparsedPublicKey};
 use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::general_purpose::STANDARD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
-use ring::rand::SystemRandom;
-use ring::signature::{RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, UnparsedPublicKey};
 
 use crate::error::SignatureError;
 use crate::keys::{PrivateKey, PublicKey};
@@ -71,7 +71,7 @@ pub fn sign(
 ) -> Result<String, SignatureError> {
     let content = content_to_sign(method, path, client_id, time, body);
     let key_pair = key.key_pair();
-    let mut signature = vec![0u8; key_pair.public().modulus_len()];
+    let mut signature = vec![0u8; key_pair.public_modulus_len()];
     key_pair
         .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), &content, &mut signature)
         .map_err(|_| SignatureError::Signing)?;
