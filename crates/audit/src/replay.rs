@@ -132,7 +132,8 @@ pub async fn rebuild(
             store.read_all(next, batch_limit(next, end)).await
         };
         // The read is polled first, so it is under way while this batch is folded.
-        let (prefetched, folded) = futures_util::future::join(prefetch, async { fold_batch(&mut rebuilt, &batch) }).await;
+        let (prefetched, folded) =
+            futures_util::future::join(prefetch, async { fold_batch(&mut rebuilt, &batch) }).await;
         folded?;
         rebuilt.last_position = next - 1;
         progress(rebuilt.last_position);

@@ -290,10 +290,9 @@ pub async fn verify_log(store: &dyn EventStore, expected: Option<Digest>) -> Res
         // Positions are dense, so the next batch starts right after this one's last event, whatever it holds.
         let next = last.position + 1;
         // The read is polled first, so it is under way (on the store's threads or connections) while the check runs.
-        let (prefetched, checked) = futures_util::future::join(
-            store.read_all(next, VERIFY_BATCH_EVENTS_MAX),
-            async { check_all(&mut verifier, &current) },
-        )
+        let (prefetched, checked) = futures_util::future::join(store.read_all(next, VERIFY_BATCH_EVENTS_MAX), async {
+            check_all(&mut verifier, &current)
+        })
         .await;
         if let Err(finding) = checked {
             return Ok(verifier.report(Some(finding)));
