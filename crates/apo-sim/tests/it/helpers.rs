@@ -24,7 +24,7 @@ pub(crate) const LOOPBACK: &str = "127.0.0.1:0";
 /// How long a test waits for something asynchronous (a notification, a settle).
 pub(crate) const WAIT_MS_MAX: u64 = 10_000;
 
-/// The test-only keys in /work/shared/antom-vectors.
+/// The test-only keys of the Antom signature vectors.
 #[derive(Clone)]
 pub(crate) struct Keys {
     pub(crate) merchant_private: PrivateKey,
@@ -34,14 +34,14 @@ pub(crate) struct Keys {
 }
 
 pub(crate) fn vectors_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/antom-vectors")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/antom")
 }
 
 pub(crate) fn keys() -> Keys {
     let dir = vectors_dir();
     assert!(
         dir.join("merchant_private_pkcs8.pem").is_file(),
-        "test keys missing: expected the Antom test vectors in {} (the shared antom-vectors directory)",
+        "test keys missing: expected the Antom test vectors in {}",
         dir.display()
     );
     let file = |name: &str| dir.join(name);

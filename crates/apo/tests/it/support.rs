@@ -1,18 +1,17 @@
-//! Finding and reading the shared Antom test vectors and keys.
+//! Finding and reading the Antom test vectors and keys (`testdata/antom`).
 
 use std::path::PathBuf;
 
 use apo::{PrivateKey, PublicKey};
 use serde::Deserialize;
 
-/// `shared/antom-vectors`, which sits beside the repository checkout (here
-/// and in CI, which copies `shared/` next to the clone).
+/// `testdata/antom` at the top of the repository: the test-only keys and the
+/// vectors made with Antom's official SDK (`scripts/antom-vectors` makes them).
 pub(crate) fn vectors_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/antom-vectors");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/antom");
     assert!(
         dir.join("vectors.json").is_file(),
-        "Antom test vectors not found at {}: put a copy of shared/ beside the repository checkout \
-         (shared/antom-vectors/vectors.json and the PEM keys)",
+        "Antom test vectors not found at {}",
         dir.display()
     );
     dir

@@ -25,7 +25,7 @@ pub(crate) const WAIT_MS_MAX: u64 = 15_000;
 /// The ledger's timeout on Antom calls: short, so "timeout" faults resolve fast.
 const APO_REQUEST_TIMEOUT_MS: u64 = 500;
 
-/// The test-only key pairs in the shared antom-vectors directory.
+/// The test-only key pairs of the Antom signature vectors (`testdata/antom`).
 #[derive(Clone)]
 pub(crate) struct Keys {
     pub(crate) merchant_private: PrivateKey,
@@ -35,7 +35,7 @@ pub(crate) struct Keys {
 }
 
 pub(crate) fn keys() -> Keys {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/antom-vectors");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/antom");
     assert!(
         dir.join("merchant_private_pkcs8.pem").is_file(),
         "test keys missing: expected the Antom test vectors in {}",
