@@ -15,7 +15,7 @@ use crate::error::SimError;
 use crate::report::ReportSettings;
 
 /// Antom's notifyRefund retry schedule in milliseconds: 0 s, 2 min, 10 min,
-/// 10 min, 1 h, 2 h, 6 h, 15 h (antom-protocol.md). Each wait is divided by
+/// 10 min, 1 h, 2 h, 6 h, 15 h (docs/antom-protocol.md). Each wait is divided by
 /// [`SimConfig::notify_compression`].
 pub const NOTIFY_SCHEDULE_MS: [u64; 8] = [
     0,

@@ -1,6 +1,6 @@
 //! Antom's side of the books: the payments it holds and the refunds it has
-//! accepted, with Antom's refund rules (antom-refund.md Table 1 and the
-//! protocol's result codes) applied to them.
+//! accepted, with Antom's refund rules (docs/refund-rules.md, and the result
+//! codes of docs/antom-protocol.md) applied to them.
 //!
 //! Pure on purpose: no clock (the caller passes `now`), no randomness (the
 //! caller decides whether an accepted refund is answered at once or left

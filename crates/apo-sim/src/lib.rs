@@ -1,6 +1,6 @@
 //! apo-sim: a faithful simulator of Antom's refund API, in the spirit of
 //! stripe-mock: it holds payments, applies Antom's refund rules itself
-//! (antom-refund.md Table 1 and the protocol's result codes), verifies the
+//! (docs/refund-rules.md and the protocol's result codes), verifies the
 //! merchant's signatures, signs its answers and notifications with an
 //! "Antom" key, and injects the faults a real network and a real provider
 //! produce (latency, U answers, timeouts, 5xx, 429, garbage, unsigned or

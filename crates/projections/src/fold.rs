@@ -194,7 +194,7 @@ impl PaymentRow {
         )
     }
 
-    /// The balance invariant of DESIGN.md: `refunded + pending <= captured`.
+    /// The balance invariant of docs/domain.md: `refunded + pending <= captured`.
     pub fn invariant_holds(&self) -> bool {
         self.refunded
             .minor_units()

@@ -19,7 +19,7 @@ pub const PAGE_SIZE_MAX: usize = 500;
 
 /// A payment's balances as of the read models' checkpoint.
 ///
-/// `refunded + pending <= captured` always holds (the balance invariant of DESIGN.md), and
+/// `refunded + pending <= captured` always holds (the balance invariant of docs/domain.md), and
 /// `refundable = captured - refunded - pending - charged_back` (floored at zero), exactly as
 /// [`domain::PaymentState::refundable`] computes it.
 #[derive(Debug, Clone, PartialEq, Eq)]

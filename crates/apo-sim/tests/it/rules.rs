@@ -1,5 +1,5 @@
-//! Antom's refund rules over real HTTP: one test per rule of antom-refund.md
-//! Table 1 and per protocol code the simulator answers.
+//! Antom's refund rules over real HTTP: one test per rule of
+//! docs/refund-rules.md and per protocol code the simulator answers.
 
 use apo_sim::{Chargeback, MethodPolicy, PaymentUpdate, Policies};
 use domain::PaymentMethodType;

@@ -1,4 +1,4 @@
-//! One scenario per rule of antom-refund.md and DESIGN.md.
+//! One scenario per rule of docs/refund-rules.md and docs/domain.md.
 
 use domain::{
     ChargebackOpened, ChargebackResolution, ChargebackResolved, DisputeId, MethodPolicy, OutcomeSource,
