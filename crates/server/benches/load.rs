@@ -33,7 +33,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use rustix::process::Signal;
 use serde_json::{Value, json};
+
+#[path = "../tests/it/postgres_sql.rs"]
+mod postgres_sql;
+use postgres_sql::simple_query;
 
 /// Concurrent refund clients that keep the server saturated (HTTP/1.1 keep-alive connections).
 const REFUND_CLIENTS_SATURATING: usize = 32;
@@ -384,8 +389,8 @@ impl Server {
     }
 
     fn stop(mut self) {
-        let _signalled = Command::new("kill").arg(self.child.id().to_string()).status();
-        let _exited = self.child.wait();
+        rustix::process::kill_process(rustix::process::Pid::from_child(&self.child), Signal::TERM).unwrap();
+        self.child.wait().unwrap();
     }
 }
 
@@ -407,16 +412,8 @@ impl PostgresDatabase {
     fn create() -> Result<Self, String> {
         let admin_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
         let name = format!("load_{}", uuid::Uuid::new_v4().simple());
-        let output = Command::new("psql")
-            .args([admin_url.as_str(), "-q", "-c", &format!("CREATE DATABASE {name}")])
-            .output()
-            .map_err(|error| format!("psql: {error}"))?;
-        if !output.status.success() {
-            return Err(format!(
-                "no PostgreSQL at {admin_url}: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            ));
-        }
+        simple_query(&admin_url, &format!("CREATE DATABASE {name}"))
+            .map_err(|error| format!("no PostgreSQL at {admin_url}: {error}"))?;
         let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
         let url = format!("{base}/{name}");
         Ok(Self { admin_url, name, url })
@@ -425,13 +422,9 @@ impl PostgresDatabase {
 
 impl Drop for PostgresDatabase {
     fn drop(&mut self) {
-        let _dropped = Command::new("psql")
-            .args([
-                self.admin_url.as_str(),
-                "-q",
-                "-c",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            ])
-            .status();
+        let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        if let Err(error) = simple_query(&self.admin_url, &statement) {
+            eprintln!("could not drop {}: {error}", self.name);
+        }
     }
 }

@@ -451,32 +451,75 @@ mod tests {
         assert_eq!(asked.into_inner(), documented);
     }
 
-    /// docker-compose.yml is valid Compose (checked by Debian's docker-compose, which validates against
-    /// the Compose schema without a Docker engine) and sets only variables the server reads.
+    /// The repository's `docker-compose.yml`, as JSON.
+    fn compose_file() -> serde_json::Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docker-compose.yml");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        yaml_to_json(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+    }
+
+    /// A one-document YAML text as JSON, the data model the Compose schema is written for.
+    fn yaml_to_json(text: &str) -> Result<serde_json::Value, String> {
+        let documents = yaml_rust2::YamlLoader::load_from_str(text).map_err(|error| error.to_string())?;
+        match documents.as_slice() {
+            [document] => yaml_value_to_json(document),
+            _ => Err(format!("expected one YAML document, found {}", documents.len())),
+        }
+    }
+
+    fn yaml_value_to_json(value: &yaml_rust2::Yaml) -> Result<serde_json::Value, String> {
+        use yaml_rust2::Yaml;
+        Ok(match value {
+            Yaml::Null => serde_json::Value::Null,
+            Yaml::Boolean(flag) => serde_json::Value::Bool(*flag),
+            Yaml::Integer(number) => serde_json::Value::from(*number),
+            Yaml::Real(text) => serde_json::from_str(text).map_err(|_| format!("unsupported YAML number {text}"))?,
+            Yaml::String(text) => serde_json::Value::String(text.clone()),
+            Yaml::Array(items) => items.iter().map(yaml_value_to_json).collect::<Result<_, _>>()?,
+            Yaml::Hash(entries) => {
+                let mut object = serde_json::Map::new();
+                for (key, item) in entries {
+                    let Yaml::String(key) = key else {
+                        return Err(format!("a mapping key that is not a string: {key:?}"));
+                    };
+                    object.insert(key.clone(), yaml_value_to_json(item)?);
+                }
+                serde_json::Value::Object(object)
+            }
+            Yaml::Alias(_) | Yaml::BadValue => return Err(format!("unsupported YAML node {value:?}")),
+        })
+    }
+
+    /// Validates `document` against the Compose Specification's JSON schema, as `docker compose config`
+    /// does, without Docker tooling. The error lists every violation with its location.
+    ///
+    /// The schema is `schema/compose-spec.json` of the compose-spec/compose-spec repository, vendored in
+    /// `testdata/compose-spec` unchanged from the copy the PyPI package check-jsonschema 0.39.0 ships
+    /// (sha256 d549057ebc2925f39f62799eab0db7b9e2c18b35b6c00595199116da3ed10e64; its README says how to
+    /// update it).
+    fn compose_schema_check(document: &serde_json::Value) -> Result<(), String> {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/compose-spec/compose-spec.json");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        let schema: serde_json::Value = serde_json::from_str(&text).expect("the Compose schema is JSON");
+        // Only a name for the schema: it is added from the file above, nothing is fetched.
+        let location = "https://compose-spec.io/compose-spec.json";
+        let mut compiler = boon::Compiler::new();
+        compiler.add_resource(location, schema).expect("an absolute schema URL");
+        let mut schemas = boon::Schemas::new();
+        let index = compiler
+            .compile(location, &mut schemas)
+            .unwrap_or_else(|error| panic!("the Compose schema compiles: {error}"));
+        schemas.validate(document, index).map_err(|error| format!("{error}"))
+    }
+
+    /// docker-compose.yml is valid Compose and sets only variables the server reads.
     #[test]
     fn docker_compose_is_valid_and_sets_only_keys_the_server_reads() {
-        let compose = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docker-compose.yml");
-        let validated = std::process::Command::new("docker-compose")
-            .arg("-f")
-            .arg(&compose)
-            .args(["config", "-q"])
-            .output()
-            .expect("docker-compose is needed for this test: apt-get install docker-compose (.ci/run does)");
-        assert!(
-            validated.status.success(),
-            "{}",
-            String::from_utf8_lossy(&validated.stderr)
-        );
-        let as_json = std::process::Command::new("/usr/bin/python3")
-            .args([
-                "-c",
-                "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
-            ])
-            .arg(&compose)
-            .output()
-            .expect("python3 with PyYAML (a docker-compose dependency) reads the compose file");
-        assert!(as_json.status.success(), "{}", String::from_utf8_lossy(&as_json.stderr));
-        let document: serde_json::Value = serde_json::from_slice(&as_json.stdout).unwrap();
+        let document = compose_file();
+        if let Err(errors) = compose_schema_check(&document) {
+            panic!("docker-compose.yml breaks the Compose schema:\n{errors}");
+        }
         let environment = document["services"]["refund-ledger"]["environment"]
             .as_object()
             .expect("an environment map");
@@ -496,6 +539,53 @@ mod tests {
         assert_eq!(depends["postgres"]["condition"], "service_healthy");
         let base_url = environment["REFUND_LEDGER_ANTOM_BASE_URL"].as_str().unwrap();
         assert!(base_url.starts_with("http://apo-sim:"), "the simulator is the gateway");
+    }
+
+    /// The schema check catches what Compose refuses: each broken variant of the real file fails, naming
+    /// where.
+    #[test]
+    fn a_broken_compose_document_fails_the_schema_check() {
+        let valid = compose_file();
+        // (JSON pointer of the value to put, the value, what the schema check must say): each breaks one rule.
+        let breakages = [
+            (
+                "/services/refund-ledger/depends_on/postgres/condition",
+                serde_json::json!("service_happy"),
+                "at '/services/refund-ledger/depends_on/postgres/condition'",
+            ),
+            (
+                "/services/postgres/healthcheck/retries",
+                serde_json::json!([30]),
+                "at '/services/postgres/healthcheck/retries': want number or string, but got array",
+            ),
+            (
+                "/services/apo-sim/volumes",
+                serde_json::json!("./deploy/demo-keys:/keys:ro"),
+                "at '/services/apo-sim/volumes': want array, but got string",
+            ),
+            (
+                "/servicess",
+                serde_json::json!({}),
+                "additionalProperties 'servicess' not allowed",
+            ),
+        ];
+        for (pointer, value, expected) in breakages {
+            let mut broken = valid.clone();
+            let (parent, key) = pointer.rsplit_once('/').expect("a pointer");
+            broken
+                .pointer_mut(parent)
+                .and_then(serde_json::Value::as_object_mut)
+                .unwrap_or_else(|| panic!("{parent} is a mapping of docker-compose.yml"))
+                .insert(key.to_owned(), value);
+            let errors = compose_schema_check(&broken).expect_err(pointer);
+            assert!(errors.contains(expected), "expected {expected:?}, got:\n{errors}");
+        }
+        let not_a_mapping = yaml_to_json("services:\n  - refund-ledger\n").unwrap();
+        assert!(compose_schema_check(&not_a_mapping).is_err());
+        assert!(
+            yaml_to_json("services: [unclosed").is_err(),
+            "YAML syntax errors are reported"
+        );
     }
 
     #[test]

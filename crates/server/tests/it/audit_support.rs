@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::postgres_sql::simple_query;
 use crate::support::{OPERATOR_KEY, PostgresDatabase, Server, VIEWER_KEY, binary};
 
 pub(crate) const ADMIN_KEY: &str = "admin-secret-1";
@@ -154,11 +155,7 @@ impl Log {
                 connection.execute_batch(statements).unwrap();
             }
             Log::Postgres(database) => {
-                let output = Command::new("psql")
-                    .args([database.url.as_str(), "-v", "ON_ERROR_STOP=1", "-q", "-c", statements])
-                    .output()
-                    .unwrap();
-                assert!(output.status.success(), "{output:?}");
+                simple_query(&database.url, statements).unwrap();
             }
         }
     }
@@ -187,21 +184,14 @@ impl Log {
                     .map(Result::unwrap)
                     .collect()
             }
-            Log::Postgres(database) => {
-                let output = Command::new("psql")
-                    .args([database.url.as_str(), "-At", "-F", "|", "-c", sql])
-                    .output()
-                    .unwrap();
-                assert!(output.status.success(), "{output:?}");
-                String::from_utf8(output.stdout)
-                    .unwrap()
-                    .lines()
-                    .map(|line| {
-                        let (position, stream) = line.split_once('|').unwrap();
-                        (position.parse().unwrap(), stream.to_owned())
-                    })
-                    .collect()
-            }
+            Log::Postgres(database) => simple_query(&database.url, sql)
+                .unwrap()
+                .into_iter()
+                .map(|row| match row.as_slice() {
+                    [Some(position), Some(stream)] => (position.parse().unwrap(), stream.clone()),
+                    other => panic!("unexpected row {other:?}"),
+                })
+                .collect(),
         }
     }
 }

@@ -136,28 +136,76 @@ fn exports_balance_and_agree_between_cli_and_http_on_postgres() {
     export_tests(&Log::postgres());
 }
 
+/// How often the export's memory high-water mark is read.
+const PEAK_SAMPLE_INTERVAL_MS: u64 = 2;
+/// Fewest readings a measurement needs: an export over sooner is too short to tell anything.
+const PEAK_SAMPLES_MIN: usize = 10;
+
 /// Peak resident memory (KiB) of `refund-ledger export journal` on `log`, and the lines written.
+///
+/// The peak is the kernel's high-water mark of the child's resident set (`VmHWM` in
+/// `/proc/<pid>/status`, what GNU time reports as maximum resident size), read every
+/// `PEAK_SAMPLE_INTERVAL_MS` until the child exits. It only ever grows, so the last reading is the peak up
+/// to a few milliseconds before the end; the reading stops there because an exited process has no memory
+/// left to report. Only the child's own pid is read, and only before it is reaped, so it cannot be another
+/// process's.
 fn export_peak_kib(log: &Log) -> (u64, usize) {
     let output_file = log.folder().join("big-journal.csv");
-    let measured = std::process::Command::new("/usr/bin/time")
-        .args(["-f", "peak_kib=%M", binary(), "export", "journal", "--output"])
+    let stderr_file = log.folder().join("export.stderr");
+    let mut child = std::process::Command::new(binary())
+        .args(["export", "journal", "--output"])
         .arg(&output_file)
         .env("REFUND_LEDGER_STORE", log.url())
         .env("RUST_LOG", "warn")
-        .output()
-        .expect("GNU time (/usr/bin/time, Debian package time) measures the export");
-    assert!(measured.status.success(), "{measured:?}");
-    let stderr = String::from_utf8_lossy(&measured.stderr);
-    let peak = stderr
-        .lines()
-        .find_map(|line| line.strip_prefix("peak_kib="))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no peak in {stderr}"));
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr_file).unwrap())
+        .spawn()
+        .expect("the export starts");
+    let status_file = format!("/proc/{}/status", child.id());
+    let (mut peak, mut samples) = (0, 0);
+    let exit = loop {
+        if let Some(high_water_mark) = std::fs::read_to_string(&status_file)
+            .ok()
+            .as_deref()
+            .and_then(high_water_mark_kib)
+        {
+            peak = peak.max(high_water_mark);
+            samples += 1;
+        }
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        std::thread::sleep(Duration::from_millis(PEAK_SAMPLE_INTERVAL_MS));
+    };
+    let stderr = std::fs::read_to_string(&stderr_file).unwrap();
+    assert!(exit.success(), "{exit}: {stderr}");
+    assert!(
+        samples >= PEAK_SAMPLES_MIN,
+        "the export ended after {samples} readings of its memory, too soon to measure"
+    );
     let lines = std::io::BufReader::new(std::fs::File::open(&output_file).unwrap())
         .lines()
         .count();
     std::fs::remove_file(&output_file).unwrap();
     (peak, lines)
+}
+
+/// `VmHWM` (peak resident set, KiB) of a `/proc/<pid>/status` text; `None` once the process has exited.
+fn high_water_mark_kib(status: &str) -> Option<u64> {
+    let line = status.lines().find_map(|line| line.strip_prefix("VmHWM:"))?;
+    line.trim().strip_suffix("kB")?.trim().parse().ok()
+}
+
+#[test]
+fn the_high_water_mark_is_read_from_proc_status() {
+    let own = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib = high_water_mark_kib(&own).expect("a live process has VmHWM");
+    assert!(kib > 1024, "a test binary uses more than 1 MiB: {kib} KiB");
+    assert_eq!(
+        high_water_mark_kib("Name:\tx\nVmHWM:\t   35884 kB\nVmRSS:\t 100 kB\n"),
+        Some(35_884)
+    );
+    assert_eq!(high_water_mark_kib("Name:\tzombie\nState:\tZ (zombie)\n"), None);
 }
 
 /// Journal lines the flat-memory test exports: `REFUND_LEDGER_EXPORT_TEST_LINES` (the bench and a long

@@ -16,6 +16,7 @@ mod export;
 mod graphql;
 mod limits;
 mod notify;
+mod postgres_sql;
 mod replay;
 mod subscription;
 mod support;
