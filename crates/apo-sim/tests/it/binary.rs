@@ -221,11 +221,11 @@ async fn report_flags_shape_the_files_written_at_shutdown() {
         assert!(std::time::Instant::now() < deadline, "the binary did not come up");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let terminated = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(terminated.success());
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child.0),
+        rustix::process::Signal::TERM,
+    )
+    .expect("SIGTERM is delivered");
     assert!(child.0.wait().unwrap().success());
     let today = time::OffsetDateTime::now_utc().date();
     let format = time::macros::format_description!("[year][month][day]");
