@@ -4,8 +4,8 @@
 //!
 //! In memory rather than in scratch tables: the folds are pure, so a [`BatchFold`] holding every row *is*
 //! the rebuilt read model, without a second schema to keep in step. The rebuilt state is rendered in key
-//! order ([`Rebuilt::canonical_bytes`]) and hashed into a state digest: the same log gives byte-identical
-//! bytes and the same digest, whatever the batch sizes.
+//! order ([`Rebuilt::canonical_bytes`], a compact length-prefixed encoding) and hashed into a state digest:
+//! the same log gives byte-identical bytes and the same digest, whatever the batch sizes.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -58,26 +58,79 @@ impl Rebuilt {
             .collect()
     }
 
-    /// The rebuilt rows in key order (payments, refunds, daily totals), one line each: equal logs give
-    /// equal bytes.
+    /// The rebuilt rows in key order (payments, refunds, daily totals) in their canonical encoding (see
+    /// [`Canonical`]): equal logs give equal bytes.
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        let mut out = String::new();
-        out.push_str(&format!("replayed through position {}\n", self.last_position));
-        for payment in self.fold.payments() {
-            out.push_str(&format!("payment {:?}\n", payment.view()));
-        }
-        for refund in self.fold.refunds() {
-            out.push_str(&format!("refund {refund:?}\n"));
-        }
-        for ((date, currency, status), (count, amount)) in self.daily_totals() {
-            out.push_str(&format!("daily {date} {currency} {status} {count} {amount}\n"));
-        }
-        out.into_bytes()
+        let mut bytes = Vec::new();
+        self.encode(&mut |part: &[u8]| bytes.extend_from_slice(part));
+        bytes
     }
 
-    /// SHA-256 of [`Rebuilt::canonical_bytes`], hex.
+    /// SHA-256 of [`Rebuilt::canonical_bytes`], hex; the bytes are hashed as they are made, never held.
     pub fn state_digest(&self) -> String {
-        hex::encode(Sha256::digest(self.canonical_bytes()))
+        let mut hasher = Sha256::new();
+        self.encode(&mut |part: &[u8]| hasher.update(part));
+        hex::encode(hasher.finalize())
+    }
+
+    fn encode(&self, sink: &mut dyn FnMut(&[u8])) {
+        let mut out = Canonical { sink };
+        out.raw(STATE_FORMAT_TAG);
+        out.number(self.last_position);
+        for payment in self.fold.payments() {
+            let view = payment.view();
+            out.raw(b"P");
+            out.text(view.payment_id.as_str());
+            out.money(view.payment_amount);
+            out.text(view.payment_method_type.as_str());
+            out.time(view.payment_time);
+            out.flag(view.capture_required);
+            for amount in [
+                view.captured,
+                view.refunded,
+                view.pending,
+                view.charged_back,
+                view.refundable,
+            ] {
+                out.money(amount);
+            }
+            out.text(view.status.as_str());
+            out.flag(view.open_chargeback);
+            out.number(u64::from(view.refund_count));
+            out.number(view.last_position);
+            out.time(view.updated_at);
+        }
+        for refund in self.fold.refunds() {
+            out.raw(b"R");
+            out.text(refund.refund_request_id.as_str());
+            out.text(refund.payment_id.as_str());
+            out.money(refund.refund_amount);
+            out.optional_text(refund.refund_reason.as_deref());
+            out.text(refund_status_code(refund.status));
+            out.optional_text(refund.result_code.as_ref().map(|code| code.as_str()));
+            out.optional_text(refund.result_message.as_deref());
+            out.optional_text(refund.refund_id.as_ref().map(|id| id.as_str()));
+            out.time(refund.requested_at);
+            match refund.settled_at {
+                Some(settled_at) => {
+                    out.flag(true);
+                    out.time(settled_at);
+                }
+                None => out.flag(false),
+            }
+            out.text(&refund.requested_by);
+            out.number(u64::from(refund.anomaly_count));
+            out.number(refund.last_position);
+            out.time(refund.updated_at);
+        }
+        for ((date, currency, status), (count, amount)) in self.daily_totals() {
+            out.raw(b"D");
+            out.time(date.midnight().assume_utc());
+            out.text(currency);
+            out.text(status);
+            out.signed(count);
+            out.signed(amount);
+        }
     }
 
     /// Rebuilt payments.
@@ -88,6 +141,60 @@ impl Rebuilt {
     /// Rebuilt refunds.
     pub fn refund_count(&self) -> usize {
         self.fold.refunds().count()
+    }
+}
+
+/// Tags the state encoding; a change to it gets a new tag.
+const STATE_FORMAT_TAG: &[u8] = b"refund-ledger/replay/state/v2";
+
+/// The canonical encoding of rebuilt rows: a row kind byte (`P`, `R`, `D`), then its fields in declaration
+/// order; text as a big-endian u64 byte count and the UTF-8 bytes, numbers big-endian, amounts as the currency
+/// code and the minor units, times as i128 nanoseconds since the Unix epoch, optional fields after a 0/1 byte.
+/// Fixed-width and length-prefixed like the event hash (docs/adr/002), so no two states encode alike.
+struct Canonical<'a> {
+    sink: &'a mut dyn FnMut(&[u8]),
+}
+
+impl Canonical<'_> {
+    fn raw(&mut self, bytes: &[u8]) {
+        (self.sink)(bytes);
+    }
+
+    fn number(&mut self, value: u64) {
+        self.raw(&value.to_be_bytes());
+    }
+
+    fn signed(&mut self, value: i64) {
+        self.raw(&value.to_be_bytes());
+    }
+
+    fn flag(&mut self, value: bool) {
+        self.raw(&[u8::from(value)]);
+    }
+
+    fn text(&mut self, text: &str) {
+        // usize -> u64 is lossless on every supported platform.
+        self.number(text.len() as u64);
+        self.raw(text.as_bytes());
+    }
+
+    fn optional_text(&mut self, text: Option<&str>) {
+        match text {
+            Some(text) => {
+                self.flag(true);
+                self.text(text);
+            }
+            None => self.flag(false),
+        }
+    }
+
+    fn money(&mut self, amount: domain::Money) {
+        self.text(amount.currency().code());
+        self.number(amount.minor_units());
+    }
+
+    fn time(&mut self, time: OffsetDateTime) {
+        self.raw(&time.unix_timestamp_nanos().to_be_bytes());
     }
 }
 

@@ -343,6 +343,10 @@ impl PaymentEvent {
                 current,
             });
         }
+        if schema_version == current {
+            // The stored form is current: read the bytes straight into the event, with no JSON tree between.
+            return Self::decode_current(event_type, data).map_err(|e| malformed(e.to_string()));
+        }
         let mut value: serde_json::Value = serde_json::from_slice(data).map_err(|e| malformed(e.to_string()))?;
         for version in schema_version..current {
             let upcaster = upcasters
@@ -360,6 +364,28 @@ impl PaymentEvent {
         }
         let wrapped = serde_json::json!({ "type": event_type, "data": value });
         serde_json::from_value(wrapped).map_err(|e| malformed(e.to_string()))
+    }
+}
+
+impl PaymentEvent {
+    /// Reads `data` as the current version of `event_type` (a name of [`EVENT_TYPES`]). The same as reading
+    /// `{"type": event_type, "data": data}` into the tagged enum, without building that JSON first.
+    fn decode_current(event_type: &str, data: &[u8]) -> Result<Self, serde_json::Error> {
+        use serde::de::Error as _;
+        Ok(match event_type {
+            "PaymentRecorded" => Self::PaymentRecorded(serde_json::from_slice(data)?),
+            "PaymentCaptured" => Self::PaymentCaptured(serde_json::from_slice(data)?),
+            "ChargebackOpened" => Self::ChargebackOpened(serde_json::from_slice(data)?),
+            "ChargebackResolved" => Self::ChargebackResolved(serde_json::from_slice(data)?),
+            "RefundRequested" => Self::RefundRequested(serde_json::from_slice(data)?),
+            "RefundRejected" => Self::RefundRejected(serde_json::from_slice(data)?),
+            "RefundProcessing" => Self::RefundProcessing(serde_json::from_slice(data)?),
+            "RefundSucceeded" => Self::RefundSucceeded(serde_json::from_slice(data)?),
+            "RefundFailed" => Self::RefundFailed(serde_json::from_slice(data)?),
+            "RefundOutcomeAnomaly" => Self::RefundOutcomeAnomaly(serde_json::from_slice(data)?),
+            // Unreachable: callers check the type against EVENT_TYPES first.
+            other => return Err(serde_json::Error::custom(format!("unknown event type {other}"))),
+        })
     }
 }
 

@@ -475,12 +475,28 @@ impl BatchFold {
                 total.count += delta.count;
                 total.amount_minor_units += delta.amount_minor_units;
             }
-            self.changed_refunds.insert(refund.refund_request_id.clone());
-            self.refunds.insert(refund.refund_request_id.clone(), refund);
+            mark(&mut self.changed_refunds, &refund.refund_request_id);
+            put(&mut self.refunds, refund, |refund| &refund.refund_request_id);
         }
-        self.changed_payments.insert(payment.payment_id.clone());
-        self.payments.insert(payment.payment_id.clone(), payment);
+        mark(&mut self.changed_payments, &payment.payment_id);
+        put(&mut self.payments, payment, |payment| &payment.payment_id);
     }
+}
+
+/// Adds `key` to `set` (cloning it only when it is new: a batch touches the same rows many times).
+fn mark<K: Ord + Clone>(set: &mut BTreeSet<K>, key: &K) {
+    if !set.contains(key) {
+        set.insert(key.clone());
+    }
+}
+
+/// Stores `row` under its key, replacing the stored row in place (no key cloned) when there is one.
+fn put<K: Ord + Clone, V>(map: &mut BTreeMap<K, V>, row: V, key_of: impl Fn(&V) -> &K) {
+    if let Some(stored) = map.get_mut(key_of(&row)) {
+        *stored = row;
+        return;
+    }
+    map.insert(key_of(&row).clone(), row);
 }
 
 /// What one event did besides changing its payment row.
