@@ -22,17 +22,30 @@
 //! | payload | len, bytes |
 //!
 //! and `hash = SHA-256(prev_hash || canonical_bytes)` with `prev_hash` of position 1 = 32 zero bytes.
+//!
+//! A store without one global write lock (KurrentDB, [`LogLayout::SparseSealed`](crate::LogLayout)) does not
+//! know an event's position or the log's previous hash when it appends, so it chains each stream instead
+//! (docs/adr/007-kurrentdb-tamper-evidence.md): [`stream_canonical_bytes`] are the bytes above with the tag
+//! `refund-ledger/eventlog/stream-event/v1` and without the position, and [`stream_event_hash`] links an event
+//! to the previous event of its stream (32 zero bytes for revision 0). [`StreamChainVerifier`] checks such a
+//! log; [`crate::seal`] chains its global order after the fact.
+
+use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
 use crate::error::StoreError;
 use crate::event::RecordedEvent;
+use crate::stream::StreamName;
 
 /// The `prev_hash` of the first event of a log: 32 zero bytes.
 pub const GENESIS_HASH: [u8; 32] = [0; 32];
 
 /// Identifies version 1 of the canonical encoding; the first bytes of every encoded event.
 pub const CANONICAL_FORMAT_TAG: &[u8] = b"refund-ledger/eventlog/event/v1";
+
+/// Identifies version 1 of the per-stream encoding (no position); the first bytes of every such event.
+pub const STREAM_CANONICAL_FORMAT_TAG: &[u8] = b"refund-ledger/eventlog/stream-event/v1";
 
 /// The canonical bytes of `event` (every field except `prev_hash` and `hash`), as documented in this module.
 pub fn canonical_bytes(event: &RecordedEvent) -> Vec<u8> {
@@ -50,10 +63,38 @@ pub fn event_hash(prev_hash: &[u8; 32], event: &RecordedEvent) -> [u8; 32] {
     hasher.finalize().into()
 }
 
+/// The per-stream canonical bytes of `event`: [`canonical_bytes`] under [`STREAM_CANONICAL_FORMAT_TAG`] and
+/// without the position, which a sparse store learns only after the append.
+pub fn stream_canonical_bytes(event: &RecordedEvent) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(160 + event.payload.len());
+    encode_stream(event, |part| bytes.extend_from_slice(part));
+    bytes
+}
+
+/// `SHA-256(prev_hash || stream_canonical_bytes(event))`, where `prev_hash` is the hash of the previous event
+/// of the same stream (32 zero bytes for revision 0); ignores the event's own `prev_hash` and `hash`.
+pub fn stream_event_hash(prev_hash: &[u8; 32], event: &RecordedEvent) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(prev_hash);
+    encode_stream(event, |part| hasher.update(part));
+    hasher.finalize().into()
+}
+
 /// Feeds the canonical encoding of `event` to `sink`, part by part.
 fn encode(event: &RecordedEvent, mut sink: impl FnMut(&[u8])) {
     sink(CANONICAL_FORMAT_TAG);
     sink(&event.position.to_be_bytes());
+    encode_fields(event, sink);
+}
+
+/// Feeds the per-stream encoding of `event` to `sink`, part by part.
+fn encode_stream(event: &RecordedEvent, mut sink: impl FnMut(&[u8])) {
+    sink(STREAM_CANONICAL_FORMAT_TAG);
+    encode_fields(event, sink);
+}
+
+/// The fields after the position, shared by both encodings.
+fn encode_fields(event: &RecordedEvent, mut sink: impl FnMut(&[u8])) {
     sized(&mut sink, event.stream.as_str().as_bytes());
     sink(&event.revision.to_be_bytes());
     sink(event.event_id.as_bytes());
@@ -127,6 +168,84 @@ impl ChainVerifier {
     /// The position the next checked event must have.
     pub fn next_position(&self) -> u64 {
         self.next_position
+    }
+}
+
+/// Checks a [`LogLayout::SparseSealed`](crate::LogLayout) log read in position order: positions strictly
+/// increase, and every stream's revisions are gapless and its events chained by [`stream_event_hash`].
+///
+/// It catches a changed event (its hash no longer recomputes) and a removed or inserted one inside a stream
+/// (the next event's revision or `prev_hash` no longer links); what it cannot see, a stream's removed tail or a
+/// whole removed stream, is what [`crate::seal::SealVerifier`] is for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamChainVerifier {
+    last_position: u64,
+    streams: HashMap<StreamName, StreamTip>,
+}
+
+/// The last checked event of one stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StreamTip {
+    revision: u64,
+    hash: [u8; 32],
+}
+
+impl StreamChainVerifier {
+    /// Checks that `event` comes after the previous one, is the next revision of its stream, links to that
+    /// stream's previous hash (the genesis hash for revision 0) and carries its own correct hash.
+    pub fn check(&mut self, event: &RecordedEvent) -> Result<(), StoreError> {
+        if event.position <= self.last_position {
+            return Err(StoreError::corrupt(
+                event.position,
+                format!("position {} does not follow {}", event.position, self.last_position),
+            ));
+        }
+        let tip = self.streams.get(&event.stream).copied();
+        let (expected_revision, expected_prev) =
+            tip.map_or((0, GENESIS_HASH), |tip| (tip.revision.saturating_add(1), tip.hash));
+        if event.revision != expected_revision {
+            return Err(StoreError::corrupt(
+                event.position,
+                format!(
+                    "stream {}: revision {} where {expected_revision} was due",
+                    event.stream, event.revision
+                ),
+            ));
+        }
+        if event.prev_hash != expected_prev {
+            return Err(StoreError::corrupt(
+                event.position,
+                format!(
+                    "stream {}: prev_hash does not match the stream's previous event",
+                    event.stream
+                ),
+            ));
+        }
+        if stream_event_hash(&event.prev_hash, event) != event.hash {
+            return Err(StoreError::corrupt(
+                event.position,
+                "hash does not match the event's content",
+            ));
+        }
+        self.last_position = event.position;
+        self.streams.insert(
+            event.stream.clone(),
+            StreamTip {
+                revision: event.revision,
+                hash: event.hash,
+            },
+        );
+        Ok(())
+    }
+
+    /// Distinct streams checked so far.
+    pub fn stream_count(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// The position of the last checked event (0 before the first).
+    pub fn last_position(&self) -> u64 {
+        self.last_position
     }
 }
 
@@ -236,6 +355,115 @@ mod tests {
             matches!(verifier.check(&events[2]), Err(StoreError::Corrupt { position: 2, .. })),
             "a removed event"
         );
+    }
+
+    #[test]
+    fn stream_encoding_is_the_v1_fields_without_the_position_under_its_own_tag() {
+        let event = sample();
+        let mut expected = STREAM_CANONICAL_FORMAT_TAG.to_vec();
+        expected.extend_from_slice(&canonical_bytes(&event)[CANONICAL_FORMAT_TAG.len() + 8..]);
+        assert_eq!(stream_canonical_bytes(&event), expected);
+        let mut moved = event.clone();
+        moved.position = 99;
+        assert_eq!(
+            stream_event_hash(&GENESIS_HASH, &moved),
+            stream_event_hash(&GENESIS_HASH, &event),
+            "the position is not hashed: a sparse store learns it only after the append"
+        );
+        assert_ne!(
+            stream_event_hash(&GENESIS_HASH, &event),
+            event_hash(&GENESIS_HASH, &event)
+        );
+    }
+
+    #[test]
+    fn pinned_stream_hashes_of_the_sample_event() {
+        // Computed independently from the documented layout (Python hashlib), not copied from this code's output.
+        let hex = |hash: [u8; 32]| hash.iter().map(|byte| format!("{byte:02x}")).collect::<String>();
+        assert_eq!(
+            hex(stream_event_hash(&GENESIS_HASH, &sample())),
+            "ca5ce2f16cd423ac6b77ee9a351be09bc7b3bc5d063a50167a337d978a061d89"
+        );
+        assert_eq!(
+            hex(stream_event_hash(&[7; 32], &sample())),
+            "c021bc38ea50bd3891629c7b37ba6f1498659bc94240a585a46e625f11e3f313"
+        );
+    }
+
+    /// Three streams interleaved at sparse positions, each chained on its own.
+    fn stream_chained(streams: &[&str]) -> Vec<RecordedEvent> {
+        let mut tips: std::collections::HashMap<&str, (u64, [u8; 32])> = std::collections::HashMap::new();
+        let mut events = Vec::new();
+        for (index, stream) in (0_u64..).zip(streams) {
+            let (revision, prev) = tips
+                .get(stream)
+                .map_or((0, GENESIS_HASH), |(revision, hash)| (revision + 1, *hash));
+            let mut event = sample();
+            event.position = 1_000 + index * 137;
+            event.stream = StreamName::parse(*stream).unwrap();
+            event.revision = revision;
+            event.event_id = Uuid::from_u128(u128::from(index));
+            event.prev_hash = prev;
+            event.hash = stream_event_hash(&prev, &event);
+            tips.insert(stream, (revision, event.hash));
+            events.push(event);
+        }
+        events
+    }
+
+    fn first_stream_chain_failure(events: &[RecordedEvent]) -> Option<u64> {
+        let mut verifier = StreamChainVerifier::default();
+        events.iter().find_map(|event| match verifier.check(event) {
+            Err(StoreError::Corrupt { position, .. }) => Some(position),
+            Err(other) => panic!("{other:?}"),
+            Ok(()) => None,
+        })
+    }
+
+    #[test]
+    fn stream_chain_verifier_accepts_sparse_interleaved_streams() {
+        let events = stream_chained(&["payment-a", "payment-b", "payment-a", "payment-c", "payment-b"]);
+        let mut verifier = StreamChainVerifier::default();
+        for event in &events {
+            verifier.check(event).unwrap();
+        }
+        assert_eq!(
+            (verifier.stream_count(), verifier.last_position()),
+            (3, events[4].position)
+        );
+    }
+
+    #[test]
+    fn stream_chain_verifier_names_edits_removals_and_disorder() {
+        let events = stream_chained(&["payment-a", "payment-b", "payment-a", "payment-a"]);
+        let mut edited = events.clone();
+        edited[2].payload = b"{}".to_vec();
+        assert_eq!(first_stream_chain_failure(&edited), Some(events[2].position));
+
+        let mut removed = events.clone();
+        removed.remove(2);
+        assert_eq!(
+            first_stream_chain_failure(&removed),
+            Some(events[3].position),
+            "the next event of the stream tells"
+        );
+
+        let mut rechained = removed.clone();
+        rechained[2].revision = 1;
+        rechained[2].prev_hash = events[0].hash;
+        rechained[2].hash = stream_event_hash(&events[0].hash, &rechained[2]);
+        assert_eq!(
+            first_stream_chain_failure(&rechained),
+            None,
+            "a recomputed stream tail verifies: only a seal or a digest shows it"
+        );
+
+        let mut swapped = events.clone();
+        swapped.swap(0, 1);
+        assert_eq!(first_stream_chain_failure(&swapped), Some(events[0].position));
+        let mut truncated_head = events.clone();
+        truncated_head.remove(0);
+        assert_eq!(first_stream_chain_failure(&truncated_head), Some(events[2].position));
     }
 
     fn any_event() -> impl Strategy<Value = RecordedEvent> {

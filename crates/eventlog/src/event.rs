@@ -218,6 +218,23 @@ pub(crate) fn check_positions_dense(from_position: u64, events: &[RecordedEvent]
     Ok(())
 }
 
+/// Checks that a `read_all` page of a store with sparse positions starts at or after `from_position` and
+/// strictly increases; holes are allowed, going back or standing still is corruption.
+#[cfg(any(feature = "kurrentdb", feature = "test-support"))]
+pub(crate) fn check_positions_increasing(from_position: u64, events: &[RecordedEvent]) -> Result<(), StoreError> {
+    let mut floor = from_position.max(1);
+    for event in events {
+        if event.position < floor {
+            return Err(StoreError::corrupt(
+                event.position,
+                format!("read position {} where at least {floor} was due", event.position),
+            ));
+        }
+        floor = event.position.saturating_add(1);
+    }
+    Ok(())
+}
+
 /// Checks that a `read_stream` page starts at `from_revision` and has no gap in revisions.
 pub(crate) fn check_revisions_dense(from_revision: u64, events: &[RecordedEvent]) -> Result<(), StoreError> {
     for (offset, event) in (0_u64..).zip(events) {

@@ -22,23 +22,30 @@
 mod error;
 mod event;
 mod group_commit;
+#[cfg(feature = "test-support")]
+mod memory;
 mod notify;
 mod postgres;
+#[cfg(any(feature = "kurrentdb", feature = "test-support"))]
+mod sparse;
 mod sqlite;
 mod store;
 mod stream;
 mod subscription;
 
 pub mod chain;
+pub mod seal;
 
 pub use error::StoreError;
 pub use event::{
     ACTOR_BYTES_MAX, AppendOutcome, BATCH_EVENTS_MAX, BATCH_PAYLOAD_BYTES_MAX, EVENT_TYPE_BYTES_MAX, ExpectedRevision,
     Head, NewEvent, PAYLOAD_BYTES_MAX, READ_EVENTS_MAX, RecordedEvent,
 };
+#[cfg(feature = "test-support")]
+pub use memory::SparseMemoryStore;
 pub use notify::HEAD_POLL_INTERVAL_MS;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
-pub use store::EventStore;
+pub use store::{EventStore, LogLayout};
 pub use stream::{STREAM_NAME_BYTES_MAX, StreamName};
 pub use subscription::{EventSubscription, SUBSCRIPTION_BATCH_EVENTS_MAX, SUBSCRIPTION_BUFFER_EVENTS_MAX, catch_up};

@@ -26,10 +26,12 @@ use crate::subscription::{self, EventSubscription};
 ///   [`StoreError::DuplicateEventId`], and nothing of the batch is written.
 /// - Global positions strictly increase in commit order and become visible in order: once a reader has seen
 ///   position `n`, every event below `n` is visible too, and no new event ever gets a position `<= n`. The
-///   SQLite and PostgreSQL backends also make them dense (1, 2, 3, ..), which the default
-///   [`EventStore::subscribe_all`] checks; a backend whose positions have holes (KurrentDB's log offsets)
-///   overrides it.
-/// - Every event is hash-chained to the previous one (see [`crate::chain`]).
+///   SQLite and PostgreSQL backends also make them dense (1, 2, 3, ..); KurrentDB's are its log offsets, with
+///   holes. [`EventStore::layout`] says which, and readers that check density (the default
+///   [`EventStore::subscribe_all`], the projection runner, `verify`) check it only where it is promised.
+/// - Every event is hash-chained (see [`crate::chain`]): to the previous event of the log on a
+///   [`LogLayout::DenseChained`] store, to the previous event of its stream on a [`LogLayout::SparseSealed`]
+///   one, whose global order is chained after the fact by seals (see [`crate::seal`]).
 /// - A successful append is durable when it returns.
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
@@ -72,9 +74,40 @@ pub trait EventStore: Send + Sync + 'static {
     /// A catch-up subscription to the whole log from `from_position` (inclusive; 0 means the start): every event
     /// exactly once, in position order, then new events as they are committed.
     ///
-    /// The default reads through [`EventStore::read_all`] and [`EventStore::wait_for_position_after`]; a backend
-    /// with native subscriptions may override it. Must be called inside a Tokio runtime.
+    /// The default reads through [`EventStore::read_all`] and [`EventStore::wait_for_position_after`] and checks
+    /// the positions as [`EventStore::layout`] promises them; a backend with native subscriptions may override
+    /// it. Must be called inside a Tokio runtime.
     fn subscribe_all(self: Arc<Self>, from_position: u64) -> EventSubscription {
         subscription::catch_up(self, from_position)
+    }
+
+    /// How this store numbers positions and what its hash chain covers. SQLite and PostgreSQL:
+    /// [`LogLayout::DenseChained`] (the default); KurrentDB: [`LogLayout::SparseSealed`].
+    fn layout(&self) -> LogLayout {
+        LogLayout::DenseChained
+    }
+}
+
+/// The two shapes a log can have; readers that check positions or the chain ask [`EventStore::layout`].
+///
+/// The shape follows from how a backend orders appends: a store that takes one global write lock for every
+/// append (SQLite, PostgreSQL; docs/adr/001) can number positions densely and chain every event to the one
+/// before it; a store that orders appends itself without such a lock (KurrentDB; docs/adr/005 and 007) has
+/// positions with holes, chains each stream at append time, and chains the global order afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LogLayout {
+    /// Positions 1, 2, 3, .. without a hole; `prev_hash` is the hash of the previous event of the log, so
+    /// [`crate::chain::ChainVerifier`] checks the whole log.
+    DenseChained,
+    /// Positions increase with holes; `prev_hash` is the hash of the previous event of the same stream
+    /// ([`crate::chain::stream_event_hash`]), and a sealer chains the global order, in batches, into the
+    /// stream [`crate::seal::SEAL_STREAM`] after the fact ([`crate::seal::SealVerifier`] checks both).
+    SparseSealed,
+}
+
+impl LogLayout {
+    /// Whether positions are promised dense (1, 2, 3, ..).
+    pub fn positions_dense(self) -> bool {
+        matches!(self, Self::DenseChained)
     }
 }

@@ -1,10 +1,11 @@
 //! Catch-up subscriptions to the whole log, for any [`EventStore`].
 //!
 //! A subscriber reads from its checkpoint in bounded batches with `read_all`, then waits for the head to move
-//! and reads again. This is correct only because the stores make positions visible in order and dense (see
-//! docs/adr/001-gap-free-ordering.md): reading `position >= next` can never skip an event that commits late.
-//! The subscription checks that promise instead of trusting it: a position out of sequence ends the
-//! subscription with [`StoreError::Corrupt`], it is never skipped.
+//! and reads again. This is correct only because the stores make positions visible in order (see
+//! docs/adr/001-gap-free-ordering.md and, for KurrentDB, docs/adr/005-kurrentdb-positions.md): reading
+//! `position >= next` can never skip an event that commits late. The subscription checks what the store's
+//! [`LogLayout`] promises instead of trusting it: on a dense log a position out of sequence, on a sparse one a
+//! position that does not increase, ends the subscription with [`StoreError::Corrupt`]; it is never skipped.
 //!
 //! The reading runs in a spawned task that feeds a bounded channel, so a slow consumer holds at most
 //! [`SUBSCRIPTION_BUFFER_EVENTS_MAX`] events in memory and the reader simply waits for room.
@@ -19,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::StoreError;
 use crate::event::RecordedEvent;
-use crate::store::EventStore;
+use crate::store::{EventStore, LogLayout};
 
 /// Events a subscription reads per `read_all` call.
 pub const SUBSCRIPTION_BATCH_EVENTS_MAX: usize = 1_000;
@@ -65,16 +66,18 @@ impl Drop for EventSubscription {
 /// `wait_for_position_after`. Must be called inside a Tokio runtime.
 pub fn catch_up<S: EventStore + ?Sized>(store: Arc<S>, from_position: u64) -> EventSubscription {
     let (sender, events) = mpsc::channel(SUBSCRIPTION_BUFFER_EVENTS_MAX);
-    let reader = tokio::spawn(read_into(store, from_position.max(1), sender));
+    let layout = store.layout();
+    let reader = tokio::spawn(read_into(store, layout, from_position.max(1), sender));
     EventSubscription { events, reader }
 }
 
 async fn read_into<S: EventStore + ?Sized>(
     store: Arc<S>,
+    layout: LogLayout,
     mut next_position: u64,
     sender: mpsc::Sender<Result<RecordedEvent, StoreError>>,
 ) {
-    if let Err(error) = forward(&*store, &mut next_position, &sender).await {
+    if let Err(error) = forward(&*store, layout, &mut next_position, &sender).await {
         tracing::warn!(%error, next_position, "subscription ended");
         if sender.send(Err(error)).await.is_err() {
             tracing::debug!("subscriber went away before reading the error");
@@ -85,6 +88,7 @@ async fn read_into<S: EventStore + ?Sized>(
 /// Forwards events until the consumer goes away (`Ok`) or reading fails (`Err`).
 async fn forward<S: EventStore + ?Sized>(
     store: &S,
+    layout: LogLayout,
     next_position: &mut u64,
     sender: &mpsc::Sender<Result<RecordedEvent, StoreError>>,
 ) -> Result<(), StoreError> {
@@ -99,19 +103,32 @@ async fn forward<S: EventStore + ?Sized>(
             continue;
         }
         for event in batch {
-            if event.position != *next_position {
-                return Err(StoreError::corrupt(
-                    *next_position,
-                    format!(
-                        "subscription expected position {next_position}, read {}",
-                        event.position
-                    ),
-                ));
-            }
-            *next_position += 1;
+            check_next(layout, *next_position, &event)?;
+            *next_position = event.position.saturating_add(1);
             if sender.send(Ok(event)).await.is_err() {
                 return Ok(());
             }
         }
     }
+}
+
+/// Checks that `event` may follow when `next_position` is due: exactly it on a dense log, at least it on a
+/// sparse one.
+fn check_next(layout: LogLayout, next_position: u64, event: &RecordedEvent) -> Result<(), StoreError> {
+    let in_sequence = if layout.positions_dense() {
+        event.position == next_position
+    } else {
+        event.position >= next_position
+    };
+    if in_sequence {
+        return Ok(());
+    }
+    Err(StoreError::corrupt(
+        next_position,
+        format!(
+            "subscription expected position {}{next_position}, read {}",
+            if layout.positions_dense() { "" } else { "at least " },
+            event.position
+        ),
+    ))
 }

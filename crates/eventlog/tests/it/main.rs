@@ -3,5 +3,6 @@
 
 #[macro_use]
 mod conformance;
+mod memory;
 mod postgres;
 mod sqlite;
