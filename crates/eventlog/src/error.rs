@@ -49,6 +49,14 @@ pub enum StoreError {
         reason: &'static str,
     },
 
+    /// A store URL does not parse (unknown scheme, no host, a bad parameter). Fix the configuration; the
+    /// reason never repeats the URL, which may hold a password.
+    #[error("store url is invalid: {reason}")]
+    InvalidUrl {
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// An append carried no events. Fix the caller: there is nothing to append.
     #[error("append to stream {stream} has no events")]
     EmptyBatch {

@@ -22,6 +22,8 @@
 mod error;
 mod event;
 mod group_commit;
+#[cfg(feature = "kurrentdb")]
+pub mod kurrentdb;
 #[cfg(feature = "test-support")]
 mod memory;
 mod notify;
@@ -41,6 +43,8 @@ pub use event::{
     ACTOR_BYTES_MAX, AppendOutcome, BATCH_EVENTS_MAX, BATCH_PAYLOAD_BYTES_MAX, EVENT_TYPE_BYTES_MAX, ExpectedRevision,
     Head, NewEvent, PAYLOAD_BYTES_MAX, READ_EVENTS_MAX, RecordedEvent,
 };
+#[cfg(feature = "kurrentdb")]
+pub use kurrentdb::KurrentDbStore;
 #[cfg(feature = "test-support")]
 pub use memory::SparseMemoryStore;
 pub use notify::HEAD_POLL_INTERVAL_MS;

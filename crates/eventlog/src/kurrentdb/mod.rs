@@ -1,0 +1,20 @@
+//! The KurrentDB (EventStoreDB) backend, on the official `kurrentdb` client (docs/adr/004 to 007).
+//!
+//! KurrentDB gives per-stream expected revisions, one global order (`$all`) whose positions are log offsets,
+//! and no transaction across streams. The modules map the trait's promises onto that, one concern each:
+//!
+//! - [`url`]: the store URL (the client's connection string plus the ledger's namespace and seal interval);
+//! - `mapping`: names, envelope, positions, revisions and errors between the ledger and the server;
+//! - `claim`: event ids unique across streams through one claim stream per id;
+//! - `store`: [`KurrentDbStore`], the IO around them, and the sealer that chains `$all` after the fact
+//!   ([`crate::seal`]).
+//!
+//! The pure parts are unit- and property-tested here; the whole store runs the conformance suite against a
+//! server named by `KURRENTDB_URL` (tests/it/kurrentdb.rs).
+
+mod claim;
+mod mapping;
+mod store;
+pub mod url;
+
+pub use store::{APPEND_ANY_ATTEMPTS_MAX, CLAIMS_IN_FLIGHT_MAX, KurrentDbStore, OPERATION_DEADLINE_MS};
