@@ -3,8 +3,8 @@
 //!
 //! Exactly-once comes from that transaction, not from the subscription: the runner resumes at the stored
 //! checkpoint + 1 after any restart, and a batch whose start does not match the stored checkpoint is refused
-//! whole. Gap-freedom comes from the log (positions are dense and visible in order, see eventlog's ADR 001),
-//! and is checked again here. Only `payment-*` streams carry read-model facts; events of other streams are
+//! whole. Gap-freedom comes from the log (positions are visible in order, and dense on SQLite and PostgreSQL,
+//! see eventlog's ADR 001 and 005), and is checked again here as the log's layout promises it. Only `payment-*` streams carry read-model facts; events of other streams are
 //! passed over but still move the checkpoint.
 //!
 //! Failures split in two (see [`ProjectionError::is_transient`]): a lost connection or a moved checkpoint is
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use eventlog::{EventStore, RecordedEvent, StoreError};
+use eventlog::{EventStore, LogLayout, RecordedEvent, StoreError};
 use futures_util::FutureExt as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -235,7 +235,7 @@ async fn run_as_writer(
                 None => break,
             }
         }
-        let (batch, stop_error) = decode_batch(checkpoint, &recorded);
+        let (batch, stop_error) = decode_batch(checkpoint, &recorded, store.layout());
         if batch.last_position > checkpoint {
             checkpoint = writer.apply(batch).await?;
             published.batches_applied.fetch_add(1, Ordering::Relaxed);
@@ -279,15 +279,22 @@ async fn acquire_writer(
 /// Decodes the events that follow `checkpoint` into a batch. On the first event that cannot be applied the
 /// batch ends before it, and the error is returned beside the batch so that everything before it still
 /// commits.
-fn decode_batch(checkpoint: u64, recorded: &[RecordedEvent]) -> (Batch, Option<ProjectionError>) {
+///
+/// On a dense log (SQLite, PostgreSQL) every position must be the one after the last; on a sparse one
+/// (KurrentDB) it must be greater, holes being the log's own.
+fn decode_batch(checkpoint: u64, recorded: &[RecordedEvent], layout: LogLayout) -> (Batch, Option<ProjectionError>) {
     let mut batch = Batch {
         after_position: checkpoint,
         last_position: checkpoint,
         events: Vec::with_capacity(recorded.len()),
     };
     for event in recorded {
-        debug_assert!(event.position > batch.last_position, "positions strictly increase");
-        if event.position != batch.last_position + 1 {
+        let in_order = if layout.positions_dense() {
+            event.position == batch.last_position + 1
+        } else {
+            event.position > batch.last_position
+        };
+        if !in_order {
             let error = ProjectionError::Inconsistent {
                 position: event.position,
                 reason: format!("the log skipped from {} to {}", batch.last_position, event.position),
@@ -302,4 +309,57 @@ fn decode_batch(checkpoint: u64, recorded: &[RecordedEvent]) -> (Batch, Option<P
         batch.last_position = event.position;
     }
     (batch, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use eventlog::StreamName;
+    use time::OffsetDateTime;
+    use uuid::Uuid;
+
+    use super::*;
+
+    /// Events of a stream the folds pass over, at `positions`.
+    fn foreign(positions: &[u64]) -> Vec<RecordedEvent> {
+        positions
+            .iter()
+            .map(|position| RecordedEvent {
+                position: *position,
+                stream: StreamName::parse("audit-notes").unwrap(),
+                revision: 0,
+                event_id: Uuid::from_u128(u128::from(*position)),
+                event_type: "NoteTaken".to_owned(),
+                schema_version: 1,
+                payload: b"{}".to_vec(),
+                actor: "test".to_owned(),
+                recorded_at: OffsetDateTime::UNIX_EPOCH,
+                prev_hash: [0; 32],
+                hash: [0; 32],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_dense_log_must_not_skip_and_a_sparse_one_must_not_go_back() {
+        let (batch, error) = decode_batch(10, &foreign(&[11, 12, 14]), LogLayout::DenseChained);
+        assert_eq!(batch.last_position, 12, "applied up to the gap");
+        assert!(
+            matches!(error, Some(ProjectionError::Inconsistent { position: 14, .. })),
+            "{error:?}"
+        );
+
+        let (batch, error) = decode_batch(10, &foreign(&[4_096, 4_300, 9_000]), LogLayout::SparseSealed);
+        assert_eq!(
+            (batch.last_position, error.is_none()),
+            (9_000, true),
+            "holes are the log's own"
+        );
+
+        let (batch, error) = decode_batch(4_300, &foreign(&[4_400, 4_400]), LogLayout::SparseSealed);
+        assert_eq!(batch.last_position, 4_400);
+        assert!(
+            matches!(error, Some(ProjectionError::Inconsistent { position: 4_400, .. })),
+            "{error:?}"
+        );
+    }
 }

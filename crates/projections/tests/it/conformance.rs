@@ -362,7 +362,11 @@ pub(crate) async fn waits_for_a_position_to_read_its_own_write<H: Harness>(harne
         tokio::spawn(async move { other.wait_for_position(position + 1, CATCH_UP_TIMEOUT).await })
     };
     let next = ledger.refund("p-1", "r-1", money("EUR", 100)).await.expect("written");
-    assert_eq!(next, position + 1);
+    if ledger.store.layout().positions_dense() {
+        assert_eq!(next, position + 1);
+    } else {
+        assert!(next > position, "{next} follows {position}");
+    }
     assert!(
         waiter.await.expect("join").expect("wait"),
         "a pending wait wakes on the new position"
@@ -936,7 +940,10 @@ pub(crate) async fn a_long_log_is_applied_in_bounded_batches<H: Harness>(harness
             .expect("append");
     }
     let last = head(&*ledger.store).await;
-    assert_eq!(last, 2 * payments as u64);
+    let written = 2 * payments;
+    if ledger.store.layout().positions_dense() {
+        assert_eq!(last, written as u64);
+    }
     let projections = harness.projections().await;
     let runner = Running::start(Arc::clone(&ledger.store), Arc::clone(&projections));
     caught_up(&*projections, last).await;
@@ -947,8 +954,8 @@ pub(crate) async fn a_long_log_is_applied_in_bounded_batches<H: Harness>(harness
         .expect("checkpoint watch");
     let batches = runner.handle.batches_applied();
     assert!(
-        batches >= (last as usize).div_ceil(RUNNER_BATCH_EVENTS_MAX) as u64,
-        "{batches} batches for {last} events"
+        batches >= written.div_ceil(RUNNER_BATCH_EVENTS_MAX) as u64,
+        "{batches} batches for {written} events"
     );
     let totals = projections
         .daily_totals(DAY_2.date(), DAY_2.date(), None)
