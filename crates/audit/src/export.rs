@@ -7,11 +7,15 @@
 //! head it saw when it started (lines of a closed time range never change, because `recorded_at` never goes
 //! back along the log), and the refunds report pages the read models in `(requested_at, refundRequestId)`
 //! order.
+//!
+//! On a sparse log (KurrentDB) `recorded_at` never goes back along a stream but may along the log, as each
+//! instance stamps its own appends: there the journal reads the log from its start to the head and keeps the
+//! lines whose success was recorded inside the range, instead of finding the range's ends by position.
 
 use std::sync::Arc;
 
 use domain::{Currency, PaymentId, RefundRequestId};
-use eventlog::{EventStore, READ_EVENTS_MAX, RecordedEvent, StreamName};
+use eventlog::{EventStore, LogLayout, READ_EVENTS_MAX, RecordedEvent, StreamName};
 use projections::{Cursor, PAGE_SIZE_MAX, ReadModels, RefundFilter, RefundView, fold::refund_status_code};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -40,6 +44,7 @@ pub struct JournalExport {
     encoder: Encoder,
     accounts: Accounts,
     filter: ExportFilter,
+    layout: LogLayout,
     builder: JournalBuilder,
     next_position: u64,
     end_position: u64,
@@ -63,6 +68,7 @@ impl JournalExport {
     /// An export of the journal lines of `store` that `filter` selects.
     pub fn new(store: Arc<dyn EventStore>, format: Format, accounts: Accounts, filter: ExportFilter) -> JournalExport {
         JournalExport {
+            layout: store.layout(),
             store,
             encoder: Encoder::new(format, JOURNAL_COLUMNS),
             accounts,
@@ -82,7 +88,7 @@ impl JournalExport {
         if !self.started {
             self.started = true;
             self.end_position = self.store.head().await?.position;
-            if let Some(from) = self.filter.from {
+            if let Some(from) = self.filter.from.filter(|_| self.layout.positions_dense()) {
                 self.next_position = first_position_at(self.store.as_ref(), from, self.end_position).await?;
             }
             self.encoder.header(&mut out);
@@ -119,12 +125,17 @@ impl JournalExport {
 
     async fn encode_batch(&mut self, batch: &[RecordedEvent], out: &mut Vec<u8>) -> Result<(), AuditError> {
         for event in batch {
-            if self.filter.to.is_some_and(|to| event.recorded_at >= to) {
+            let in_range = self.filter.from.is_none_or(|from| event.recorded_at >= from)
+                && self.filter.to.is_none_or(|to| event.recorded_at < to);
+            if !in_range && self.layout.positions_dense() && self.filter.to.is_some() {
+                // A dense log starts at `from` and its times never go back: past `to` nothing more is in range.
                 self.finished = true;
                 return Ok(());
             }
             let entry = match self.builder.observe(event)? {
                 Observation::Nothing => continue,
+                // A sparse log is read whole: what it learns outside the range serves later lines.
+                _ if !in_range => continue,
                 Observation::Entry(entry) => entry,
                 Observation::NeedsAmount(pending) => {
                     let amount = lookup_amount(
@@ -151,22 +162,29 @@ impl JournalExport {
     }
 }
 
-/// Positions `from..=end`, at most [`EXPORT_BATCH_EVENTS_MAX`] of them.
+/// The events at positions `from..=end`, at most [`EXPORT_BATCH_EVENTS_MAX`] of them.
 async fn read_batch(store: Arc<dyn EventStore>, from: u64, end: u64) -> Result<Vec<RecordedEvent>, AuditError> {
     let remaining = end.saturating_sub(from) + 1;
     let limit = usize::try_from(remaining).map_or(EXPORT_BATCH_EVENTS_MAX, |remaining| {
         remaining.min(EXPORT_BATCH_EVENTS_MAX)
     });
-    Ok(store.read_all(from, limit).await?)
+    let mut batch = store.read_all(from, limit).await?;
+    // On a sparse log the count of positions up to `end` says nothing of the count of events.
+    batch.retain(|event| event.position <= end);
+    Ok(batch)
 }
 
-/// The first position recorded at or after `time` (`end + 1` when none), by binary search: `recorded_at`
-/// never decreases along the log.
+/// The first position recorded at or after `time` (`end + 1` when none): by binary search on a dense log,
+/// where `recorded_at` never decreases along the log; on a sparse one, the first such event in log order,
+/// by reading from the start (positions there cannot be bisected, and times only increase per stream).
 pub(crate) async fn first_position_at(
     store: &dyn EventStore,
     time: OffsetDateTime,
     end: u64,
 ) -> Result<u64, AuditError> {
+    if !store.layout().positions_dense() {
+        return first_position_at_by_scan(store, time, end).await;
+    }
     let (mut low, mut high) = (1_u64, end + 1);
     while low < high {
         let middle = low + (high - low) / 2;
@@ -177,6 +195,42 @@ pub(crate) async fn first_position_at(
         }
     }
     Ok(low)
+}
+
+async fn first_position_at_by_scan(store: &dyn EventStore, time: OffsetDateTime, end: u64) -> Result<u64, AuditError> {
+    Ok(scan_to_time(store, time, end).await?.1)
+}
+
+/// The position of the last event before the first one recorded at or after `time` (0 when there is none):
+/// on a dense log the first position at `time` less one, on a sparse one the event found by reading.
+pub(crate) async fn last_position_before(
+    store: &dyn EventStore,
+    time: OffsetDateTime,
+    end: u64,
+) -> Result<u64, AuditError> {
+    if store.layout().positions_dense() {
+        return Ok(first_position_at(store, time, end).await? - 1);
+    }
+    Ok(scan_to_time(store, time, end).await?.0)
+}
+
+/// Reads a sparse log from its start up to `end` until an event recorded at or after `time`: the position of
+/// the event before it (0: none) and its own (`end + 1`: none).
+async fn scan_to_time(store: &dyn EventStore, time: OffsetDateTime, end: u64) -> Result<(u64, u64), AuditError> {
+    let mut next = 1;
+    let mut before = 0;
+    while next <= end {
+        let batch = store.read_all(next, EXPORT_BATCH_EVENTS_MAX).await?;
+        let Some(last) = batch.last() else { break };
+        for event in batch.iter().take_while(|event| event.position <= end) {
+            if event.recorded_at >= time {
+                return Ok((before, event.position));
+            }
+            before = event.position;
+        }
+        next = last.position + 1;
+    }
+    Ok((before, end + 1))
 }
 
 /// The amount of a refund requested before the export's first event, from its payment's stream.

@@ -1,7 +1,8 @@
 //! audit: the tools auditors and accountants use on the refund ledger.
 //!
 //! - [`verify`]: recompute the hash chain of the whole log, check positions and stream revisions, and give
-//!   the digest an auditor keeps (and prove a later log extends an earlier digest).
+//!   the digest an auditor keeps (and prove a later log extends an earlier digest); [`verify_sealed`] does the
+//!   same for a sparse log (KurrentDB) from its stream chains and seals.
 //! - [`journal`] and [`export`]: the double-entry journal (from the log) and the refunds report (from the
 //!   read models), encoded by [`encode`] as RFC 4180 CSV or JSON Lines and streamed batch by batch.
 //! - [`replay`]: rebuild every projection from the log with the projection folds and compare it row by row
@@ -21,9 +22,11 @@ pub mod export;
 pub mod journal;
 pub mod replay;
 pub mod verify;
+pub mod verify_sealed;
 
 pub use encode::{Cell, Encoder, Format};
 pub use error::AuditError;
 pub use export::{ExportFilter, JournalExport, RefundsExport};
 pub use journal::{Accounts, JournalBuilder, JournalEntry};
 pub use verify::{Digest, Finding, LogVerifier, VerifyReport, verify_log};
+pub use verify_sealed::SealedLogVerifier;

@@ -26,7 +26,8 @@ pub const REPLAY_BATCH_EVENTS_MAX: usize = READ_EVENTS_MAX;
 pub enum ReplayEnd {
     /// At this position (or the head, if it is earlier).
     Position(u64),
-    /// After the last event recorded at or before this time.
+    /// After the last event recorded at or before this time (on a sparse log, whose times only increase per
+    /// stream: before the first event, in log order, recorded after it).
     AsOf(OffsetDateTime),
 }
 
@@ -204,7 +205,7 @@ pub async fn end_position(store: &dyn EventStore, end: ReplayEnd, head: u64) -> 
         ReplayEnd::Position(position) => Ok(position.min(head)),
         ReplayEnd::AsOf(time) => {
             let after = time + time::Duration::nanoseconds(1);
-            Ok(crate::export::first_position_at(store, after, head).await? - 1)
+            crate::export::last_position_before(store, after, head).await
         }
     }
 }
@@ -223,24 +224,28 @@ pub async fn rebuild(
     if end == 0 {
         return Ok(rebuilt);
     }
-    let mut batch = store.read_all(1, batch_limit(1, end)).await?;
+    let mut batch = read_upto(store, 1, end).await?;
     loop {
-        let Some(last) = batch.last() else {
+        let Some(events) = batch else {
             return Err(AuditError::Replay {
                 position: rebuilt.last_position + 1,
                 reason: format!("the log ends before position {end}"),
             });
         };
+        // Every event up to `end` is folded (on a sparse log the next one lies past it).
+        let Some(last) = events.last() else {
+            return Ok(rebuilt);
+        };
         let next = last.position + 1;
         let prefetch = async {
             if next > end {
-                return Ok(Vec::new());
+                return Ok(Some(Vec::new()));
             }
-            store.read_all(next, batch_limit(next, end)).await
+            read_upto(store, next, end).await
         };
         // The read is polled first, so it is under way while this batch is folded.
         let (prefetched, folded) =
-            futures_util::future::join(prefetch, async { fold_batch(&mut rebuilt, &batch) }).await;
+            futures_util::future::join(prefetch, async { fold_batch(&mut rebuilt, &events) }).await;
         folded?;
         rebuilt.last_position = next - 1;
         progress(rebuilt.last_position);
@@ -249,6 +254,21 @@ pub async fn rebuild(
         }
         batch = prefetched?;
     }
+}
+
+/// The events of positions `next..=end`, at most a batch; `None` when the log holds nothing at or after `next`.
+async fn read_upto(
+    store: &dyn EventStore,
+    next: u64,
+    end: u64,
+) -> Result<Option<Vec<eventlog::RecordedEvent>>, eventlog::StoreError> {
+    let mut batch = store.read_all(next, batch_limit(next, end)).await?;
+    if batch.is_empty() {
+        return Ok(None);
+    }
+    // On a sparse log the count of positions up to `end` says nothing of the count of events.
+    batch.retain(|event| event.position <= end);
+    Ok(Some(batch))
 }
 
 /// Events to read from `next` so as not to pass `end`.

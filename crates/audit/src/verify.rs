@@ -5,13 +5,17 @@
 //! [`LogVerifier`] is the pure core (feed it events in order); [`verify_log`] drives it over an
 //! [`EventStore`] and turns a store that refuses to read past a hole (a deleted row) into a finding that names
 //! the missing position and, when the rest of the log tells, the stream it belonged to.
+//!
+//! That is a [`LogLayout::DenseChained`] log (SQLite, PostgreSQL). A [`LogLayout::SparseSealed`] one (KurrentDB)
+//! has per-stream chains and seals instead, and [`verify_log`] hands it to
+//! [`crate::verify_sealed::verify_sealed`]; the report and its digest have the same shape.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
 use eventlog::chain::{ChainVerifier, GENESIS_HASH};
-use eventlog::{EventStore, Head, RecordedEvent, StoreError};
+use eventlog::{EventStore, Head, LogLayout, RecordedEvent, StoreError};
 
 use crate::error::AuditError;
 
@@ -106,6 +110,9 @@ pub struct VerifyReport {
     pub digest: Digest,
     /// The earlier digest the log was checked to extend, if one was given and it holds.
     pub extends: Option<Digest>,
+    /// Events after the last seal of a sealed log, covered by their stream chains only so far (always 0 on a
+    /// dense log, whose chain covers every event at once).
+    pub unsealed: u64,
     /// The first problem; `None` when the log is intact.
     pub finding: Option<Finding>,
 }
@@ -257,19 +264,28 @@ impl LogVerifier {
             streams: self.next_revision.len() as u64,
             digest: self.last,
             extends: if finding.is_none() { self.extends } else { None },
+            unsealed: 0,
             finding,
         }
     }
 }
 
-/// Verifies the whole log of `store`, and that it extends `expected` if given.
+/// Verifies the whole log of `store`, and that it extends `expected` if given, as its layout defines the chain.
 ///
 /// The next batch is read while the current one is checked (the store reads on its own threads or
 /// connections), so verifying costs about as long as reading the log.
 ///
 /// Findings are part of the report; an error means the store could not be read.
-#[tracing::instrument(skip(store))]
 pub async fn verify_log(store: &dyn EventStore, expected: Option<Digest>) -> Result<VerifyReport, AuditError> {
+    match store.layout() {
+        LogLayout::DenseChained => verify_dense(store, expected).await,
+        LogLayout::SparseSealed => crate::verify_sealed::verify_sealed(store, expected).await,
+    }
+}
+
+/// Verifies a dense log: one chain over positions 1, 2, 3, ...
+#[tracing::instrument(skip(store))]
+async fn verify_dense(store: &dyn EventStore, expected: Option<Digest>) -> Result<VerifyReport, AuditError> {
     let mut verifier = LogVerifier::new(expected);
     let mut batch = read_batch(store, &verifier).await?;
     loop {

@@ -9,7 +9,7 @@ use audit::{Accounts, ExportFilter, Format, JournalExport};
 use eventlog::EventStore;
 use time::OffsetDateTime;
 
-use crate::support::{PAYMENTS, REFUNDS_PER_PAYMENT, interleaved_log};
+use crate::support::{PAYMENTS, REFUNDS_PER_PAYMENT, interleaved_log, interleaved_sparse_log};
 
 fn accounts() -> Accounts {
     Accounts {
@@ -41,7 +41,18 @@ fn imbalance(jsonl: &str) -> BTreeMap<String, i128> {
 #[tokio::test]
 async fn any_range_balances_and_adjacent_ranges_make_the_whole_journal() {
     let folder = tempfile::tempdir().unwrap();
-    let store = interleaved_log(folder.path()).await;
+    check_ranges(&interleaved_log(folder.path()).await).await;
+}
+
+/// The same on a sparse log (KurrentDB's shape), where the journal reads the whole log and keeps the range.
+#[tokio::test]
+async fn any_range_of_a_sparse_log_balances_and_adjacent_ranges_make_the_whole_journal() {
+    let (_, store) = interleaved_sparse_log().await;
+    check_ranges(&store).await;
+}
+
+async fn check_ranges(store: &Arc<dyn EventStore>) {
+    let store = Arc::clone(store);
     let whole = export(&store, Format::JsonLines, ExportFilter::default()).await;
     let succeeded = (0..PAYMENTS)
         .flat_map(|payment| (0..REFUNDS_PER_PAYMENT).map(move |refund| (payment + refund) % 3 != 0))
@@ -55,15 +66,12 @@ async fn any_range_balances_and_adjacent_ranges_make_the_whole_journal() {
         "{whole}"
     );
 
-    let head = store.head().await.unwrap().position;
-    let times: Vec<OffsetDateTime> = store
-        .read_all(1, 1_000)
-        .await
-        .unwrap()
-        .iter()
-        .map(|event| event.recorded_at)
-        .collect();
-    assert_eq!(times.len() as u64, head);
+    let events = store.read_all(1, 1_000).await.unwrap();
+    let times: Vec<OffsetDateTime> = events.iter().map(|event| event.recorded_at).collect();
+    assert_eq!(
+        events.last().map(|event| event.position),
+        Some(store.head().await.unwrap().position)
+    );
     for cut in (1..times.len()).step_by(5) {
         let at = times[cut];
         let before = export(
@@ -133,7 +141,16 @@ async fn csv_quotes_account_names_and_ends_lines_with_crlf() {
 #[tokio::test]
 async fn replay_of_the_same_log_gives_the_same_bytes() {
     let folder = tempfile::tempdir().unwrap();
-    let store = interleaved_log(folder.path()).await;
+    check_replay(interleaved_log(folder.path()).await).await;
+}
+
+#[tokio::test]
+async fn replay_of_a_sparse_log_gives_the_same_bytes_and_stops_where_asked() {
+    let (_, store) = interleaved_sparse_log().await;
+    check_replay(store).await;
+}
+
+async fn check_replay(store: Arc<dyn EventStore>) {
     let head = store.head().await.unwrap().position;
     let mut positions = Vec::new();
     let first = audit::replay::rebuild(store.as_ref(), head, &mut |position| positions.push(position))
@@ -145,9 +162,28 @@ async fn replay_of_the_same_log_gives_the_same_bytes() {
     assert_eq!(first.state_digest(), second.state_digest());
     assert_eq!(first.payment_count() as u64, PAYMENTS);
     assert_eq!(first.refund_count() as u64, PAYMENTS * REFUNDS_PER_PAYMENT);
-    let halfway = audit::replay::rebuild(store.as_ref(), head / 2, &mut |_| {})
+    let events = store.read_all(1, 1_000).await.unwrap();
+    let middle = &events[events.len() / 2];
+    let halfway = audit::replay::rebuild(store.as_ref(), middle.position, &mut |_| {})
         .await
         .unwrap();
     assert_ne!(halfway.state_digest(), first.state_digest());
-    assert_eq!(halfway.last_position, head / 2);
+    assert_eq!(halfway.last_position, middle.position);
+    assert_eq!(
+        halfway.events,
+        (events.len() / 2 + 1) as u64,
+        "exactly the events up to the middle one"
+    );
+    let as_of = audit::replay::end_position(store.as_ref(), audit::replay::ReplayEnd::AsOf(middle.recorded_at), head)
+        .await
+        .unwrap();
+    let last_at_that_time = events
+        .iter()
+        .take_while(|event| event.recorded_at <= middle.recorded_at)
+        .last()
+        .unwrap();
+    assert_eq!(
+        as_of, last_at_that_time.position,
+        "as-of ends after the last event recorded by then"
+    );
 }

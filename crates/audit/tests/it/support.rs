@@ -7,7 +7,7 @@ use domain::{
     Currency, Money, OutcomeSource, PaymentEvent, PaymentId, PaymentMethodType, PaymentRecorded, RefundFailed,
     RefundId, RefundRequestId, RefundRequested, RefundSucceeded, ResultCode,
 };
-use eventlog::{EventStore, ExpectedRevision, NewEvent, SqliteStore, StreamName};
+use eventlog::{EventStore, ExpectedRevision, NewEvent, SparseMemoryStore, SqliteStore, StreamName};
 use time::OffsetDateTime;
 
 pub(crate) const PAYMENTS: u64 = 12;
@@ -29,11 +29,25 @@ async fn append(store: &dyn EventStore, payment: u64, event: PaymentEvent) {
 /// Writes the log into a new SQLite file in `folder`; every third refund fails, the rest succeed.
 pub(crate) async fn interleaved_log(folder: &std::path::Path) -> Arc<dyn EventStore> {
     let store: Arc<dyn EventStore> = Arc::new(SqliteStore::open(folder.join("ledger.db")).await.unwrap());
+    write_interleaved(store.as_ref()).await;
+    store
+}
+
+/// The same log in the in-memory sparse store (KurrentDB's shape), sealed up to its head; the handle's clone
+/// lets a test seal more or tamper.
+pub(crate) async fn interleaved_sparse_log() -> (SparseMemoryStore, Arc<dyn EventStore>) {
+    let log = SparseMemoryStore::new();
+    write_interleaved(&log).await;
+    log.seal_now().unwrap();
+    (log.clone(), Arc::new(log))
+}
+
+async fn write_interleaved(store: &dyn EventStore) {
     let time = OffsetDateTime::from_unix_timestamp(1_793_491_200).unwrap();
     let currency = |payment: u64| Currency::parse("c", ["USD", "JPY", "KWD"][(payment % 3) as usize]).unwrap();
     for payment in 0..PAYMENTS {
         append(
-            store.as_ref(),
+            store,
             payment,
             PaymentEvent::PaymentRecorded(PaymentRecorded {
                 payment_id: PaymentId::parse(&format!("P{payment}")).unwrap(),
@@ -48,7 +62,7 @@ pub(crate) async fn interleaved_log(folder: &std::path::Path) -> Arc<dyn EventSt
     for refund in 0..REFUNDS_PER_PAYMENT {
         for payment in 0..PAYMENTS {
             append(
-                store.as_ref(),
+                store,
                 payment,
                 PaymentEvent::RefundRequested(RefundRequested {
                     refund_request_id: RefundRequestId::parse(&format!("R{payment}-{refund}")).unwrap(),
@@ -79,8 +93,7 @@ pub(crate) async fn interleaved_log(folder: &std::path::Path) -> Arc<dyn EventSt
                     source: OutcomeSource::RefundResponse,
                 })
             };
-            append(store.as_ref(), payment, outcome).await;
+            append(store, payment, outcome).await;
         }
     }
-    store
 }
