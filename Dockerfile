@@ -3,11 +3,13 @@
 # `refund-ledger` and `apo-sim`), both running as a non-root user.
 
 FROM rust:1.85-bookworm AS build
+# Extra features of the ledger, e.g. `kurrentdb` for the KurrentDB backend (docker-compose.yml's profile).
+ARG LEDGER_FEATURES=""
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p refund-ledger -p apo-sim \
+    cargo build --release --locked -p refund-ledger -p apo-sim ${LEDGER_FEATURES:+--features refund-ledger/$LEDGER_FEATURES} \
  && mkdir -p /out \
  && cp target/release/refund-ledger target/release/apo-sim /out/
 

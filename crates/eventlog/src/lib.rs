@@ -22,7 +22,6 @@
 mod error;
 mod event;
 mod group_commit;
-#[cfg(feature = "kurrentdb")]
 pub mod kurrentdb;
 #[cfg(feature = "test-support")]
 mod memory;

@@ -21,6 +21,9 @@ use crate::auth::{ApiKey, parse_role};
 pub(crate) const LISTEN_DEFAULT: &str = "127.0.0.1:8080";
 /// The default embedded store.
 pub(crate) const STORE_DEFAULT: &str = "sqlite://./data/ledger.db";
+/// Where the read models live when the log is on KurrentDB and `read_models` names nothing: a SQLite file
+/// where the default store's read models would be.
+pub(crate) const READ_MODELS_DEFAULT: &str = "sqlite://./data/ledger.read.db";
 /// The largest request body when none is configured.
 pub(crate) const BODY_BYTES_MAX_DEFAULT: usize = 256 * 1024;
 /// The journal's debited account when none is configured.
@@ -35,6 +38,7 @@ pub(crate) const ENVIRONMENT_KEYS: &[&str] = &[
     "REFUND_LEDGER_CONFIG",
     "REFUND_LEDGER_LISTEN",
     "REFUND_LEDGER_STORE",
+    "REFUND_LEDGER_READ_MODELS",
     "REFUND_LEDGER_API_KEYS",
     "REFUND_LEDGER_LOG_FORMAT",
     "REFUND_LEDGER_ANTOM_BASE_URL",
@@ -78,6 +82,7 @@ pub(crate) enum DemoSimulator {
 struct FileConfig {
     listen: Option<String>,
     store: Option<String>,
+    read_models: Option<String>,
     log_format: Option<LogFormat>,
     #[serde(default)]
     api_keys: Vec<FileApiKey>,
@@ -159,6 +164,9 @@ pub(crate) struct Settings {
     pub(crate) listen: SocketAddr,
     /// Event store URL (default `sqlite://./data/ledger.db`).
     pub(crate) store: String,
+    /// Where the read models live when the store is KurrentDB (`sqlite://PATH` or `postgres://...`); see
+    /// [`Settings::read_models_url`].
+    pub(crate) read_models: Option<String>,
     /// Log format (default pretty).
     pub(crate) log_format: LogFormat,
     /// API keys; only hashes are kept.
@@ -225,6 +233,7 @@ fn resolve(file: FileConfig, environment: &dyn Fn(&str) -> Option<String>) -> an
     let store = environment("REFUND_LEDGER_STORE")
         .or(file.store)
         .unwrap_or_else(|| STORE_DEFAULT.to_owned());
+    let read_models = environment("REFUND_LEDGER_READ_MODELS").or(file.read_models);
     let log_format = match environment("REFUND_LEDGER_LOG_FORMAT").as_deref() {
         None => file.log_format.unwrap_or_default(),
         Some("json") => LogFormat::Json,
@@ -251,9 +260,10 @@ fn resolve(file: FileConfig, environment: &dyn Fn(&str) -> Option<String>) -> an
     )?;
     let worker = file.worker.unwrap_or_default();
     let limits = file.limits.unwrap_or_default();
-    Ok(Settings {
+    let settings = Settings {
         listen,
         store,
+        read_models,
         log_format,
         api_keys,
         antom,
@@ -273,7 +283,37 @@ fn resolve(file: FileConfig, environment: &dyn Fn(&str) -> Option<String>) -> an
         policy: file.policy.unwrap_or_default(),
         demo_simulator,
         accounts: resolve_accounts(file.exports.unwrap_or_default(), environment)?,
-    })
+    };
+    settings.read_models_url()?;
+    Ok(settings)
+}
+
+impl Settings {
+    /// Where the read models live apart from the log: `None` on a SQLite or PostgreSQL store (they live beside
+    /// the log, in its file or database); on a KurrentDB store, which holds the log only, `read_models` or
+    /// [`READ_MODELS_DEFAULT`]. Naming `read_models` with another store is refused, so that a typo never puts
+    /// the read models somewhere nobody looks.
+    pub(crate) fn read_models_url(&self) -> anyhow::Result<Option<String>> {
+        if eventlog::kurrentdb::url::is_kurrentdb_url(&self.store) {
+            let url = self
+                .read_models
+                .clone()
+                .unwrap_or_else(|| READ_MODELS_DEFAULT.to_owned());
+            let known =
+                url.starts_with("sqlite://") || url.starts_with("postgres://") || url.starts_with("postgresql://");
+            if !known {
+                bail!("read_models (REFUND_LEDGER_READ_MODELS): expected sqlite://PATH or postgres://...");
+            }
+            return Ok(Some(url));
+        }
+        match self.read_models {
+            None => Ok(None),
+            Some(_) => bail!(
+                "read_models (REFUND_LEDGER_READ_MODELS) applies to a kurrentdb store only: on a SQLite or PostgreSQL \
+                 store the read models live beside the log"
+            ),
+        }
+    }
 }
 
 /// The GraphQL limits of `[limits]`, each at least 1 (a zero would refuse every query).
@@ -520,25 +560,96 @@ mod tests {
         if let Err(errors) = compose_schema_check(&document) {
             panic!("docker-compose.yml breaks the Compose schema:\n{errors}");
         }
-        let environment = document["services"]["refund-ledger"]["environment"]
-            .as_object()
-            .expect("an environment map");
-        assert!(
-            environment.len() >= 5,
-            "the ledger service is configured through its environment"
-        );
-        for key in environment.keys() {
+        for service in ["refund-ledger", "refund-ledger-kurrentdb"] {
+            let environment = document["services"][service]["environment"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{service}: an environment map"));
             assert!(
-                ENVIRONMENT_KEYS.contains(&key.as_str()),
-                "docker-compose.yml sets {key}, which the server does not read"
+                environment.len() >= 5,
+                "{service} is configured through its environment"
+            );
+            for key in environment.keys() {
+                assert!(
+                    ENVIRONMENT_KEYS.contains(&key.as_str()),
+                    "docker-compose.yml sets {key} on {service}, which the server does not read"
+                );
+            }
+        }
+        let ledger = &document["services"]["refund-ledger"];
+        let store = ledger["environment"]["REFUND_LEDGER_STORE"].as_str().unwrap();
+        assert!(store.starts_with("postgres://"), "the default stack runs on PostgreSQL");
+        assert_eq!(ledger["depends_on"]["postgres"]["condition"], "service_healthy");
+        let base_url = ledger["environment"]["REFUND_LEDGER_ANTOM_BASE_URL"].as_str().unwrap();
+        assert!(base_url.starts_with("http://apo-sim:"), "the simulator is the gateway");
+
+        let on_kurrentdb = &document["services"]["refund-ledger-kurrentdb"];
+        assert_eq!(on_kurrentdb["profiles"], serde_json::json!(["kurrentdb"]));
+        assert_eq!(
+            document["services"]["kurrentdb"]["profiles"],
+            serde_json::json!(["kurrentdb"])
+        );
+        let store = on_kurrentdb["environment"]["REFUND_LEDGER_STORE"].as_str().unwrap();
+        assert!(
+            eventlog::kurrentdb::url::parse(store).is_ok(),
+            "the kurrentdb profile's ledger runs on KurrentDB: {store}"
+        );
+        assert_eq!(on_kurrentdb["depends_on"]["kurrentdb"]["condition"], "service_healthy");
+        assert_eq!(on_kurrentdb["build"]["args"]["LEDGER_FEATURES"], "kurrentdb");
+        let image = document["services"]["kurrentdb"]["image"].as_str().unwrap();
+        assert!(image.starts_with("docker.kurrent.io/"), "the official image: {image}");
+    }
+
+    #[test]
+    fn read_models_live_apart_only_from_a_kurrentdb_log() {
+        let beside = resolve(FileConfig::default(), &env(&[])).unwrap();
+        assert_eq!(
+            beside.read_models_url().unwrap(),
+            None,
+            "SQLite keeps them beside the log"
+        );
+        let kurrent = resolve(
+            FileConfig::default(),
+            &env(&[("REFUND_LEDGER_STORE", "kurrentdb://db:2113?tls=false")]),
+        )
+        .unwrap();
+        assert_eq!(kurrent.read_models_url().unwrap().as_deref(), Some(READ_MODELS_DEFAULT));
+        let file: FileConfig = toml::from_str("store = \"esdb://db:2113\"\nread_models = \"sqlite:///x.db\"").unwrap();
+        let in_postgres = resolve(file, &env(&[("REFUND_LEDGER_READ_MODELS", "postgres://db/read")])).unwrap();
+        assert_eq!(
+            in_postgres.read_models_url().unwrap().as_deref(),
+            Some("postgres://db/read"),
+            "the environment wins over the file"
+        );
+        for (store, read_models, expected) in [
+            (
+                "sqlite://./x.db",
+                "postgres://db/read",
+                "applies to a kurrentdb store only",
+            ),
+            (
+                "postgres://db/ledger",
+                "sqlite://./r.db",
+                "applies to a kurrentdb store only",
+            ),
+            (
+                "kurrentdb://db:2113",
+                "mysql://db",
+                "expected sqlite://PATH or postgres://",
+            ),
+        ] {
+            let error = resolve(
+                FileConfig::default(),
+                &env(&[
+                    ("REFUND_LEDGER_STORE", store),
+                    ("REFUND_LEDGER_READ_MODELS", read_models),
+                ]),
+            )
+            .unwrap_err();
+            assert!(
+                format!("{error:#}").contains(expected),
+                "{store} {read_models}: {error:#}"
             );
         }
-        let store = environment["REFUND_LEDGER_STORE"].as_str().unwrap();
-        assert!(store.starts_with("postgres://"), "the compose stack runs on PostgreSQL");
-        let depends = document["services"]["refund-ledger"]["depends_on"].as_object().unwrap();
-        assert_eq!(depends["postgres"]["condition"], "service_healthy");
-        let base_url = environment["REFUND_LEDGER_ANTOM_BASE_URL"].as_str().unwrap();
-        assert!(base_url.starts_with("http://apo-sim:"), "the simulator is the gateway");
     }
 
     /// The schema check catches what Compose refuses: each broken variant of the real file fails, naming

@@ -113,9 +113,7 @@ pub(crate) async fn run(settings: &crate::config::Settings, args: ExportArgs<'_>
     let format: Format = args.format.parse()?;
     let filter = parse_filter(args.from, args.to, args.currency)?;
     let store = store::open(&settings.store).await?;
-    let read_models = projections::open_read_models(&settings.store)
-        .await
-        .context("opening the read models")?;
+    let read_models = store::open_projection_store(settings).await?.into_read_models();
     let mut export = Export::new(args.kind, store, read_models, format, settings.accounts.clone(), filter);
     let sink: Box<dyn Write> = match args.output {
         Some(path) => Box::new(

@@ -47,11 +47,7 @@ pub(crate) async fn run(settings: &Settings, to_position: Option<u64>, as_of: Op
     let head = store.head().await.context("reading the log's head")?.position;
     let live = match bound {
         Some(_) => None,
-        None => Some(
-            projections::open_read_models(&settings.store)
-                .await
-                .context("opening the read models")?,
-        ),
+        None => Some(store::open_projection_store(settings).await?.into_read_models()),
     };
     let end = match (&live, bound) {
         (Some(live), _) => live.checkpoint().await.context("reading the read models' checkpoint")?,

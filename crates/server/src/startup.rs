@@ -76,9 +76,7 @@ impl Application {
         let (stop, _) = watch::channel(false);
 
         let event_store = store::open(&settings.store).await?;
-        let projection_store = projections::open_projection_store(&settings.store)
-            .await
-            .context("opening the read models")?;
+        let projection_store = store::open_projection_store(&settings).await?;
         let runner = ProjectionRunner::start(event_store.clone(), projection_store.clone(), stopped(&stop));
         let read_models = projection_store.into_read_models();
 

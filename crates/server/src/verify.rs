@@ -39,6 +39,14 @@ pub(crate) async fn run(store: Arc<dyn EventStore>, digest: Option<&str>) -> any
         "verify: OK, {} events in {} streams; digest {}",
         report.events, report.streams, report.digest
     )?;
+    if report.unsealed > 0 {
+        writeln!(
+            out,
+            "verify: {} events after the last seal are covered by their stream chains only until the sealer \
+             seals them",
+            report.unsealed
+        )?;
+    }
     if let Some(extended) = report.extends {
         writeln!(out, "verify: the log extends digest {extended}")?;
     }

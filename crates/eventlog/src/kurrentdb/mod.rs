@@ -12,9 +12,16 @@
 //! The pure parts are unit- and property-tested here; the whole store runs the conformance suite against a
 //! server named by `KURRENTDB_URL` (tests/it/kurrentdb.rs).
 
+//! Only [`url`] is built without the `kurrentdb` feature, so that a binary built without the backend can
+//! still recognise a KurrentDB URL and say what it lacks.
+
+#[cfg(feature = "kurrentdb")]
 mod claim;
+#[cfg(feature = "kurrentdb")]
 mod mapping;
+#[cfg(feature = "kurrentdb")]
 mod store;
 pub mod url;
 
+#[cfg(feature = "kurrentdb")]
 pub use store::{APPEND_ANY_ATTEMPTS_MAX, CLAIMS_IN_FLIGHT_MAX, KurrentDbStore, OPERATION_DEADLINE_MS};

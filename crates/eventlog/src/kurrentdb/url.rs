@@ -169,6 +169,7 @@ mod tests {
         assert_eq!(bare.client, "kurrentdb+discover://a:2113,b:2113");
     }
 
+    #[cfg(feature = "kurrentdb")]
     #[test]
     fn the_client_accepts_what_is_passed_to_it() {
         for url in [

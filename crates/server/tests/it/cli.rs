@@ -47,6 +47,30 @@ fn check_verifies_a_real_log_and_names_the_first_tampered_position() {
     );
 }
 
+/// A KurrentDB URL is recognised in every build: without the `kurrentdb` feature the binary says so, with it
+/// the connection fails (nothing listens on port 9); either way it exits 2 and never repeats the password.
+#[test]
+fn a_kurrentdb_store_url_is_recognised_and_its_password_never_printed() {
+    let output = Command::new(binary())
+        .args([
+            "verify",
+            "--store",
+            "kurrentdb://admin:hunter2@127.0.0.1:9?tls=false&defaultDeadline=2000&maxDiscoverAttempts=1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let expected = if cfg!(feature = "kurrentdb") {
+        "KurrentDB store"
+    } else {
+        "build refund-ledger with `--features kurrentdb`"
+    };
+    assert!(stderr.contains(expected), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("hunter2"));
+}
+
 #[test]
 fn an_unknown_store_scheme_is_a_usage_error() {
     let output = Command::new(binary())
@@ -54,7 +78,10 @@ fn an_unknown_store_scheme_is_a_usage_error() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("store: expected sqlite://PATH or postgres://"));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("store: expected sqlite://PATH, postgres://... or kurrentdb://...")
+    );
 }
 
 #[test]
