@@ -20,7 +20,10 @@
 //! the PostgreSQL backends serving the case (`pg us`), read from /proc.
 //!
 //! Environment: `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`; without a server the
-//! PostgreSQL cases are skipped), `REFUND_BENCH_DIR` (where the SQLite files go; default the temp directory).
+//! PostgreSQL cases are skipped), `REFUND_BENCH_DIR` (where the SQLite files go; default the temp directory),
+//! `KURRENTDB_URL` (e.g. `kurrentdb://127.0.0.1:2113?tls=false`: the KurrentDB cases, each in a namespace of
+//! its own with SQLite read models, run with `cargo bench -p app --features kurrentdb --bench refunds`; without
+//! the URL or the feature they are skipped with the reason).
 #![allow(clippy::print_stdout, reason = "a benchmark reports its table on stdout")]
 #![allow(
     clippy::unwrap_used,
@@ -64,6 +67,7 @@ const PEER_CLIENTS_MAX: usize = 96;
 enum Backend {
     Sqlite,
     Postgres,
+    KurrentDb,
 }
 
 impl Backend {
@@ -71,6 +75,7 @@ impl Backend {
         match self {
             Self::Sqlite => "sqlite",
             Self::Postgres => "postgres",
+            Self::KurrentDb => "kurrentdb",
         }
     }
 }
@@ -131,7 +136,7 @@ impl Case {
 }
 
 fn cases() -> Vec<Case> {
-    use Backend::{Postgres, Sqlite};
+    use Backend::{KurrentDb, Postgres, Sqlite};
     let spread = Shape::Spread { payments: 1_000 };
     let mut grown = Case::new(Postgres, spread, 16, 20_000);
     grown.grown_events = GROWN_LOG_EVENTS;
@@ -145,6 +150,9 @@ fn cases() -> Vec<Case> {
     deep.label = "1000 payments x 200 refunds each, 16 clients".to_owned();
     let mut wide = Case::new(Sqlite, Shape::Spread { payments: 10_000 }, 16, 200_000);
     wide.label = "10000 payments x 20 refunds each, 16 clients".to_owned();
+    let mut kurrentdb_two_instances = two_instances.clone();
+    kurrentdb_two_instances.backend = KurrentDb;
+    kurrentdb_two_instances.refunds = 3_000;
     vec![
         Case::new(Postgres, spread, 1, 3_000).with_peer(3_000),
         Case::new(Postgres, spread, 16, 20_000).with_peer(20_000),
@@ -159,6 +167,10 @@ fn cases() -> Vec<Case> {
         sqlite_two_instances,
         deep,
         wide,
+        Case::new(KurrentDb, spread, 1, 1_000),
+        Case::new(KurrentDb, spread, 16, 10_000),
+        Case::new(KurrentDb, Shape::Hot, 16, 3_000),
+        kurrentdb_two_instances,
     ]
 }
 
@@ -269,6 +281,12 @@ async fn run(options: Options) {
             println!("{:<9} {:<58} skipped: no PostgreSQL at {url}", "postgres", case.label);
             continue;
         }
+        if case.backend == Backend::KurrentDb
+            && let Some(reason) = kurrentdb_missing()
+        {
+            println!("{:<9} {:<58} skipped: {reason}", "kurrentdb", case.label);
+            continue;
+        }
         if options.quick {
             case.refunds = (case.refunds / 10).max(100);
             case.peer_refunds = case.peer_refunds.map(|refunds| (refunds / 10).max(100));
@@ -328,6 +346,17 @@ struct CaseResult {
     server_cpu_per_refund: Option<Duration>,
 }
 
+/// Why the KurrentDB cases cannot run, if they cannot.
+fn kurrentdb_missing() -> Option<&'static str> {
+    if std::env::var("KURRENTDB_URL").map_or(true, |url| url.is_empty()) {
+        return Some("KURRENTDB_URL not set");
+    }
+    if !cfg!(feature = "kurrentdb") {
+        return Some("built without the kurrentdb feature (cargo bench -p app --features kurrentdb)");
+    }
+    None
+}
+
 /// The stores of one case and what cleans them up.
 struct Stores {
     handles: Vec<Arc<dyn EventStore>>,
@@ -377,7 +406,33 @@ async fn open_stores(case: &Case, server: &Config, sqlite_path: &Path) -> Stores
                 database: Some((server.clone(), database)),
             }
         }
+        Backend::KurrentDb => open_kurrentdb(case, sqlite_path).await,
     }
+}
+
+/// Handles on a fresh namespace of the server `KURRENTDB_URL` names, and SQLite read models.
+#[cfg(feature = "kurrentdb")]
+async fn open_kurrentdb(case: &Case, sqlite_path: &Path) -> Stores {
+    let server = std::env::var("KURRENTDB_URL").unwrap();
+    let separator = if server.contains('?') { '&' } else { '?' };
+    let url = format!("{server}{separator}namespace=bench{}", Uuid::new_v4().simple());
+    let mut handles: Vec<Arc<dyn EventStore>> = Vec::new();
+    for _ in 0..case.instances {
+        handles.push(Arc::new(eventlog::KurrentDbStore::connect(&url).await.unwrap()));
+    }
+    let read_models = SqliteReadModels::open(projections::read_model_path(sqlite_path))
+        .await
+        .unwrap();
+    Stores {
+        handles,
+        read_models: Arc::new(read_models),
+        database: None,
+    }
+}
+
+#[cfg(not(feature = "kurrentdb"))]
+async fn open_kurrentdb(_case: &Case, _sqlite_path: &Path) -> Stores {
+    unreachable!("kurrentdb_missing() skips the KurrentDB cases in a build without the feature")
 }
 
 async fn admin(server: &Config) -> tokio_postgres::Client {
@@ -709,6 +764,7 @@ impl Peer {
                     .unwrap();
                 (postgres_url(server, &database), Some((server.clone(), database)))
             }
+            Backend::KurrentDb => unreachable!("no KurrentDB case has a peer counterpart"),
         };
         let binary = self.binary.clone();
         let args = [
