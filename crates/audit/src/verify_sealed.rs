@@ -1,4 +1,4 @@
-//! `verify` on a sparse, sealed log (KurrentDB; eventlog's docs/adr/007): every stream's hash chain, every seal
+//! `verify` on a sparse, sealed log (KurrentDB; eventlog's docs/adr/008): every stream's hash chain, every seal
 //! chained to the one before, and the log read in order equal to what the seals list, then the unsealed tail.
 //!
 //! [`SealedLogVerifier`] is the pure core (feed it seals and events in order); [`verify_sealed`] drives it over

@@ -25,7 +25,7 @@
 //!
 //! A store without one global write lock (KurrentDB, [`LogLayout::SparseSealed`](crate::LogLayout)) does not
 //! know an event's position or the log's previous hash when it appends, so it chains each stream instead
-//! (docs/adr/007-kurrentdb-tamper-evidence.md): [`stream_canonical_bytes`] are the bytes above with the tag
+//! (docs/adr/008-kurrentdb-tamper-evidence.md): [`stream_canonical_bytes`] are the bytes above with the tag
 //! `refund-ledger/eventlog/stream-event/v1` and without the position, and [`stream_event_hash`] links an event
 //! to the previous event of its stream (32 zero bytes for revision 0). [`StreamChainVerifier`] checks such a
 //! log; [`crate::seal`] chains its global order after the fact.

@@ -3,7 +3,7 @@
 //! A store without one global write lock (KurrentDB) cannot chain every event to the one before it in the log
 //! at append time without serialising every writer, so it chains each stream at append time
 //! ([`crate::chain::stream_event_hash`]) and a sealer chains the global order afterwards
-//! (docs/adr/007-kurrentdb-tamper-evidence.md). A seal lists, in log order, the next at most
+//! (docs/adr/008-kurrentdb-tamper-evidence.md). A seal lists, in log order, the next at most
 //! [`SEAL_EVENTS_MAX`] events after the previous seal (each one's position, stream, revision and stream-chain
 //! hash) and is itself chained to the previous seal:
 //!

@@ -92,7 +92,7 @@ pub trait EventStore: Send + Sync + 'static {
 ///
 /// The shape follows from how a backend orders appends: a store that takes one global write lock for every
 /// append (SQLite, PostgreSQL; docs/adr/001) can number positions densely and chain every event to the one
-/// before it; a store that orders appends itself without such a lock (KurrentDB; docs/adr/005 and 007) has
+/// before it; a store that orders appends itself without such a lock (KurrentDB; docs/adr/006 and 008) has
 /// positions with holes, chains each stream at append time, and chains the global order afterwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LogLayout {

@@ -2,7 +2,7 @@
 //!
 //! A subscriber reads from its checkpoint in bounded batches with `read_all`, then waits for the head to move
 //! and reads again. This is correct only because the stores make positions visible in order (see
-//! docs/adr/001-gap-free-ordering.md and, for KurrentDB, docs/adr/005-kurrentdb-positions.md): reading
+//! docs/adr/001-gap-free-ordering.md and, for KurrentDB, docs/adr/006-kurrentdb-positions.md): reading
 //! `position >= next` can never skip an event that commits late. The subscription checks what the store's
 //! [`LogLayout`] promises instead of trusting it: on a dense log a position out of sequence, on a sparse one a
 //! position that does not increase, ends the subscription with [`StoreError::Corrupt`]; it is never skipped.

@@ -1,4 +1,4 @@
-//! Event ids unique across the whole log without a transaction across streams: claims (docs/adr/006).
+//! Event ids unique across the whole log without a transaction across streams: claims (docs/adr/007).
 //!
 //! KurrentDB checks an expected revision per stream and nothing across streams, so the trait's promise "an
 //! event id already stored anywhere is refused" is kept by a claim stream per event id,

@@ -1,4 +1,4 @@
-//! How the ledger's events, names, revisions, positions and errors map onto KurrentDB's (docs/adr/005).
+//! How the ledger's events, names, revisions, positions and errors map onto KurrentDB's (docs/adr/006).
 //!
 //! - A stream `S` is `{namespace}.S` on the server; the store's own streams are `{namespace}.$..` (seals) and
 //!   `{namespace}$claim-{eventId}` (claims). `read_all` filters `$all` on the server with
@@ -8,7 +8,7 @@
 //!   stream chain) is the event's custom metadata, one JSON object.
 //! - KurrentDB's own event id is fresh for every attempt: the server treats a repeated id at the same expected
 //!   revision as an idempotent retry and answers success, which would let two racing appends of one event
-//!   both succeed. Uniqueness of the ledger's ids is the claims' business (docs/adr/006).
+//!   both succeed. Uniqueness of the ledger's ids is the claims' business (docs/adr/007).
 //! - A position is the event's commit position in `$all`, which for an append (an implicit transaction)
 //!   equals its prepare position, the record's offset in the log: increasing, not dense.
 

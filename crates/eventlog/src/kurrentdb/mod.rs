@@ -1,4 +1,4 @@
-//! The KurrentDB (EventStoreDB) backend, on the official `kurrentdb` client (docs/adr/004 to 007).
+//! The KurrentDB (EventStoreDB) backend, on the official `kurrentdb` client (docs/adr/005 to 008).
 //!
 //! KurrentDB gives per-stream expected revisions, one global order (`$all`) whose positions are log offsets,
 //! and no transaction across streams. The modules map the trait's promises onto that, one concern each:
