@@ -371,14 +371,7 @@ async fn open_stores(case: &Case, server: &Config, sqlite_path: &Path) -> Stores
             for _ in 0..case.instances {
                 handles.push(Arc::new(SqliteStore::open(sqlite_path).await.unwrap()));
             }
-            let read_models = SqliteReadModels::open(projections::read_model_path(sqlite_path))
-                .await
-                .unwrap();
-            Stores {
-                handles,
-                read_models: Arc::new(read_models),
-                database: None,
-            }
+            with_sqlite_read_models(handles, sqlite_path).await
         }
         Backend::Postgres => {
             let database = format!("refund_bench_{}", Uuid::new_v4().simple());
@@ -420,6 +413,11 @@ async fn open_kurrentdb(case: &Case, sqlite_path: &Path) -> Stores {
     for _ in 0..case.instances {
         handles.push(Arc::new(eventlog::KurrentDbStore::connect(&url).await.unwrap()));
     }
+    with_sqlite_read_models(handles, sqlite_path).await
+}
+
+/// `handles` with read models in a SQLite file beside `sqlite_path`.
+async fn with_sqlite_read_models(handles: Vec<Arc<dyn EventStore>>, sqlite_path: &Path) -> Stores {
     let read_models = SqliteReadModels::open(projections::read_model_path(sqlite_path))
         .await
         .unwrap();

@@ -220,7 +220,6 @@ pub(crate) fn check_positions_dense(from_position: u64, events: &[RecordedEvent]
 
 /// Checks that a `read_all` page of a store with sparse positions starts at or after `from_position` and
 /// strictly increases; holes are allowed, going back or standing still is corruption.
-#[cfg(any(feature = "kurrentdb", feature = "test-support"))]
 pub(crate) fn check_positions_increasing(from_position: u64, events: &[RecordedEvent]) -> Result<(), StoreError> {
     let mut floor = from_position.max(1);
     for event in events {

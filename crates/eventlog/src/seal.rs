@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::chain::GENESIS_HASH;
 use crate::error::StoreError;
-use crate::event::RecordedEvent;
+use crate::event::{RecordedEvent, check_positions_increasing};
 use crate::stream::StreamName;
 
 /// The stream seals are appended to. A `$` name: a sparse store keeps such names for itself, so no caller's
@@ -189,17 +189,9 @@ pub fn seal_hash(number: u64, prev_hash: &[u8; 32], entries: &[SealEntry]) -> [u
 /// Refuses (as [`StoreError::Corrupt`]) events that do not come after `previous` in strictly increasing order:
 /// a sealer must never seal a log it read out of order.
 pub fn next_seal(previous: Option<&Seal>, events: &[RecordedEvent]) -> Result<Option<Seal>, StoreError> {
-    let mut floor = previous.map_or(1, |seal| seal.last_position().saturating_add(1));
+    let floor = previous.map_or(1, |seal| seal.last_position().saturating_add(1));
     let taken = &events[..events.len().min(SEAL_EVENTS_MAX)];
-    for event in taken {
-        if event.position < floor {
-            return Err(StoreError::corrupt(
-                event.position,
-                format!("sealing: position {} where at least {floor} was due", event.position),
-            ));
-        }
-        floor = event.position.saturating_add(1);
-    }
+    check_positions_increasing(floor, taken)?;
     if taken.is_empty() {
         return Ok(None);
     }

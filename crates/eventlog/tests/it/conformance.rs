@@ -34,7 +34,10 @@ pub(crate) trait Harness {
 /// `optional`, `$harness` yields an `Option` and a case without a harness prints `skipped: REASON (case)`.
 macro_rules! conformance_suite {
     (optional $harness:expr, $reason:literal) => {
-        conformance_suite!(@optional $harness, $reason;
+        conformance_suite!(@each optional ($harness, $reason));
+    };
+    (@each $mode:ident $arguments:tt) => {
+        conformance_suite!(@$mode $arguments;
             expected_revision_rules,
             one_stream_under_contention_gets_one_winner_per_revision,
             concurrent_appends_reach_a_subscriber_once_and_in_order,
@@ -49,7 +52,7 @@ macro_rules! conformance_suite {
             subscription_starts_mid_log_and_follows_new_events,
         );
     };
-    (@optional $harness:expr, $reason:literal; $($case:ident),* $(,)?) => {
+    (@optional ($harness:expr, $reason:literal); $($case:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
@@ -65,23 +68,7 @@ macro_rules! conformance_suite {
             }
         )*
     };
-    ($harness:expr) => {
-        conformance_suite!(@cases $harness;
-            expected_revision_rules,
-            one_stream_under_contention_gets_one_winner_per_revision,
-            concurrent_appends_reach_a_subscriber_once_and_in_order,
-            duplicate_event_ids_are_refused_and_nothing_is_written,
-            reopened_store_reads_back_identically,
-            garbage_is_refused_with_typed_errors_and_nothing_is_written,
-            hash_chain_links_every_event,
-            read_all_honours_from_and_limit,
-            large_read_all_pages_stay_dense_while_appends_run,
-            read_stream_honours_from_revision_and_limit,
-            waiting_wakes_on_appends_from_this_and_other_handles,
-            subscription_starts_mid_log_and_follows_new_events,
-        );
-    };
-    (@cases $harness:expr; $($case:ident),* $(,)?) => {
+    (@required ($harness:expr); $($case:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
@@ -91,13 +78,16 @@ macro_rules! conformance_suite {
             }
         )*
     };
+    ($harness:expr) => {
+        conformance_suite!(@each required ($harness));
+    };
 }
 
-fn stream(name: &str) -> StreamName {
+pub(crate) fn stream(name: &str) -> StreamName {
     StreamName::parse(name).expect("test stream names are valid")
 }
 
-fn event(label: &str) -> NewEvent {
+pub(crate) fn event(label: &str) -> NewEvent {
     NewEvent {
         event_id: Uuid::new_v4(),
         event_type: "TestHappened".to_owned(),

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use eventlog::chain::StreamChainVerifier;
 use eventlog::seal::{SEAL_STREAM, Seal, SealVerifier};
-use eventlog::{EventStore, ExpectedRevision, KurrentDbStore, NewEvent, StoreError, StreamName};
+use eventlog::{EventStore, ExpectedRevision, KurrentDbStore, StoreError, StreamName};
 use uuid::Uuid;
 
-use crate::conformance::Harness;
+use crate::conformance::{Harness, event, stream};
 
 struct KurrentDbHarness {
     url: String,
@@ -46,16 +46,6 @@ impl Harness for KurrentDbHarness {
 
 conformance_suite!(optional fresh(), "KURRENTDB_URL not set");
 
-fn event(label: &str) -> NewEvent {
-    NewEvent {
-        event_id: Uuid::new_v4(),
-        event_type: "TestHappened".to_owned(),
-        schema_version: 1,
-        payload: format!(r#"{{"label":"{label}"}}"#).into_bytes(),
-        actor: "kurrentdb-test".to_owned(),
-    }
-}
-
 /// The sealer covers every event in log order, the seals chain and check, and the seal stream is the
 /// store's own: callers cannot append to it and `read_all` leaves it out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,7 +59,7 @@ async fn seals_cover_the_log_in_order_and_are_the_stores_own() {
     };
     let store = harness.open().await;
     for index in 0..30 {
-        let stream = StreamName::parse(format!("payment-{}", index % 4)).expect("valid");
+        let stream = stream(&format!("payment-{}", index % 4));
         store
             .append(&stream, ExpectedRevision::Any, vec![event(&index.to_string())])
             .await
@@ -104,7 +94,7 @@ async fn seals_cover_the_log_in_order_and_are_the_stores_own() {
     // A second handle's sealer and this one race; the seal stream still has one seal per run of events.
     let other = harness.open().await;
     for index in 0..5 {
-        let stream = StreamName::parse("payment-9").expect("valid");
+        let stream = stream("payment-9");
         other
             .append(&stream, ExpectedRevision::Any, vec![event(&index.to_string())])
             .await
