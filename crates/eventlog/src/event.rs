@@ -98,9 +98,11 @@ pub struct RecordedEvent {
     pub actor: String,
     /// When the store committed it, in UTC, truncated to microseconds; never earlier than the previous event's.
     pub recorded_at: OffsetDateTime,
-    /// The previous event's `hash` (32 zero bytes for position 1).
+    /// The previous event's `hash` (32 zero bytes for position 1); on a
+    /// [`LogLayout::SparseSealed`](crate::LogLayout) store, the previous event of this stream's (32 zero bytes for
+    /// revision 0).
     pub prev_hash: [u8; 32],
-    /// `chain::event_hash(prev_hash, self)`.
+    /// `chain::event_hash(prev_hash, self)`; on a sparse store `chain::stream_event_hash(prev_hash, self)`.
     pub hash: [u8; 32],
 }
 

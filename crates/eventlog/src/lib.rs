@@ -2,20 +2,23 @@
 //!
 //! Every fact the ledger learns is an event appended to a stream (`payment-{paymentId}`) with an expected
 //! revision. Three guarantees live here and nowhere else: the revision check that lets an aggregate decide
-//! against the state it loaded even with many server instances; one dense global order that projections and
-//! subscriptions can tail by position without missing a late commit; and the hash chain that lets an auditor
-//! prove nothing was changed. Payloads are opaque bytes; this crate knows no domain type.
+//! against the state it loaded even with many server instances; one global order, visible in order (dense on
+//! SQLite and PostgreSQL), that projections and subscriptions can tail by position without missing a late
+//! commit; and the hash chain that lets an auditor prove nothing was changed. Payloads are opaque bytes; this crate knows no domain type.
 //!
 //! - [`EventStore`] states the guarantees; [`SqliteStore`] (embedded, one file) and [`PostgresStore`]
-//!   (production, several server instances on one database) implement them.
-//! - Positions become visible in order (docs/adr/001-gap-free-ordering.md): every append transaction holds the
-//!   log's one write lock from reading the head to commit, and a per-handle writer commits concurrent appends
-//!   in groups to pay one fsync for many.
+//!   (production, several server instances on one database) implement them, and so does `KurrentDbStore`
+//!   (feature `kurrentdb`: the log in KurrentDB, sparse positions, stream chains and seals; see [`kurrentdb`]
+//!   and [`LogLayout`]).
+//! - Positions become visible in order (docs/adr/001-gap-free-ordering.md): on SQLite and PostgreSQL every
+//!   append transaction holds the log's one write lock from reading the head to commit, and a per-handle
+//!   writer commits concurrent appends in groups to pay one fsync for many; KurrentDB orders appends itself.
 //! - [`EventSubscription`] tails the log and refuses to skip a gap.
-//! - [`chain`] defines the canonical encoding and hash (docs/adr/002-hash-chain.md).
+//! - [`chain`] defines the canonical encoding and hash (docs/adr/002-hash-chain.md); [`seal`] chains a sparse
+//!   log's global order after the fact (docs/adr/008-kurrentdb-tamper-evidence.md).
 //!
-//! Architecture invariants: only this crate reads or writes the `eventlog_*` tables; no caller ever holds the
-//! write lock; the store never interprets a payload.
+//! Architecture invariants: only this crate reads or writes the `eventlog_*` tables and the KurrentDB
+//! namespace's streams; no caller ever holds the write lock; the store never interprets a payload.
 
 #![warn(missing_docs)]
 
