@@ -518,11 +518,32 @@ mod tests {
             Yaml::Array(items) => items.iter().map(yaml_value_to_json).collect::<Result<_, _>>()?,
             Yaml::Hash(entries) => {
                 let mut object = serde_json::Map::new();
+                let mut merged = Vec::new();
                 for (key, item) in entries {
                     let Yaml::String(key) = key else {
                         return Err(format!("a mapping key that is not a string: {key:?}"));
                     };
+                    // YAML's merge key (`<<: *anchor`), which Compose files use to share settings: the merged
+                    // mappings' entries apply where the mapping does not set the key itself.
+                    if key == "<<" {
+                        merged.push(item);
+                        continue;
+                    }
                     object.insert(key.clone(), yaml_value_to_json(item)?);
+                }
+                for item in merged {
+                    let sources = match item {
+                        Yaml::Array(sources) => sources.iter().collect(),
+                        source => vec![source],
+                    };
+                    for source in sources {
+                        let serde_json::Value::Object(entries) = yaml_value_to_json(source)? else {
+                            return Err("a merge key whose value is not a mapping".to_owned());
+                        };
+                        for (key, value) in entries {
+                            object.entry(key).or_insert(value);
+                        }
+                    }
                 }
                 serde_json::Value::Object(object)
             }
@@ -551,6 +572,13 @@ mod tests {
             .compile(location, &mut schemas)
             .unwrap_or_else(|error| panic!("the Compose schema compiles: {error}"));
         schemas.validate(document, index).map_err(|error| format!("{error}"))
+    }
+
+    #[test]
+    fn yaml_merge_keys_fill_in_what_a_mapping_does_not_set() {
+        let text = "base: &base\n  a: 1\n  b: 2\nservice:\n  <<: *base\n  b: 3\n";
+        let document = yaml_to_json(text).unwrap();
+        assert_eq!(document["service"], serde_json::json!({ "a": 1, "b": 3 }));
     }
 
     /// docker-compose.yml is valid Compose and sets only variables the server reads.
