@@ -1,0 +1,313 @@
+//! Batches: a run of the log folded at once over the rows it touches, yielding the changed rows and the daily
+//! deltas. Each event goes to the concern it changes (balances, refunds), and the daily totals follow the refund
+//! rows.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use domain::{PaymentEvent, PaymentId, RefundRequestId};
+
+use super::balances::{self, PaymentRow};
+use super::daily::{DailyDelta, DailyKey, daily_change};
+use super::envelope::{Envelope, check_payment_id, inconsistent};
+use super::refunds;
+use crate::error::ProjectionError;
+use crate::model::RefundView;
+
+/// A run of the log to apply at once: the events of payment streams among the positions
+/// `after_position + 1 ..= last_position` (events of other streams are not in `events` but are covered).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// The checkpoint the batch continues from: the stored checkpoint must be exactly this.
+    pub after_position: u64,
+    /// The last position the batch covers; the checkpoint after it.
+    pub last_position: u64,
+    /// The decoded payment events, in position order.
+    pub events: Vec<Envelope>,
+}
+
+impl Batch {
+    /// Checks the batch against the stored checkpoint: [`ProjectionError::CheckpointMoved`] when another
+    /// writer went ahead, [`ProjectionError::Inconsistent`] when the batch's own positions are out of order.
+    pub fn check(&self, stored_checkpoint: u64) -> Result<(), ProjectionError> {
+        if stored_checkpoint != self.after_position {
+            return Err(ProjectionError::CheckpointMoved {
+                expected: self.after_position,
+                actual: stored_checkpoint,
+            });
+        }
+        let mut previous = self.after_position;
+        for envelope in &self.events {
+            if envelope.position <= previous || envelope.position > self.last_position {
+                return Err(ProjectionError::Inconsistent {
+                    position: envelope.position,
+                    reason: format!(
+                        "batch after {} through {} holds position {} after {previous}",
+                        self.after_position, self.last_position, envelope.position
+                    ),
+                });
+            }
+            previous = envelope.position;
+        }
+        if self.last_position < self.after_position {
+            return Err(ProjectionError::Inconsistent {
+                position: self.last_position,
+                reason: format!(
+                    "batch ends at {} before it starts after {}",
+                    self.last_position, self.after_position
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Folds the batch over the stored rows it touches (see [`BatchKeys::of`]).
+    pub fn fold(&self, payments: Vec<PaymentRow>, refunds: Vec<RefundView>) -> Result<BatchFold, ProjectionError> {
+        let mut fold = BatchFold::new(payments, refunds);
+        for envelope in &self.events {
+            fold.apply(envelope)?;
+        }
+        Ok(fold)
+    }
+}
+
+/// The rows a batch reads: every payment and refund its events name, as stored before the batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchKeys {
+    /// Payments of the batch's streams.
+    pub payment_ids: BTreeSet<PaymentId>,
+    /// Refunds the batch's events name.
+    pub refund_request_ids: BTreeSet<RefundRequestId>,
+}
+
+impl BatchKeys {
+    /// The keys `batch` touches.
+    pub fn of(batch: &[Envelope]) -> BatchKeys {
+        let mut keys = BatchKeys::default();
+        for envelope in batch {
+            keys.payment_ids.insert(envelope.payment_id.clone());
+            if let Some(refund_request_id) = envelope.event.refund_request_id() {
+                keys.refund_request_ids.insert(refund_request_id.clone());
+            }
+        }
+        keys
+    }
+}
+
+/// Folds a batch of events over the rows it touches.
+///
+/// Load the rows named by [`BatchKeys::of`] into [`BatchFold::new`], [`BatchFold::apply`] every event in
+/// position order, then write back [`BatchFold::changed_payments`], [`BatchFold::changed_refunds`] and add
+/// [`BatchFold::daily_deltas`].
+#[derive(Debug, Clone, Default)]
+pub struct BatchFold {
+    payments: BTreeMap<PaymentId, PaymentRow>,
+    refunds: BTreeMap<RefundRequestId, RefundView>,
+    daily: BTreeMap<DailyKey, DailyDelta>,
+    changed_payments: BTreeSet<PaymentId>,
+    changed_refunds: BTreeSet<RefundRequestId>,
+    last_position: Option<u64>,
+}
+
+impl BatchFold {
+    /// Starts a fold on the stored rows (rows not stored yet are simply absent).
+    pub fn new(payments: Vec<PaymentRow>, refunds: Vec<RefundView>) -> BatchFold {
+        BatchFold {
+            payments: payments.into_iter().map(|row| (row.payment_id.clone(), row)).collect(),
+            refunds: refunds
+                .into_iter()
+                .map(|row| (row.refund_request_id.clone(), row))
+                .collect(),
+            ..BatchFold::default()
+        }
+    }
+
+    /// The position of the last event applied.
+    pub fn last_position(&self) -> Option<u64> {
+        self.last_position
+    }
+
+    /// A payment row as folded so far.
+    pub fn payment(&self, payment_id: &PaymentId) -> Option<&PaymentRow> {
+        self.payments.get(payment_id)
+    }
+
+    /// A refund row as folded so far.
+    pub fn refund(&self, refund_request_id: &RefundRequestId) -> Option<&RefundView> {
+        self.refunds.get(refund_request_id)
+    }
+
+    /// Every payment row held (loaded or created), by id.
+    pub fn payments(&self) -> impl Iterator<Item = &PaymentRow> {
+        self.payments.values()
+    }
+
+    /// Every refund row held (loaded or created), by id.
+    pub fn refunds(&self) -> impl Iterator<Item = &RefundView> {
+        self.refunds.values()
+    }
+
+    /// The payment rows the applied events created or changed.
+    pub fn changed_payments(&self) -> impl Iterator<Item = &PaymentRow> {
+        self.changed_payments.iter().filter_map(|id| self.payments.get(id))
+    }
+
+    /// The refund rows the applied events created or changed.
+    pub fn changed_refunds(&self) -> impl Iterator<Item = &RefundView> {
+        self.changed_refunds.iter().filter_map(|id| self.refunds.get(id))
+    }
+
+    /// The non-zero changes of the daily totals, in key order.
+    pub fn daily_deltas(&self) -> impl Iterator<Item = (&DailyKey, &DailyDelta)> {
+        self.daily.iter().filter(|(_, delta)| **delta != DailyDelta::default())
+    }
+
+    /// Folds one event. Positions must strictly increase; an event that contradicts the rows (see
+    /// [`ProjectionError::Inconsistent`]) is refused and leaves the fold unchanged.
+    pub fn apply(&mut self, envelope: &Envelope) -> Result<(), ProjectionError> {
+        if self.last_position.is_some_and(|last| envelope.position <= last) {
+            return Err(inconsistent(
+                envelope,
+                format!("position follows {}", self.last_position.unwrap_or_default()),
+            ));
+        }
+        check_payment_id(envelope)?;
+        if let PaymentEvent::RefundRequested(_) | PaymentEvent::RefundRejected(_) = &envelope.event {
+            self.check_new_refund(envelope)?;
+        }
+        let Some(mut payment) = self.payments.get(&envelope.payment_id).cloned() else {
+            self.apply_to_unknown_payment(envelope);
+            self.last_position = Some(envelope.position);
+            return Ok(());
+        };
+        let refund = self.outcome_target(envelope);
+        let outcome = fold_event(&mut payment, refund, envelope)?;
+        debug_assert!(
+            payment.invariant_holds(),
+            "refunded + pending exceeds captured for {} at position {}",
+            payment.payment_id,
+            envelope.position
+        );
+        self.commit(payment, outcome);
+        self.last_position = Some(envelope.position);
+        Ok(())
+    }
+
+    fn check_new_refund(&self, envelope: &Envelope) -> Result<(), ProjectionError> {
+        let Some(refund_request_id) = envelope.event.refund_request_id() else {
+            return Ok(());
+        };
+        match self.refunds.get(refund_request_id) {
+            None => Ok(()),
+            Some(existing) => Err(inconsistent(
+                envelope,
+                format!(
+                    "refundRequestId {refund_request_id} is already a refund of payment {}",
+                    existing.payment_id
+                ),
+            )),
+        }
+    }
+
+    /// The refund an outcome event is about, if it belongs to the event's payment (the aggregate looks it up
+    /// among its own refunds only).
+    fn outcome_target(&self, envelope: &Envelope) -> Option<RefundView> {
+        let refund_request_id = envelope.event.refund_request_id()?;
+        self.refunds
+            .get(refund_request_id)
+            .filter(|refund| refund.payment_id == envelope.payment_id)
+            .cloned()
+    }
+
+    fn apply_to_unknown_payment(&mut self, envelope: &Envelope) {
+        let PaymentEvent::PaymentRecorded(recorded) = &envelope.event else {
+            // The aggregate ignores events before PaymentRecorded; so do the read models.
+            tracing::warn!(
+                position = envelope.position,
+                payment_id = %envelope.payment_id,
+                event_type = envelope.event.event_type(),
+                "event of an unrecorded payment has no effect"
+            );
+            return;
+        };
+        let row = PaymentRow::recorded(recorded, envelope);
+        self.changed_payments.insert(row.payment_id.clone());
+        self.payments.insert(row.payment_id.clone(), row);
+    }
+
+    fn commit(&mut self, payment: PaymentRow, outcome: EventOutcome) {
+        if let Some(refund) = outcome.refund {
+            let before = self.refunds.get(&refund.refund_request_id);
+            for (key, delta) in daily_change(before, &refund) {
+                let total = self.daily.entry(key).or_default();
+                total.count += delta.count;
+                total.amount_minor_units += delta.amount_minor_units;
+            }
+            mark(&mut self.changed_refunds, &refund.refund_request_id);
+            put(&mut self.refunds, refund, |refund| &refund.refund_request_id);
+        }
+        mark(&mut self.changed_payments, &payment.payment_id);
+        put(&mut self.payments, payment, |payment| &payment.payment_id);
+    }
+}
+
+/// Adds `key` to `set` (cloning it only when it is new: a batch touches the same rows many times).
+fn mark<K: Ord + Clone>(set: &mut BTreeSet<K>, key: &K) {
+    if !set.contains(key) {
+        set.insert(key.clone());
+    }
+}
+
+/// Stores `row` under its key, replacing the stored row in place (no key cloned) when there is one.
+fn put<K: Ord + Clone, V>(map: &mut BTreeMap<K, V>, row: V, key_of: impl Fn(&V) -> &K) {
+    if let Some(stored) = map.get_mut(key_of(&row)) {
+        *stored = row;
+        return;
+    }
+    map.insert(key_of(&row).clone(), row);
+}
+
+/// What one event did besides changing its payment row.
+#[derive(Debug)]
+struct EventOutcome {
+    /// The refund row created or changed.
+    refund: Option<RefundView>,
+}
+
+/// Folds one event of a recorded payment: updates `payment` in place and returns the refund row it created
+/// or changed. `refund` is the stored refund the event is about, if any.
+fn fold_event(
+    payment: &mut PaymentRow,
+    refund: Option<RefundView>,
+    envelope: &Envelope,
+) -> Result<EventOutcome, ProjectionError> {
+    payment.last_position = envelope.position;
+    payment.updated_at = envelope.recorded_at;
+    let refund = match &envelope.event {
+        PaymentEvent::PaymentRecorded(_) => None,
+        PaymentEvent::PaymentCaptured(captured) => {
+            balances::capture(payment, captured, envelope)?;
+            None
+        }
+        PaymentEvent::ChargebackOpened(opened) => {
+            balances::open_dispute(payment, opened);
+            None
+        }
+        PaymentEvent::ChargebackResolved(resolved) => {
+            balances::resolve_dispute(payment, resolved, envelope)?;
+            None
+        }
+        PaymentEvent::RefundRequested(requested) => Some(refunds::request_refund(payment, requested, envelope)?),
+        PaymentEvent::RefundRejected(rejected) => Some(refunds::reject_refund(payment, rejected, envelope)),
+        PaymentEvent::RefundProcessing(_) => refund.and_then(|refund| refunds::mark_processing(refund, envelope)),
+        PaymentEvent::RefundSucceeded(succeeded) => match refund.filter(|refund| refund.status.is_pending()) {
+            None => None,
+            Some(refund) => Some(refunds::settle_succeeded(payment, refund, succeeded, envelope)?),
+        },
+        PaymentEvent::RefundFailed(failed) => match refund.filter(|refund| refund.status.is_pending()) {
+            None => None,
+            Some(refund) => Some(refunds::settle_failed(payment, refund, failed, envelope)?),
+        },
+        PaymentEvent::RefundOutcomeAnomaly(_) => refund.map(|refund| refunds::count_anomaly(refund, envelope)),
+    };
+    Ok(EventOutcome { refund })
+}
