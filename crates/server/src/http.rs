@@ -23,7 +23,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, OriginalUri, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use eventlog::EventStore;
 use graphql::{LedgerSchema, Principal};
@@ -79,6 +79,7 @@ pub(crate) fn app(state: AppState, notify_path: &str) -> Router {
     router
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/graphql/ws", get(graphql_ws))
+        .route("/graphql/assets/{file}", get(crate::graphiql::asset))
         .route(notify_path, post(notify::handle))
         .route("/exports/{file}", get(crate::export::download))
         .route("/healthz", get(healthz))
@@ -209,7 +210,7 @@ async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, uri: Ori
     let query = uri.query().unwrap_or_default();
     let has_query = query.split('&').any(|pair| pair.starts_with("query="));
     if !has_query {
-        return Html(GRAPHIQL_HTML).into_response();
+        return crate::graphiql::page();
     }
     let Some(principal) = principal_of(&state, &headers) else {
         return unauthenticated(&state);
@@ -295,33 +296,3 @@ async fn metrics(State(state): State<AppState>) -> Response {
     });
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
-
-/// GraphiQL, loaded from a CDN; the key goes into its headers editor.
-const GRAPHIQL_HTML: &str = r#"<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <title>refund-ledger GraphiQL</title>
-  <link rel="stylesheet" href="https://unpkg.com/graphiql@3/graphiql.min.css">
-  <style>body { margin: 0; height: 100vh; } #graphiql { height: 100vh; }</style>
-</head>
-<body>
-  <div id="graphiql">Loading GraphiQL&hellip; Put <code>{"Authorization": "Bearer &lt;key&gt;"}</code> in the Headers tab.</div>
-  <script crossorigin src="https://unpkg.com/react@18/umd/react.production.min.js"></script>
-  <script crossorigin src="https://unpkg.com/react-dom@18/umd/react-dom.production.min.js"></script>
-  <script crossorigin src="https://unpkg.com/graphiql@3/graphiql.min.js"></script>
-  <script>
-    const url = new URL('/graphql', window.location.href).toString();
-    const subscriptionUrl = url.replace(/^http/, 'ws') + '/ws';
-    const fetcher = GraphiQL.createFetcher({ url, subscriptionUrl });
-    ReactDOM.createRoot(document.getElementById('graphiql')).render(
-      React.createElement(GraphiQL, {
-        fetcher,
-        defaultHeaders: '{"Authorization": "Bearer <your key>"}',
-        defaultQuery: '{ payments(first: 10) { edges { node { paymentId refundableAmount { currency value decimal } } } } }',
-      }),
-    );
-  </script>
-</body>
-</html>
-"#;

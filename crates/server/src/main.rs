@@ -12,6 +12,7 @@
 mod auth;
 mod config;
 mod export;
+mod graphiql;
 mod http;
 mod metrics;
 mod mirror;

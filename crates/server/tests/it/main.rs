@@ -13,6 +13,7 @@ mod e2e_race;
 mod e2e_settle;
 mod e2e_support;
 mod export;
+mod graphiql;
 mod graphql;
 mod limits;
 mod notify;

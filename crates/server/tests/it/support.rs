@@ -119,13 +119,21 @@ impl Server {
 
     /// GETs `path` with `key` (none: unauthenticated): status and body bytes.
     pub(crate) fn get_with(&self, path: &str, key: Option<&str>) -> (u16, Vec<u8>) {
+        let fetched = self.fetch(path, key);
+        (fetched.status, fetched.body)
+    }
+
+    /// GETs `path` with `key` (none: unauthenticated): status, headers and body.
+    pub(crate) fn fetch(&self, path: &str, key: Option<&str>) -> Fetched {
         let mut request = self.client.get(self.url(path));
         if let Some(key) = key {
             request = request.bearer_auth(key);
         }
         let response = request.send().expect("the server answers");
         let status = response.status().as_u16();
-        (status, response.bytes().expect("a body").to_vec())
+        let headers = response.headers().clone();
+        let body = response.bytes().expect("a body").to_vec();
+        Fetched { status, headers, body }
     }
 
     pub(crate) fn kill_hard(mut self) {
@@ -153,6 +161,49 @@ impl Drop for Server {
         let _killed = self.child.kill();
         let _reaped = self.child.wait();
     }
+}
+
+/// A GET's answer.
+pub(crate) struct Fetched {
+    pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Fetched {
+    /// A header's value ("" when absent).
+    pub(crate) fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Set to 1 (CI does) to make a test whose tool is missing fail instead of skipping.
+const REQUIRE_TOOLS: &str = "REFUND_LEDGER_REQUIRE_TOOLS";
+
+/// The first of `names` found on `PATH`. Without any: prints a skip line for `test` and answers `None`,
+/// or fails when `REFUND_LEDGER_REQUIRE_TOOLS=1`.
+pub(crate) fn required_tool(test: &str, names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = names
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |folder| folder.join(name)))
+        .find(|candidate| candidate.is_file());
+    if found.is_none() {
+        let message = format!("{test}: none of {names:?} on PATH");
+        assert!(
+            std::env::var(REQUIRE_TOOLS).as_deref() != Ok("1"),
+            "{message}, and {REQUIRE_TOOLS}=1 requires it"
+        );
+        eprintln!("SKIPPED {message} (install it, e.g. Debian's package; {REQUIRE_TOOLS}=1 makes this a failure)");
+    }
+    found
 }
 
 /// Runs `refund-ledger check` on `store`.
