@@ -34,6 +34,7 @@ mod lookup;
 mod notify;
 mod payments;
 mod queue;
+pub mod reconciliation;
 mod saga;
 mod settle;
 

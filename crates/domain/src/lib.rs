@@ -13,6 +13,7 @@ mod evolve;
 mod id;
 mod money;
 mod policy;
+mod reconciliation;
 mod result_code;
 mod state;
 mod status;
@@ -29,6 +30,11 @@ pub use evolve::{FoldError, evolve};
 pub use id::{CaptureId, DisputeId, ID_LEN_MAX, PaymentId, PaymentMethodType, RefundId, RefundRequestId};
 pub use money::{AMOUNT_DIGITS_MAX, Currency, MINOR_UNITS_MAX, Money};
 pub use policy::{MethodPolicy, Policy, REFUND_WINDOW_DAYS_DEFAULT};
+pub use reconciliation::{
+    FINDINGS_PER_CHUNK_MAX, RECONCILIATION_EVENT_TYPES, RECONCILIATION_STREAM_PREFIX, ReconciledFile,
+    ReconciliationEvent, ReconciliationFindingAcknowledged, ReconciliationFindingsRecorded, ReconciliationRecorded,
+    RecordedFinding, ReportedAmount, reconciliation_stream_name,
+};
 pub use result_code::{ResultCode, ResultStatus};
 pub use state::{Chargeback, Payment, PaymentState, Refund, refundable_amount};
 pub use status::RefundStatus;

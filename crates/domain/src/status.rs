@@ -24,6 +24,17 @@ impl RefundStatus {
         matches!(self, Self::Succeeded | Self::Failed | Self::Rejected)
     }
 
+    /// The stored and wire code, e.g. `SUCCEEDED`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Requested => "REQUESTED",
+            Self::Processing => "PROCESSING",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+            Self::Rejected => "REJECTED",
+        }
+    }
+
     /// Whether the refund's amount is reserved but not yet final.
     pub fn is_pending(&self) -> bool {
         matches!(self, Self::Requested | Self::Processing)

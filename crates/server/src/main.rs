@@ -7,6 +7,8 @@
 //!   the read models.
 //! - `export journal|refunds [--format csv|jsonl] [--from T] [--to T] [--currency C] [--output FILE]`: the
 //!   double-entry journal or the refunds report, streamed.
+//! - `reconcile FILE... [--format csv|jsonl] [--output FILE] [--actor NAME]`: reconcile Antom's reports against
+//!   the ledger, record the run, write the findings (exit 0 all matched, 1 findings, 2 unreadable input).
 //! - `healthcheck [--url]`: exit 0 when the service answers `/healthz` (for container health checks).
 
 mod auth;
@@ -17,6 +19,7 @@ mod http;
 mod metrics;
 mod mirror;
 mod notify;
+mod reconcile;
 mod replay;
 mod startup;
 mod store;
@@ -102,6 +105,25 @@ enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Reconcile Antom's reports (a day's transactionItems files, or a batch's settlementItems and
+    /// settlementSummary) against the ledger, record the run in the log and write its findings.
+    ///
+    /// Exit 0 when every row matched, 1 when there are findings, 2 on unreadable input (a file cut before
+    /// <END>: nothing is recorded).
+    Reconcile {
+        /// The report files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// `csv` (RFC 4180) or `jsonl` (JSON Lines).
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Write the findings here instead of stdout (the summary then goes to stdout, else to stderr).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Who ran it, recorded as the run event's actor (default `cli:$USER`).
+        #[arg(long)]
+        actor: Option<String>,
+    },
     /// Exit 0 when the service answers.
     Healthcheck {
         /// What to probe (default: /healthz on the configured listen address).
@@ -153,6 +175,20 @@ fn main() -> ExitCode {
                     output: output.as_deref(),
                 };
                 export::run(&settings, args).await.map(|()| verify::Verdict::Intact)
+            }
+            Command::Reconcile {
+                files,
+                format,
+                output,
+                actor,
+            } => {
+                let args = reconcile::ReconcileArgs {
+                    files: &files,
+                    format: &format,
+                    output: output.as_deref(),
+                    actor: actor.as_deref(),
+                };
+                reconcile::run(&settings, args).await
             }
             Command::Healthcheck { url } => healthcheck(url, &settings).await.map(|()| verify::Verdict::Intact),
         }

@@ -227,6 +227,42 @@ async fn demo_gateway(notify_url: &str, behaviour: DemoSimulator) -> anyhow::Res
     Ok((client, verifier, Some(server)))
 }
 
+/// The ledger a CLI command settles refunds through: on the configured Antom gateway, with a projection runner
+/// of its own (standing by when a service already runs one) so refunds are found by id. `None`, with the
+/// reason logged, when no gateway is configured: the findings then say the settle worker will settle them.
+pub(crate) async fn cli_ledger(
+    settings: &Settings,
+    event_store: Arc<dyn eventlog::EventStore>,
+) -> Option<(Ledger, projections::RunnerHandle)> {
+    let (client, _, _) = match configured_gateway(settings) {
+        Ok(gateway) => gateway,
+        Err(error) => {
+            tracing::info!(error = %format!("{error:#}"), "no Antom gateway: open refunds are left to the settle worker");
+            return None;
+        }
+    };
+    let projection_store = match store::open_projection_store(settings).await {
+        Ok(projection_store) => projection_store,
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "read models unavailable: open refunds are left to the settle worker");
+            return None;
+        }
+    };
+    let runner = ProjectionRunner::start(
+        event_store.clone(),
+        projection_store.clone(),
+        std::future::pending::<()>(),
+    );
+    let ledger = Ledger::new(
+        event_store,
+        projection_store.into_read_models(),
+        Arc::new(client),
+        settings.policy.clone(),
+        Arc::new(SystemClock),
+    );
+    Some((ledger, runner))
+}
+
 fn configured_gateway(settings: &Settings) -> anyhow::Result<Gateway> {
     let Some(antom) = &settings.antom else {
         bail!("antom: no gateway configured; set REFUND_LEDGER_ANTOM_* (see README) or run `serve --demo`");

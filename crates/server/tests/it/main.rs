@@ -18,6 +18,7 @@ mod graphql;
 mod limits;
 mod notify;
 mod postgres_sql;
+mod reconcile;
 mod replay;
 mod subscription;
 mod support;

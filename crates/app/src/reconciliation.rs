@@ -1,0 +1,571 @@
+//! Reconciliation runs: Antom's reports read against the ledger and recorded in the log
+//! (docs/adr/003-reconciliation.md).
+//!
+//! [`reconcile_reports`] classifies the files (transaction details of day T, or a settlement batch's details and
+//! summary), hashes each one, reads the ledger's refunds from the log at its head, runs `reconcile`'s matcher
+//! over every file (a file cut before `<END>` is an error and nothing is recorded), settles refunds Antom
+//! reports final but the ledger holds open through the normal inquiry path ([`Ledger::inquiry_refund`]), and
+//! only then appends the run to its own stream `reconciliation-{runId}` in one append: a
+//! `ReconciliationRecorded` event and the findings in `ReconciliationFindingsRecorded` chunks.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use domain::{
+    FINDINGS_PER_CHUNK_MAX, Money, PaymentEvent, PaymentId, ReconciledFile, ReconciliationEvent,
+    ReconciliationFindingsRecorded, ReconciliationRecorded, RecordedFinding, RefundRequestId, RefundStatus,
+    ReportedAmount, reconciliation_stream_name,
+};
+use eventlog::{EventStore, ExpectedRevision, NewEvent, StreamName};
+use reconcile::{
+    Finding, FindingKind, LedgerRefund, REPORT_DAY_OFFSET_DEFAULT, ReconcileError, Reconciliation, ReportDay,
+    ReportFileName, ReportKind, ReportReader,
+};
+use sha2::{Digest as _, Sha256};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::ledger::Ledger;
+
+/// Events read from the log per page while building the ledger's view.
+const LEDGER_PAGE_EVENTS: usize = 4_096;
+
+/// Bytes read at a time while hashing a file.
+const HASH_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Why a run was not recorded. Nothing was appended in every case.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconciliationError {
+    /// A file is unreadable, truncated or malformed (the message names the file; nothing was imported).
+    #[error(transparent)]
+    Report(#[from] ReconcileError),
+    /// The files do not make one run (no file, transaction details mixed with a settlement batch, a batch
+    /// without its summary).
+    #[error("{0}")]
+    Files(String),
+    /// The event store failed.
+    #[error("event store: {0}")]
+    Store(#[from] eventlog::StoreError),
+    /// A payment event in the log does not decode.
+    #[error("stored event at position {position} does not decode: {source}")]
+    Decode {
+        /// Its position.
+        position: u64,
+        /// Why.
+        #[source]
+        source: domain::EventDecodeError,
+    },
+    /// The blocking reader thread stopped.
+    #[error("the report reader stopped: {0}")]
+    Reader(String),
+}
+
+/// A report file to reconcile: a name (as Antom names it) and its bytes, readable more than once (once to hash,
+/// once to match).
+pub trait ReportSource: Send + Sync {
+    /// The file name (used to classify the file, and named in findings and errors).
+    fn name(&self) -> &str;
+    /// The bytes, from the start.
+    fn open(&self) -> std::io::Result<Box<dyn BufRead + Send>>;
+}
+
+/// A report on disk.
+#[derive(Debug, Clone)]
+pub struct FileSource {
+    name: String,
+    path: PathBuf,
+}
+
+impl FileSource {
+    /// The file at `path`, named by its last component.
+    pub fn new(path: PathBuf) -> Self {
+        let name = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        Self { name, path }
+    }
+}
+
+impl ReportSource for FileSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn open(&self) -> std::io::Result<Box<dyn BufRead + Send>> {
+        Ok(Box::new(std::io::BufReader::with_capacity(
+            HASH_BUFFER_BYTES,
+            std::fs::File::open(&self.path)?,
+        )))
+    }
+}
+
+/// A report held in memory (an upload).
+#[derive(Debug, Clone)]
+pub struct BytesSource {
+    name: String,
+    bytes: Arc<[u8]>,
+}
+
+impl BytesSource {
+    /// `bytes` named `name`.
+    pub fn new(name: String, bytes: Arc<[u8]>) -> Self {
+        Self { name, bytes }
+    }
+}
+
+impl ReportSource for BytesSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn open(&self) -> std::io::Result<Box<dyn BufRead + Send>> {
+        Ok(Box::new(std::io::Cursor::new(Arc::clone(&self.bytes))))
+    }
+}
+
+/// A recorded run.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The run's event, as appended.
+    pub recorded: ReconciliationRecorded,
+    /// Every finding, in order (`seq` 1, 2, ...).
+    pub findings: Vec<RecordedFinding>,
+    /// The global position of the run's last event.
+    pub position: u64,
+}
+
+impl RunOutcome {
+    /// Findings other than MATCHED.
+    pub fn discrepancies(&self) -> u64 {
+        self.recorded
+            .counts
+            .iter()
+            .filter(|(kind, _)| kind.as_str() != FindingKind::Matched.as_str())
+            .map(|(_, count)| count)
+            .sum()
+    }
+}
+
+/// Reconciles `sources` against the ledger in `store` and records the run as `actor`; settles refunds the
+/// report says are final but the ledger holds open through `ledger` (when given; otherwise the finding says
+/// the settle worker will). Nothing is recorded unless every file reached `<END>`.
+pub async fn reconcile_reports(
+    store: Arc<dyn EventStore>,
+    ledger: Option<&Ledger>,
+    sources: Vec<Arc<dyn ReportSource>>,
+    actor: &str,
+    now: OffsetDateTime,
+) -> Result<RunOutcome, ReconciliationError> {
+    let plan = tokio::task::spawn_blocking(move || Plan::of(sources))
+        .await
+        .map_err(|error| ReconciliationError::Reader(error.to_string()))??;
+    let (refunds, ledger_position) = ledger_refunds(store.as_ref()).await?;
+    let refunds = Arc::new(refunds);
+    let (plan, result) = {
+        let refunds = Arc::clone(&refunds);
+        tokio::task::spawn_blocking(move || plan.run(&refunds).map(|result| (plan, result)))
+            .await
+            .map_err(|error| ReconciliationError::Reader(error.to_string()))??
+    };
+    let mut findings = recorded_findings(&result.findings);
+    if let Some(ledger) = ledger {
+        settle_pending(ledger, actor, &mut findings).await;
+    }
+    let mut counts = BTreeMap::new();
+    for finding in &findings {
+        *counts.entry(finding.kind.clone()).or_insert(0_u64) += 1;
+    }
+    let run_id = Uuid::new_v4().to_string();
+    let recorded = ReconciliationRecorded {
+        run_id: run_id.clone(),
+        report_kind: plan.kind.as_str().to_owned(),
+        files: plan.files(&result),
+        period: plan.day.map(|day| day.date().to_string()),
+        settlement_batch_id: plan.batch_id.clone(),
+        ledger_position,
+        counts,
+        other_rows: result.other_rows.clone(),
+        findings_count: findings.len() as u64,
+        reconciled_at: now,
+    };
+    let mut events = vec![ReconciliationEvent::ReconciliationRecorded(recorded.clone())];
+    for (chunk, part) in findings.chunks(FINDINGS_PER_CHUNK_MAX).enumerate() {
+        events.push(ReconciliationEvent::ReconciliationFindingsRecorded(
+            ReconciliationFindingsRecorded {
+                run_id: run_id.clone(),
+                chunk: chunk as u64,
+                findings: part.to_vec(),
+            },
+        ));
+    }
+    let stream = StreamName::parse(reconciliation_stream_name(&run_id))?;
+    let new_events = events
+        .iter()
+        .map(|event| {
+            let stored = event.to_stored();
+            NewEvent {
+                event_id: Uuid::new_v4(),
+                event_type: stored.event_type.to_owned(),
+                schema_version: stored.schema_version,
+                payload: stored.data,
+                actor: actor.to_owned(),
+            }
+        })
+        .collect();
+    let appended = store.append(&stream, ExpectedRevision::NoStream, new_events).await?;
+    tracing::info!(
+        run_id = %run_id,
+        findings = findings.len(),
+        position = appended.last_position,
+        "reconciliation recorded"
+    );
+    Ok(RunOutcome {
+        recorded,
+        findings,
+        position: appended.last_position,
+    })
+}
+
+/// What the files make: one day's transaction details or one settlement batch.
+struct Plan {
+    kind: RunKind,
+    details: Vec<(Arc<dyn ReportSource>, Hashed)>,
+    summary: Option<(Arc<dyn ReportSource>, Hashed)>,
+    day: Option<ReportDay>,
+    batch_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunKind {
+    TransactionDetails,
+    SettlementBatch,
+}
+
+impl RunKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::TransactionDetails => "TRANSACTION_DETAILS",
+            Self::SettlementBatch => "SETTLEMENT_BATCH",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Hashed {
+    sha256: String,
+    bytes: u64,
+}
+
+impl Plan {
+    /// Classifies and hashes the files (blocking IO).
+    fn of(sources: Vec<Arc<dyn ReportSource>>) -> Result<Self, ReconciliationError> {
+        if sources.is_empty() {
+            return Err(ReconciliationError::Files("no report file given".to_owned()));
+        }
+        let mut details = Vec::new();
+        let mut summary = None;
+        let mut kinds = Vec::new();
+        let mut day = None;
+        let mut batch_id = None;
+        for source in sources {
+            let io = |source_error: std::io::Error| ReconcileError::Io {
+                file: source.name().to_owned(),
+                source: source_error,
+            };
+            let parsed = ReportFileName::parse(source.name());
+            let kind = match &parsed {
+                Some(name) => name.kind(),
+                None => ReportReader::open(source.name(), source.open().map_err(io)?)?
+                    .schema()
+                    .kind(),
+            };
+            if let Some(name) = &parsed {
+                if let Some(date) = name.transaction_date() {
+                    day = Some(ReportDay::new(date, REPORT_DAY_OFFSET_DEFAULT));
+                }
+                if let Some(id) = name.settlement_batch_id() {
+                    batch_id = Some(id.to_owned());
+                }
+            }
+            let hashed = hash(source.open().map_err(io)?).map_err(io)?;
+            kinds.push(kind);
+            match kind {
+                ReportKind::SettlementSummary => {
+                    if summary.is_some() {
+                        return Err(ReconciliationError::Files(
+                            "more than one settlement summary file: reconcile one batch at a time".to_owned(),
+                        ));
+                    }
+                    summary = Some((source, hashed));
+                }
+                ReportKind::TransactionDetails | ReportKind::SettlementDetails => details.push((source, hashed)),
+            }
+        }
+        let transaction = kinds.iter().any(|kind| *kind == ReportKind::TransactionDetails);
+        let settlement = kinds.iter().any(|kind| *kind != ReportKind::TransactionDetails);
+        let kind = match (transaction, settlement) {
+            (true, true) => {
+                return Err(ReconciliationError::Files(
+                    "transaction details and settlement files in one run: reconcile a day or a batch at a time"
+                        .to_owned(),
+                ));
+            }
+            (true, false) => RunKind::TransactionDetails,
+            _ => RunKind::SettlementBatch,
+        };
+        if kind == RunKind::SettlementBatch && (summary.is_none() || details.is_empty()) {
+            return Err(ReconciliationError::Files(
+                "a settlement batch needs its settlementItems and its settlementSummary file".to_owned(),
+            ));
+        }
+        Ok(Self {
+            kind,
+            details,
+            summary,
+            day: if kind == RunKind::TransactionDetails { day } else { None },
+            batch_id: if kind == RunKind::SettlementBatch {
+                batch_id
+            } else {
+                None
+            },
+        })
+    }
+
+    /// Matches every file against `refunds` (blocking IO); an error for any file that does not reach `<END>`.
+    fn run(&self, refunds: &[LedgerRefund]) -> Result<Reconciliation, ReconciliationError> {
+        let open = |source: &Arc<dyn ReportSource>| {
+            source
+                .open()
+                .map(|reader| (source.name().to_owned(), reader))
+                .map_err(|error| ReconcileError::Io {
+                    file: source.name().to_owned(),
+                    source: error,
+                })
+        };
+        let details = self
+            .details
+            .iter()
+            .map(|(source, _)| open(source))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(match &self.summary {
+            Some((source, _)) => reconcile::reconcile_settlement_batch(details, open(source)?, refunds)?,
+            None => reconcile::reconcile_transaction_details(details, refunds, self.day.as_ref())?,
+        })
+    }
+
+    /// The files as recorded, from their hashes and the reader's proofs of completeness.
+    fn files(&self, result: &Reconciliation) -> Vec<ReconciledFile> {
+        let hashes: HashMap<&str, &Hashed> = self
+            .details
+            .iter()
+            .chain(self.summary.iter())
+            .map(|(source, hashed)| (source.name(), hashed))
+            .collect();
+        result
+            .files
+            .iter()
+            .map(|end| {
+                let hashed = hashes.get(end.file());
+                ReconciledFile {
+                    name: end.file().to_owned(),
+                    report_kind: end.kind().as_str().to_owned(),
+                    generation: end.generation().to_string(),
+                    sha256: hashed.map(|hashed| hashed.sha256.clone()).unwrap_or_default(),
+                    bytes: hashed.map_or(0, |hashed| hashed.bytes),
+                    rows: end.rows(),
+                    end_line: end.end_line(),
+                    warnings: end
+                        .warnings()
+                        .iter()
+                        .map(|warning| {
+                            format!(
+                                "{} (line {}, {} time(s))",
+                                warning.message, warning.first_line, warning.count
+                            )
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+}
+
+fn hash(mut reader: Box<dyn BufRead + Send>) -> std::io::Result<Hashed> {
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0_u8; HASH_BUFFER_BYTES];
+    let mut bytes = 0_u64;
+    loop {
+        let read = reader.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        bytes += read as u64;
+        hasher.update(&buffer[..read]);
+    }
+    Ok(Hashed {
+        sha256: hex::encode(hasher.finalize()),
+        bytes,
+    })
+}
+
+/// The findings in their recorded form, numbered from 1.
+fn recorded_findings(findings: &[Finding]) -> Vec<RecordedFinding> {
+    findings
+        .iter()
+        .enumerate()
+        .map(|(index, finding)| RecordedFinding {
+            seq: index as u64 + 1,
+            kind: finding.kind.as_str().to_owned(),
+            file: finding.report.as_ref().map(|line| line.file.to_string()),
+            line: finding.report.as_ref().map(|line| line.line),
+            refund_request_id: finding.refund_request_id.clone(),
+            refund_id: finding.refund_id.clone(),
+            report_amount: finding.report_amount.map(|amount| ReportedAmount {
+                currency: amount.currency().code().to_owned(),
+                value: amount.minor_units().to_string(),
+            }),
+            ledger_position: finding.ledger.map(|ledger| ledger.position),
+            ledger_status: finding.ledger.map(|ledger| ledger.status),
+            ledger_amount: finding.ledger.map(|ledger| ledger.refund_amount),
+            message: finding.message.clone(),
+        })
+        .collect()
+}
+
+/// LEDGER_PENDING findings: asks Antom through the normal inquiry path and says what came of it.
+async fn settle_pending(ledger: &Ledger, actor: &str, findings: &mut [RecordedFinding]) {
+    for finding in findings
+        .iter_mut()
+        .filter(|finding| finding.kind == FindingKind::LedgerPending.as_str())
+    {
+        let Some(id) = finding
+            .refund_request_id
+            .as_deref()
+            .and_then(|id| RefundRequestId::parse(id).ok())
+        else {
+            continue;
+        };
+        let outcome = match ledger.inquiry_refund(actor, &id).await {
+            Ok(result) => match &result.refund {
+                Some(snapshot) => format!(
+                    "settled through inquiryRefund: the ledger now holds it {} (position {})",
+                    snapshot.refund.status.as_str(),
+                    result.position
+                ),
+                None => format!("inquiryRefund answered {}", result.result.code),
+            },
+            Err(error) => format!("inquiryRefund failed ({error}); the settle worker will retry"),
+        };
+        finding.message = format!("{}; {outcome}", finding.message);
+    }
+}
+
+/// The ledger's refunds as of the log's head, folded from the payment events: status, amount, Antom's id and
+/// refund time, and the position of the event that settled each (its latest event while open).
+pub async fn ledger_refunds(store: &dyn EventStore) -> Result<(Vec<LedgerRefund>, u64), ReconciliationError> {
+    let mut refunds: Vec<LedgerRefund> = Vec::new();
+    let mut index: HashMap<RefundRequestId, usize> = HashMap::new();
+    let mut position = 0;
+    loop {
+        let page = store.read_all(position + 1, LEDGER_PAGE_EVENTS).await?;
+        let Some(last) = page.last() else { break };
+        position = last.position;
+        for recorded in &page {
+            let Some(payment_id) = recorded.stream.as_str().strip_prefix("payment-") else {
+                continue;
+            };
+            let decode = |source| ReconciliationError::Decode {
+                position: recorded.position,
+                source,
+            };
+            let event =
+                PaymentEvent::from_stored(&recorded.event_type, recorded.schema_version, &recorded.payload, &[])
+                    .map_err(decode)?;
+            apply(&mut refunds, &mut index, payment_id, recorded.position, event);
+        }
+    }
+    Ok((refunds, position))
+}
+
+fn apply(
+    refunds: &mut Vec<LedgerRefund>,
+    index: &mut HashMap<RefundRequestId, usize>,
+    payment_id: &str,
+    position: u64,
+    event: PaymentEvent,
+) {
+    let mut open = |id: RefundRequestId, amount: Money, status: RefundStatus| {
+        let Ok(payment_id) = PaymentId::parse(payment_id) else {
+            return;
+        };
+        if index.contains_key(&id) {
+            return;
+        }
+        index.insert(id.clone(), refunds.len());
+        refunds.push(LedgerRefund {
+            refund_request_id: id,
+            payment_id,
+            status,
+            refund_amount: amount,
+            refund_id: None,
+            refund_time: None,
+            position,
+        });
+    };
+    match event {
+        PaymentEvent::RefundRequested(requested) => {
+            open(
+                requested.refund_request_id,
+                requested.refund_amount,
+                RefundStatus::Requested,
+            );
+        }
+        PaymentEvent::RefundRejected(rejected) => {
+            open(
+                rejected.refund_request_id,
+                rejected.refund_amount,
+                RefundStatus::Rejected,
+            );
+        }
+        PaymentEvent::RefundProcessing(processing) => {
+            if let Some(refund) = pending(refunds, index, &processing.refund_request_id) {
+                refund.status = RefundStatus::Processing;
+                refund.position = position;
+            }
+        }
+        PaymentEvent::RefundSucceeded(succeeded) => {
+            if let Some(refund) = pending(refunds, index, &succeeded.refund_request_id) {
+                refund.status = RefundStatus::Succeeded;
+                refund.refund_id = Some(succeeded.refund_id);
+                refund.refund_time = Some(succeeded.refund_time);
+                refund.position = position;
+            }
+        }
+        PaymentEvent::RefundFailed(failed) => {
+            if let Some(refund) = pending(refunds, index, &failed.refund_request_id) {
+                refund.status = RefundStatus::Failed;
+                refund.position = position;
+            }
+        }
+        PaymentEvent::PaymentRecorded(_)
+        | PaymentEvent::PaymentCaptured(_)
+        | PaymentEvent::ChargebackOpened(_)
+        | PaymentEvent::ChargebackResolved(_)
+        | PaymentEvent::RefundOutcomeAnomaly(_) => {}
+    }
+}
+
+/// The refund `id` while it is open (an outcome for a final refund changes nothing, as in the aggregate).
+fn pending<'a>(
+    refunds: &'a mut [LedgerRefund],
+    index: &HashMap<RefundRequestId, usize>,
+    id: &RefundRequestId,
+) -> Option<&'a mut LedgerRefund> {
+    index
+        .get(id)
+        .and_then(|&at| refunds.get_mut(at))
+        .filter(|refund| refund.status.is_pending())
+}

@@ -1,0 +1,162 @@
+//! `refund-ledger reconcile FILE... [--format csv|jsonl] [--output FILE] [--actor NAME]`: reconciles Antom's
+//! reports (a day's transaction details, or a settlement batch's details and summary) against the ledger with
+//! [`app::reconciliation::reconcile_reports`], records the run in the log, prints a summary and writes the
+//! findings. Exit 0 when everything matched, 1 when there are findings, 2 on unreadable input (nothing is
+//! recorded then).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use app::reconciliation::{FileSource, ReportSource, RunOutcome, reconcile_reports};
+use audit::{Cell, Encoder, Format};
+use domain::RecordedFinding;
+use time::OffsetDateTime;
+
+use crate::verify::Verdict;
+
+/// The columns of the findings file.
+pub(crate) const FINDING_COLUMNS: &[&str] = &[
+    "runId",
+    "seq",
+    "kind",
+    "file",
+    "line",
+    "refundRequestId",
+    "refundId",
+    "reportCurrency",
+    "reportAmount",
+    "ledgerPosition",
+    "ledgerStatus",
+    "ledgerAmount",
+    "message",
+];
+
+/// The CLI's arguments of `reconcile`.
+#[derive(Debug)]
+pub(crate) struct ReconcileArgs<'a> {
+    pub(crate) files: &'a [PathBuf],
+    pub(crate) format: &'a str,
+    pub(crate) output: Option<&'a Path>,
+    pub(crate) actor: Option<&'a str>,
+}
+
+/// `refund-ledger reconcile`.
+pub(crate) async fn run(settings: &crate::config::Settings, args: ReconcileArgs<'_>) -> anyhow::Result<Verdict> {
+    let format: Format = args.format.parse()?;
+    let actor = match args.actor {
+        Some(actor) => actor.to_owned(),
+        None => format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned())),
+    };
+    let store = crate::store::open(&settings.store).await?;
+    let ledger = crate::startup::cli_ledger(settings, Arc::clone(&store)).await;
+    let sources: Vec<Arc<dyn ReportSource>> = args
+        .files
+        .iter()
+        .map(|path| Arc::new(FileSource::new(path.clone())) as Arc<dyn ReportSource>)
+        .collect();
+    let outcome = reconcile_reports(
+        store,
+        ledger.as_ref().map(|(ledger, _)| ledger),
+        sources,
+        &actor,
+        OffsetDateTime::now_utc(),
+    )
+    .await?;
+    let mut findings = Vec::new();
+    write_findings(&outcome, format, &mut findings);
+    match args.output {
+        Some(path) => {
+            std::fs::write(path, &findings).with_context(|| format!("writing the findings to {}", path.display()))?
+        }
+        None => std::io::stdout().lock().write_all(&findings)?,
+    }
+    let summary = summary(&outcome);
+    if args.output.is_some() {
+        std::io::stdout().lock().write_all(summary.as_bytes())?;
+    } else {
+        std::io::stderr().lock().write_all(summary.as_bytes())?;
+    }
+    Ok(if outcome.discrepancies() == 0 {
+        Verdict::Intact
+    } else {
+        Verdict::Broken
+    })
+}
+
+/// A few lines for people: the run, its files, the counts.
+pub(crate) fn summary(outcome: &RunOutcome) -> String {
+    let run = &outcome.recorded;
+    let mut text = format!(
+        "reconciliation {} ({}) recorded at position {}, ledger read at position {}\n",
+        run.run_id, run.report_kind, outcome.position, run.ledger_position
+    );
+    if let Some(day) = &run.period {
+        text.push_str(&format!("  day: {day}\n"));
+    }
+    if let Some(batch) = &run.settlement_batch_id {
+        text.push_str(&format!("  settlement batch: {batch}\n"));
+    }
+    for file in &run.files {
+        text.push_str(&format!(
+            "  file {} ({} {}, {} rows, sha256 {})\n",
+            file.name, file.report_kind, file.generation, file.rows, file.sha256
+        ));
+        for warning in &file.warnings {
+            text.push_str(&format!("    warning: {warning}\n"));
+        }
+    }
+    for (kind, count) in &run.counts {
+        text.push_str(&format!("  {kind}: {count}\n"));
+    }
+    for (row_type, count) in &run.other_rows {
+        text.push_str(&format!("  rows of type {row_type} (not reconciled): {count}\n"));
+    }
+    text.push_str(&format!(
+        "  {} findings, {} discrepancies\n",
+        run.findings_count,
+        outcome.discrepancies()
+    ));
+    text
+}
+
+/// The findings as CSV (with a header) or JSON Lines.
+pub(crate) fn write_findings(outcome: &RunOutcome, format: Format, out: &mut Vec<u8>) {
+    let encoder = Encoder::new(format, FINDING_COLUMNS);
+    encoder.header(out);
+    for finding in &outcome.findings {
+        encode_finding(&encoder, &outcome.recorded.run_id, finding, out);
+    }
+}
+
+fn encode_finding(encoder: &Encoder, run_id: &str, finding: &RecordedFinding, out: &mut Vec<u8>) {
+    let ledger_amount = finding.ledger_amount.map(|amount| amount.minor_units().to_string());
+    let number = |value: Option<u64>| value.map_or(Cell::Missing, Cell::Number);
+    encoder.row(
+        out,
+        &[
+            Cell::Text(run_id),
+            Cell::Number(finding.seq),
+            Cell::Text(&finding.kind),
+            finding.file.as_deref().into(),
+            number(finding.line),
+            finding.refund_request_id.as_deref().into(),
+            finding.refund_id.as_deref().into(),
+            finding
+                .report_amount
+                .as_ref()
+                .map(|amount| amount.currency.as_str())
+                .into(),
+            finding
+                .report_amount
+                .as_ref()
+                .map(|amount| amount.value.as_str())
+                .into(),
+            number(finding.ledger_position),
+            finding.ledger_status.map(|status| status.as_str()).into(),
+            ledger_amount.as_deref().into(),
+            Cell::Text(&finding.message),
+        ],
+    );
+}

@@ -1,0 +1,188 @@
+//! `refund-ledger reconcile` end to end: the ledger and an `apo-sim` process refund, the simulator writes the
+//! day's transaction details report with discrepancies injected, and the binary must find each of them, settle
+//! the refund Antom says is final through inquiry, record one run in the log (covered by `verify`, ignored by
+//! the projections' `replay`), and refuse a truncated file with exit 2 and nothing recorded. Both stores.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use time::{OffsetDateTime, UtcOffset};
+
+use crate::e2e_support::{
+    Antom, CLIENT_ID, Worker, demo_key, eventually, free_loopback_port, record_payment, refund, start_ledger,
+    wait_for_status,
+};
+use crate::support::{PostgresDatabase, binary, sqlite_store, temp_folder};
+
+#[test]
+fn every_finding_kind_end_to_end_on_sqlite() {
+    let (_guard, folder) = temp_folder();
+    every_finding_kind_end_to_end(&sqlite_store(&folder), &folder);
+}
+
+#[test]
+fn every_finding_kind_end_to_end_on_postgres() {
+    let (_guard, folder) = temp_folder();
+    let database = PostgresDatabase::create();
+    every_finding_kind_end_to_end(&database.url, &folder);
+}
+
+fn every_finding_kind_end_to_end(store: &str, folder: &Path) {
+    let port = free_loopback_port();
+    let antom = Antom::start(port);
+    // Antom answers U and its notification is lost: the ledger holds it PROCESSING (the worker is idle), while
+    // Antom settles it a few seconds later and lists it as refunded.
+    antom.script("R-PEND", &["u,notify-drop"]);
+    let server = start_ledger(store, folder, &antom, port, Worker::Idle);
+    record_payment(&server, "P-1", "100000");
+    for id in ["R-MATCH", "R-CHG", "R-DROP", "R-REV", "R-DUP"] {
+        refund(&server, id, "P-1", "1000");
+        wait_for_status(&server, id, "SUCCEEDED");
+    }
+    refund(&server, "R-PEND", "P-1", "1000");
+    wait_for_status(&server, "R-PEND", "PROCESSING");
+    eventually("Antom to settle R-PEND", || {
+        let payment = antom.payment("P-1");
+        (payment["succeededMinorUnits"].as_u64() == Some(6000)).then_some(())
+    });
+    server.stop();
+
+    let day = OffsetDateTime::now_utc()
+        .to_offset(UtcOffset::from_hms(8, 0, 0).unwrap())
+        .date();
+    let date = format!("{:04}{:02}{:02}", day.year(), u8::from(day.month()), day.day());
+    let discrepancies = "drop=R-DROP&changeAmount=R-CHG&extraRefund=R-DASH&reverse=R-REV&duplicate=R-DUP";
+    let report = fetch_report(&antom, &date, discrepancies, folder);
+
+    let before = verified_events(store);
+    let truncated = fetch_report(
+        &antom,
+        &date,
+        &format!("{discrepancies}&truncate=true"),
+        &folder.join("cut"),
+    );
+    let refused = reconcile(store, &antom, &[&truncated, "--format", "jsonl"]);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains(&format!("transactionItems_{date}_000.csv")) && message.contains("nothing was imported"),
+        "{message}"
+    );
+    assert_eq!(verified_events(store), before, "a truncated file records nothing");
+
+    let output_file = folder.join("findings.jsonl");
+    let run = reconcile(
+        store,
+        &antom,
+        &[&report, "--format", "jsonl", "--output", output_file.to_str().unwrap()],
+    );
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    let summary = String::from_utf8_lossy(&run.stdout);
+    assert!(summary.contains("TRANSACTION_DETAILS"), "{summary}");
+    let findings: Vec<Value> = std::fs::read_to_string(&output_file)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let kinds_of = |id: &str| -> Vec<String> {
+        findings
+            .iter()
+            .filter(|finding| finding["refundRequestId"] == id)
+            .map(|finding| finding["kind"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(kinds_of("R-MATCH"), ["MATCHED"], "{findings:#?}");
+    assert_eq!(kinds_of("R-CHG"), ["DIFFERS"], "{findings:#?}");
+    assert_eq!(kinds_of("R-DROP"), ["MISSING_FROM_REPORT"], "{findings:#?}");
+    assert_eq!(kinds_of("R-DASH"), ["UNKNOWN_TO_LEDGER"], "{findings:#?}");
+    assert_eq!(kinds_of("R-DUP"), ["MATCHED", "DUPLICATE"], "{findings:#?}");
+    assert!(
+        kinds_of("R-REV").contains(&"REFUND_REVERSAL".to_owned()),
+        "{findings:#?}"
+    );
+    assert_eq!(kinds_of("R-PEND"), ["LEDGER_PENDING"], "{findings:#?}");
+    let pending = findings
+        .iter()
+        .find(|finding| finding["refundRequestId"] == "R-PEND")
+        .unwrap();
+    assert_eq!(pending["ledgerStatus"], "PROCESSING", "{pending}");
+    assert!(
+        pending["message"]
+            .as_str()
+            .unwrap()
+            .contains("settled through inquiryRefund: the ledger now holds it SUCCEEDED"),
+        "{pending}"
+    );
+    let matched = findings
+        .iter()
+        .find(|finding| finding["refundRequestId"] == "R-MATCH")
+        .unwrap();
+    assert!(matched["line"].as_u64().unwrap() > 1, "{matched}");
+    assert!(matched["ledgerPosition"].as_u64().unwrap() > 0, "{matched}");
+    let run_id = matched["runId"].as_str().unwrap();
+    assert!(summary.contains(run_id), "{summary}");
+
+    // The run is in the log: one event for the run and one chunk of findings after the inquiry's events.
+    let after = verified_events(store);
+    assert!(after >= before + 2, "before {before}, after {after}");
+    let replayed = run_binary(store, &["replay"]);
+    assert_eq!(replayed.status.code(), Some(0), "{replayed:?}");
+    let journal = run_binary(store, &["export", "journal", "--format", "jsonl"]);
+    assert_eq!(journal.status.code(), Some(0), "{journal:?}");
+}
+
+/// Downloads the day's transaction details report into `folder` under Antom's file name; answers its path.
+fn fetch_report(antom: &Antom, date: &str, query: &str, folder: &Path) -> String {
+    std::fs::create_dir_all(folder).unwrap();
+    let response =
+        reqwest::blocking::get(format!("{}/sim/reports/transactions/{date}?{query}", antom.base_url())).unwrap();
+    assert!(response.status().is_success(), "{response:?}");
+    let disposition = response.headers()["content-disposition"].to_str().unwrap().to_owned();
+    let name = disposition
+        .split("filename=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let path = folder.join(name);
+    std::fs::write(&path, response.bytes().unwrap()).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// `refund-ledger reconcile ARGS` with the Antom gateway configured (for inquiries).
+fn reconcile(store: &str, antom: &Antom, args: &[&str]) -> Output {
+    let mut command = Command::new(binary());
+    command.arg("reconcile").args(args).env("REFUND_LEDGER_STORE", store);
+    command
+        .env("REFUND_LEDGER_ANTOM_CLIENT_ID", CLIENT_ID)
+        .env(
+            "REFUND_LEDGER_ANTOM_MERCHANT_PRIVATE_KEY_FILE",
+            demo_key("merchant_private_pkcs8.pem"),
+        )
+        .env("REFUND_LEDGER_ANTOM_PUBLIC_KEY_FILE", demo_key("antom_public.pem"))
+        .env("RUST_LOG", "warn");
+    command.env("REFUND_LEDGER_ANTOM_BASE_URL", antom.base_url());
+    command.output().unwrap()
+}
+
+fn run_binary(store: &str, args: &[&str]) -> Output {
+    Command::new(binary())
+        .args(args)
+        .env("REFUND_LEDGER_STORE", store)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+/// The events `verify` counts (and it must find the log intact).
+fn verified_events(store: &str) -> u64 {
+    let output = run_binary(store, &["verify"]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.split("verify: OK, ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"))
+}
