@@ -304,7 +304,7 @@ impl Plan {
                 ReportKind::TransactionDetails | ReportKind::SettlementDetails => details.push((source, hashed)),
             }
         }
-        let transaction = kinds.iter().any(|kind| *kind == ReportKind::TransactionDetails);
+        let transaction = kinds.contains(&ReportKind::TransactionDetails);
         let settlement = kinds.iter().any(|kind| *kind != ReportKind::TransactionDetails);
         let kind = match (transaction, settlement) {
             (true, true) => {
