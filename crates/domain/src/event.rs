@@ -333,16 +333,7 @@ impl PaymentEvent {
             event_type: event_type.to_owned(),
             reason,
         };
-        let current = current_version(event_type).ok_or_else(|| EventDecodeError::UnknownType {
-            event_type: event_type.to_owned(),
-        })?;
-        if schema_version > current {
-            return Err(EventDecodeError::FutureVersion {
-                event_type: event_type.to_owned(),
-                version: schema_version,
-                current,
-            });
-        }
+        let current = known_version(EVENT_TYPES, event_type, schema_version)?;
         if schema_version == current {
             // The stored form is current: read the bytes straight into the event, with no JSON tree between.
             return Self::decode_current(event_type, data).map_err(|e| malformed(e.to_string()));
@@ -390,8 +381,33 @@ impl PaymentEvent {
 }
 
 fn current_version(event_type: &str) -> Option<u32> {
-    EVENT_TYPES
+    version_in(EVENT_TYPES, event_type)
+}
+
+/// The current version of `event_type` in `types`.
+pub(crate) fn version_in(types: &[(&str, u32)], event_type: &str) -> Option<u32> {
+    types
         .iter()
         .find(|(name, _)| *name == event_type)
         .map(|(_, version)| *version)
+}
+
+/// The current version of `event_type` in `types`, checking that a stored `schema_version` is not newer:
+/// [`EventDecodeError::UnknownType`] or [`EventDecodeError::FutureVersion`] otherwise.
+pub(crate) fn known_version(
+    types: &[(&str, u32)],
+    event_type: &str,
+    schema_version: u32,
+) -> Result<u32, EventDecodeError> {
+    let current = version_in(types, event_type).ok_or_else(|| EventDecodeError::UnknownType {
+        event_type: event_type.to_owned(),
+    })?;
+    if schema_version > current {
+        return Err(EventDecodeError::FutureVersion {
+            event_type: event_type.to_owned(),
+            version: schema_version,
+            current,
+        });
+    }
+    Ok(current)
 }

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::event::{EventDecodeError, StoredEventData};
+use crate::event::{EventDecodeError, StoredEventData, known_version, version_in};
 use crate::status::RefundStatus;
 
 /// The prefix of a reconciliation run's stream: `reconciliation-{runId}`.
@@ -178,7 +178,7 @@ impl ReconciliationEvent {
 
     /// The current schema version of this event's type.
     pub fn schema_version(&self) -> u32 {
-        current_version(self.event_type()).unwrap_or(1)
+        version_in(RECONCILIATION_EVENT_TYPES, self.event_type()).unwrap_or(1)
     }
 
     /// The run the event belongs to.
@@ -207,16 +207,7 @@ impl ReconciliationEvent {
 
     /// Reads a stored reconciliation event (every type is at its first version).
     pub fn from_stored(event_type: &str, schema_version: u32, data: &[u8]) -> Result<Self, EventDecodeError> {
-        let current = current_version(event_type).ok_or_else(|| EventDecodeError::UnknownType {
-            event_type: event_type.to_owned(),
-        })?;
-        if schema_version > current {
-            return Err(EventDecodeError::FutureVersion {
-                event_type: event_type.to_owned(),
-                version: schema_version,
-                current,
-            });
-        }
+        let current = known_version(RECONCILIATION_EVENT_TYPES, event_type, schema_version)?;
         if schema_version < current {
             return Err(EventDecodeError::MissingUpcaster {
                 event_type: event_type.to_owned(),
@@ -235,11 +226,4 @@ impl ReconciliationEvent {
             _ => Self::ReconciliationFindingAcknowledged(serde_json::from_slice(data).map_err(malformed)?),
         })
     }
-}
-
-fn current_version(event_type: &str) -> Option<u32> {
-    RECONCILIATION_EVENT_TYPES
-        .iter()
-        .find(|(name, _)| *name == event_type)
-        .map(|(_, version)| *version)
 }
