@@ -132,6 +132,7 @@ impl ApoClient {
     pub async fn refund(&self, request: &RefundRequest) -> Result<RefundOutcome, ClientError> {
         let span = tracing::info_span!(
             "apo.refund",
+            otel.kind = "client",
             refund_request_id = %request.refund_request_id,
             payment_id = %request.payment_id,
         );
@@ -152,6 +153,7 @@ impl ApoClient {
     pub async fn inquiry_refund(&self, request: &InquiryRefundRequest) -> Result<InquiryOutcome, ClientError> {
         let span = tracing::info_span!(
             "apo.inquiry_refund",
+            otel.kind = "client",
             refund_request_id = request.refund_request_id.as_ref().map(|id| id.as_str()),
             refund_id = request.refund_id.as_ref().map(|id| id.as_str()),
         );

@@ -25,6 +25,7 @@ use std::time::Duration;
 use domain::{EventDecodeError, FoldError, Payment, PaymentCommand, PaymentEvent, Policy, evolve};
 use eventlog::{EventStore, ExpectedRevision, StoreError, StreamName};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::batch::{BATCH_COMMANDS_MAX, BatchCommand, BatchPlan, Planned, Verdict, plan_batch};
@@ -81,6 +82,8 @@ struct Request {
     command: Option<PaymentCommand>,
     actor: String,
     reply: oneshot::Sender<Result<Decided, AppError>>,
+    /// The caller's span: the batch that decides the command is traced inside it.
+    span: tracing::Span,
 }
 
 /// Why a batch could not be decided; every command of the batch gets it.
@@ -188,6 +191,7 @@ impl PaymentQueues {
             command,
             actor: actor.to_owned(),
             reply,
+            span: tracing::Span::current(),
         };
         self.enqueue(stream, request)?;
         answer.await.map_err(|_| AppError::Interrupted {
@@ -258,8 +262,21 @@ impl StreamWorker {
             if waiting.is_empty() && !self.retire(&mut queue, &mut waiting) {
                 return;
             }
-            waiting = self.process(waiting).await;
+            let span = self.batch_span(&waiting);
+            waiting = self.process(waiting).instrument(span).await;
         }
+    }
+
+    /// The span of one batch: a child of its first command's caller's span (so a lone command's trace runs on
+    /// through the append), following from the other callers' spans.
+    fn batch_span(&self, batch: &[Request]) -> tracing::Span {
+        let parent = batch.first().and_then(|request| request.span.id());
+        let span =
+            tracing::info_span!(parent: parent, "payment_queue.batch", stream = %self.stream, commands = batch.len());
+        for request in batch.iter().skip(1) {
+            span.follows_from(&request.span);
+        }
+        span
     }
 
     /// Ends the task if no command arrived, keeping the fold for the next one; false when it ended.

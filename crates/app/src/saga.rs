@@ -23,6 +23,7 @@ impl Ledger {
     /// stands without a second event or a second call to Antom; other content, or the same id on
     /// another payment, is F `REPEAT_REQ_INCONSISTENT`. An unknown payment is F `ORDER_NOT_EXIST`.
     #[tracing::instrument(
+        name = "saga.refund",
         skip(self, input),
         fields(payment_id = %input.payment_id, refund_request_id = %input.refund_request_id)
     )]
@@ -64,6 +65,7 @@ impl Ledger {
     /// Step 2 (and the settle step's resend): sends the refund to Antom with its refundRequestId and records
     /// the answer as `actor`. Antom deduplicates on the refundRequestId, so sending again is safe.
     #[tracing::instrument(
+        name = "saga.send_refund",
         skip(self, payment, refund),
         fields(payment_id = %payment.payment_id, refund_request_id = %refund.refund_request_id)
     )]

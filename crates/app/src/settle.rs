@@ -58,7 +58,10 @@ impl Ledger {
     ///
     /// A refund that fails to settle (store or read-model trouble) is counted in `errors`, logged and
     /// retried next pass; only failing to list the open refunds is an error of the pass.
-    #[tracing::instrument(skip(self))]
+    /// The pass's span is at debug level, so that (with the usual info filter) each refund it settles starts
+    /// a trace of its own, named `saga.settle` and carrying the refund's ids, instead of every pass's refunds
+    /// sharing one.
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn settle_open_refunds(&self, older_than: Duration) -> Result<SettleReport, AppError> {
         let now = self.clock().now();
         let requested_before = time::Duration::try_from(older_than)
@@ -159,7 +162,11 @@ impl Ledger {
     }
 
     /// Settles one open refund with an inquiry; answers what happened and the refund as it then stands.
-    #[tracing::instrument(skip(self), fields(payment_id = %payment_id, refund_request_id = %refund_request_id))]
+    #[tracing::instrument(
+        name = "saga.settle",
+        skip(self),
+        fields(payment_id = %payment_id, refund_request_id = %refund_request_id)
+    )]
     async fn settle_as(
         &self,
         actor: &str,

@@ -52,6 +52,7 @@ pub(crate) const ENVIRONMENT_KEYS: &[&str] = &[
     "REFUND_LEDGER_EXPORTS_REFUNDS_ACCOUNT",
     "REFUND_LEDGER_EXPORTS_CLEARING_ACCOUNT",
     "REFUND_LEDGER_DEMO_SIMULATOR",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
 ];
 
 /// Log output format.
@@ -197,6 +198,9 @@ pub(crate) struct Settings {
     pub(crate) accounts: audit::Accounts,
     /// The behaviour of the demo's in-process simulator (ignored without `--demo`).
     pub(crate) demo_simulator: DemoSimulator,
+    /// The OTLP collector the spans go to (`OTEL_EXPORTER_OTLP_ENDPOINT`, the OpenTelemetry standard's name;
+    /// `http://host:4318`): none, or empty, exports nothing.
+    pub(crate) otlp_endpoint: Option<String>,
 }
 
 /// Reads the file (if any) and the environment.
@@ -282,6 +286,7 @@ fn resolve(file: FileConfig, environment: &dyn Fn(&str) -> Option<String>) -> an
         wait_for_position_ms_max: limits.wait_for_position_ms_max.unwrap_or(5_000),
         policy: file.policy.unwrap_or_default(),
         demo_simulator,
+        otlp_endpoint: environment("OTEL_EXPORTER_OTLP_ENDPOINT").filter(|endpoint| !endpoint.trim().is_empty()),
         accounts: resolve_accounts(file.exports.unwrap_or_default(), environment)?,
     };
     settings.read_models_url()?;

@@ -98,7 +98,17 @@ pub(crate) fn app(state: AppState, notify_path: &str) -> Router {
                 .get(REQUEST_ID_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("-");
-            tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id = %id)
+            let method = request.method();
+            let path = request.uri().path();
+            // `otel.name` and `otel.kind` name the span and its kind when it is exported (crate::telemetry).
+            tracing::info_span!(
+                "http",
+                otel.name = %format_args!("{method} {path}"),
+                otel.kind = "server",
+                method = %method,
+                path = %path,
+                request_id = %id
+            )
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)

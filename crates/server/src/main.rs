@@ -23,6 +23,7 @@ mod reconcile;
 mod replay;
 mod startup;
 mod store;
+mod telemetry;
 mod verify;
 
 use std::io::Write as _;
@@ -32,8 +33,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
-
-use crate::config::LogFormat;
 
 /// Longest wait of `healthcheck`.
 const HEALTHCHECK_TIMEOUT_MS: u64 = 3_000;
@@ -145,7 +144,13 @@ fn main() -> ExitCode {
     if let Some(store) = cli.store {
         settings.store = store;
     }
-    init_tracing(settings.log_format);
+    let telemetry = match telemetry::init(settings.log_format, settings.otlp_endpoint.as_deref()) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -193,6 +198,7 @@ fn main() -> ExitCode {
             Command::Healthcheck { url } => healthcheck(url, &settings).await.map(|()| verify::Verdict::Intact),
         }
     });
+    telemetry.shutdown();
     match result {
         Ok(verify::Verdict::Intact) => ExitCode::SUCCESS,
         Ok(verify::Verdict::Broken) => ExitCode::from(1),
@@ -200,18 +206,6 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::from(2)
         }
-    }
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Pretty => builder.init(),
     }
 }
 

@@ -22,4 +22,5 @@ mod reconcile;
 mod replay;
 mod subscription;
 mod support;
+mod traces;
 mod verify;

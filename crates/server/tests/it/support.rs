@@ -44,7 +44,8 @@ impl Server {
         Self::spawn(command)
     }
 
-    fn serve_command(store: &str, folder: &Path) -> Command {
+    /// The `serve --demo` command [`Server::start`] runs, to be changed before [`Server::spawn`].
+    pub(crate) fn serve_command(store: &str, folder: &Path) -> Command {
         let mut command = Command::new(binary());
         command
             .args(["serve", "--demo"])
