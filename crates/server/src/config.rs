@@ -26,6 +26,8 @@ pub(crate) const STORE_DEFAULT: &str = "sqlite://./data/ledger.db";
 pub(crate) const READ_MODELS_DEFAULT: &str = "sqlite://./data/ledger.read.db";
 /// The largest request body when none is configured.
 pub(crate) const BODY_BYTES_MAX_DEFAULT: usize = 256 * 1024;
+/// The default `[limits] report_bytes_max`: the largest report `POST /reconciliations` accepts.
+pub(crate) const REPORT_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
 /// The journal's debited account when none is configured.
 pub(crate) const REFUNDS_ACCOUNT_DEFAULT: &str = "refunds";
 /// The journal's credited account when none is configured.
@@ -127,6 +129,7 @@ struct FileWorker {
 #[serde(deny_unknown_fields)]
 struct FileLimits {
     body_bytes_max: Option<usize>,
+    report_bytes_max: Option<usize>,
     query_depth_max: Option<usize>,
     query_complexity_max: Option<usize>,
     query_fields_max: Option<usize>,
@@ -186,6 +189,8 @@ pub(crate) struct Settings {
     pub(crate) worker_interval_ms: u64,
     /// Largest accepted request body and WebSocket message (default 256 KiB).
     pub(crate) body_bytes_max: usize,
+    /// Largest report body `POST /reconciliations` accepts (default 64 MiB); the upload is held in memory.
+    pub(crate) report_bytes_max: usize,
     /// What one GraphQL request may ask (`[limits] query_depth_max` (12), `query_complexity_max` (20000),
     /// `query_fields_max` (500), `response_bytes_max` (4 MiB), `expensive_query_complexity_min` (5000),
     /// `expensive_queries_max` (4)).
@@ -282,6 +287,7 @@ fn resolve(file: FileConfig, environment: &dyn Fn(&str) -> Option<String>) -> an
             .unwrap_or(5),
         worker_interval_ms: worker.interval_ms.unwrap_or(1_000),
         body_bytes_max: limits.body_bytes_max.unwrap_or(BODY_BYTES_MAX_DEFAULT),
+        report_bytes_max: limits.report_bytes_max.unwrap_or(REPORT_BYTES_MAX_DEFAULT),
         query_limits: resolve_query_limits(&limits)?,
         wait_for_position_ms_max: limits.wait_for_position_ms_max.unwrap_or(5_000),
         policy: file.policy.unwrap_or_default(),
@@ -754,6 +760,7 @@ mod tests {
         let defaults = resolve(FileConfig::default(), &env(&[])).unwrap();
         assert_eq!(defaults.query_limits, graphql::Limits::default());
         assert_eq!(defaults.body_bytes_max, BODY_BYTES_MAX_DEFAULT);
+        assert_eq!(defaults.report_bytes_max, REPORT_BYTES_MAX_DEFAULT);
         let file: FileConfig = toml::from_str(
             "[limits]\nquery_fields_max = 50\nresponse_bytes_max = 1000\nexpensive_query_complexity_min = 100\n\
              expensive_queries_max = 1\nquery_complexity_max = 900\nquery_depth_max = 5",

@@ -67,6 +67,8 @@ pub(crate) struct AppState {
     pub(crate) accounts: audit::Accounts,
     /// Largest request body (and WebSocket message) accepted.
     pub(crate) body_bytes_max: usize,
+    /// Largest report `POST /reconciliations` accepts.
+    pub(crate) report_bytes_max: usize,
 }
 
 /// The router with every route and layer.
@@ -90,6 +92,16 @@ pub(crate) fn app(state: AppState, notify_path: &str) -> Router {
             state.body_bytes_max,
             refuse_large_bodies,
         ))
+        // Reports are larger than API requests: their own limit, `[limits] report_bytes_max`.
+        .merge(
+            Router::new()
+                .route("/reconciliations", post(crate::reconcile::upload))
+                .layer(DefaultBodyLimit::max(state.report_bytes_max))
+                .layer(middleware::from_fn_with_state(
+                    state.report_bytes_max,
+                    refuse_large_bodies,
+                )),
+        )
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -155,7 +167,7 @@ async fn refuse_large_bodies(State(body_bytes_max): State<usize>, request: Reque
 }
 
 /// 413 with a GraphQL-shaped error; the connection is closed, as the rest of the body is never read.
-fn payload_too_large(body_bytes_max: usize) -> Response {
+pub(crate) fn payload_too_large(body_bytes_max: usize) -> Response {
     let body = serde_json::json!({
         "errors": [{
             "message": format!("the request body is over the limit of {body_bytes_max} bytes"),

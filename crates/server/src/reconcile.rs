@@ -160,3 +160,104 @@ fn encode_finding(encoder: &Encoder, run_id: &str, finding: &RecordedFinding, ou
         ],
     );
 }
+
+/// The query string of `POST /reconciliations`.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct UploadQuery {
+    /// The report's file name as Antom named it (it says what the file is and which day); without it the
+    /// kind is read from the header row.
+    name: Option<String>,
+}
+
+/// `POST /reconciliations?name=FILE` (admin only; the report as the body, up to `[limits] report_bytes_max`):
+/// reconciles one report file, records the run and answers 201 with its id, position and counts. A report
+/// that cannot be read (cut before `<END>`, malformed) is a 422 naming the file: nothing is recorded.
+#[tracing::instrument(skip(state, request))]
+pub(crate) async fn upload(
+    axum::extract::State(state): axum::extract::State<crate::http::AppState>,
+    axum::extract::Query(query): axum::extract::Query<UploadQuery>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::extract::FromRequest as _;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse as _;
+
+    let Some(principal) = crate::http::principal_of(&state, request.headers()) else {
+        return crate::http::unauthenticated(&state);
+    };
+    let error = |status: StatusCode, code: &str, message: String| {
+        let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+        (status, axum::Json(body)).into_response()
+    };
+    if principal.role < graphql::Role::Admin {
+        return error(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "reconciling a report needs the admin role".to_owned(),
+        );
+    }
+    let name = query.name.unwrap_or_else(|| "upload.csv".to_owned());
+    if name.is_empty() || name.len() > 255 || name.contains(['/', '\\', '\n', '\r']) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BAD_USER_INPUT",
+            "name: a file name of 1 to 255 bytes without path separators or line breaks".to_owned(),
+        );
+    }
+    let body = match axum::body::Bytes::from_request(request, &state).await {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return crate::http::payload_too_large(state.report_bytes_max);
+        }
+        Err(rejection) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                format!("the request body could not be read: {rejection}"),
+            );
+        }
+    };
+    let source: Arc<dyn ReportSource> = Arc::new(app::reconciliation::BytesSource::new(name, Arc::from(&body[..])));
+    tracing::info!(actor = %principal.name, bytes = body.len(), "reconciliation upload");
+    match reconcile_reports(
+        Arc::clone(&state.store),
+        Some(&state.ledger),
+        vec![source],
+        &principal.name,
+        OffsetDateTime::now_utc(),
+    )
+    .await
+    {
+        Ok(outcome) => {
+            let body = serde_json::json!({
+                "runId": outcome.recorded.run_id,
+                "position": outcome.position,
+                "reportKind": outcome.recorded.report_kind,
+                "counts": outcome.recorded.counts,
+                "findingsCount": outcome.recorded.findings_count,
+                "discrepancies": outcome.discrepancies(),
+            });
+            (StatusCode::CREATED, axum::Json(body)).into_response()
+        }
+        Err(app::reconciliation::ReconciliationError::Store(store_error)) => {
+            tracing::error!(error = %store_error, "reconciliation not recorded");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "STORE_UNAVAILABLE",
+                format!("the run was not recorded: event store: {store_error}"),
+            )
+        }
+        Err(
+            unreadable @ (app::reconciliation::ReconciliationError::Report(_)
+            | app::reconciliation::ReconciliationError::Files(_)),
+        ) => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "REPORT_UNREADABLE",
+            unreadable.to_string(),
+        ),
+        Err(internal) => {
+            tracing::error!(error = %internal, "reconciliation failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", internal.to_string())
+        }
+    }
+}

@@ -139,6 +139,7 @@ impl Application {
             metrics: Metrics::default(),
             accounts: settings.accounts.clone(),
             body_bytes_max: settings.body_bytes_max,
+            report_bytes_max: settings.report_bytes_max,
         };
         let router = app(state, &settings.notify_path);
         Ok(Self {

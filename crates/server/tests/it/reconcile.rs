@@ -13,7 +13,7 @@ use crate::e2e_support::{
     Antom, CLIENT_ID, Worker, demo_key, eventually, free_loopback_port, record_payment, refund, start_ledger,
     wait_for_status,
 };
-use crate::support::{PostgresDatabase, binary, sqlite_store, temp_folder};
+use crate::support::{OPERATOR_KEY, PostgresDatabase, Server, binary, sqlite_store, temp_folder};
 
 #[test]
 fn every_finding_kind_end_to_end_on_sqlite() {
@@ -185,4 +185,76 @@ fn verified_events(store: &str) -> u64 {
         .and_then(|rest| rest.split(' ').next())
         .and_then(|count| count.parse().ok())
         .unwrap_or_else(|| panic!("{text}"))
+}
+
+const ADMIN_KEY: &str = "admin-secret-recon";
+
+/// `POST /reconciliations`: admin only, its own body limit (`[limits] report_bytes_max`, here larger than the
+/// API's), 201 with the run's id, and a truncated report refused with nothing recorded.
+#[test]
+fn an_admin_uploads_a_report_over_http() {
+    let (_guard, folder) = temp_folder();
+    let config = folder.join("ledger.toml");
+    std::fs::write(&config, "[limits]\nbody_bytes_max = 512\nreport_bytes_max = 8192\n").unwrap();
+    let mut command = Command::new(binary());
+    command
+        .arg("--config")
+        .arg(&config)
+        .args(["serve", "--demo"])
+        .current_dir(&folder)
+        .env("REFUND_LEDGER_STORE", sqlite_store(&folder))
+        .env("REFUND_LEDGER_LISTEN", "127.0.0.1:0")
+        .env(
+            "REFUND_LEDGER_API_KEYS",
+            format!("ops:operator:{OPERATOR_KEY},aud:admin:{ADMIN_KEY}"),
+        )
+        .env("RUST_LOG", "warn");
+    let server = Server::spawn(command);
+    let fixture = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../reconcile/tests/it/fixtures/g3/transactionItems_20260304_000.csv"),
+    )
+    .unwrap();
+    assert!(fixture.len() > 512, "the report is larger than the API's body limit");
+    let client = reqwest::blocking::Client::new();
+    let post = |key: &str, name: &str, body: Vec<u8>| {
+        let response = client
+            .post(server.url(&format!("/reconciliations?name={name}")))
+            .bearer_auth(key)
+            .body(body)
+            .send()
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().unwrap_or(Value::Null))
+    };
+    let head =
+        || server.graphql("{ ledgerHead { position } }", serde_json::json!({}))["ledgerHead"]["position"].clone();
+
+    let (status, body) = post(OPERATOR_KEY, "transactionItems_20260304_000.csv", fixture.clone());
+    assert_eq!(
+        (status, &body["errors"][0]["extensions"]["code"]),
+        (403, &Value::from("FORBIDDEN"))
+    );
+
+    let (status, body) = post(ADMIN_KEY, "transactionItems_20260304_000.csv", vec![b'x'; 9000]);
+    assert_eq!(status, 413, "{body}");
+
+    let before = head();
+    let cut = fixture[..fixture.len() - 10].to_vec();
+    let (status, body) = post(ADMIN_KEY, "transactionItems_20260304_000.csv", cut);
+    assert_eq!(status, 422, "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("transactionItems_20260304_000.csv") && message.contains("nothing was imported"),
+        "{message}"
+    );
+    assert_eq!(head(), before, "nothing recorded");
+
+    let (status, body) = post(ADMIN_KEY, "transactionItems_20260304_000.csv", fixture);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["reportKind"], "TRANSACTION_DETAILS", "{body}");
+    assert_eq!(body["counts"]["UNKNOWN_TO_LEDGER"], 2, "{body}");
+    assert!(body["runId"].as_str().unwrap().len() == 36, "{body}");
+    assert_eq!(head(), body["position"], "{body}");
+    server.stop();
 }
