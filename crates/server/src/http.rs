@@ -222,9 +222,63 @@ async fn graphql_post(State(state): State<AppState>, request: Request) -> Respon
         Err(rejection) => return bad_request(&format!("the request body could not be read: {rejection}")),
     };
     match serde_json::from_slice::<async_graphql::Request>(&body) {
-        Ok(request) => execute(&state, principal, request).await,
+        Ok(request) => {
+            if crate::telemetry::exporting() {
+                if let Some(refund_request_id) = refund_request_id_of(&request) {
+                    crate::telemetry::join_refund_trace(&tracing::Span::current(), &refund_request_id);
+                }
+            }
+            execute(&state, principal, request).await
+        }
         Err(error) => bad_request(&format!("the request body is not a GraphQL request: {error}")),
     }
+}
+
+/// The refundRequestId of the first `refund` or `inquiryRefund` field of a mutation in `request` (from the
+/// document or its variables), whose trace the request joins (`crate::telemetry`).
+fn refund_request_id_of(request: &async_graphql::Request) -> Option<String> {
+    use async_graphql::parser::types::{OperationType, Selection};
+    if !request.query.contains("efund") {
+        return None;
+    }
+    let document = async_graphql::parser::parse_query(&request.query).ok()?;
+    let variable = |name: async_graphql::Name| request.variables.get(&name).cloned().ok_or(());
+    document
+        .operations
+        .iter()
+        .filter(|(_, operation)| operation.node.ty == OperationType::Mutation)
+        .flat_map(|(_, operation)| operation.node.selection_set.node.items.iter())
+        .find_map(|selection| {
+            let Selection::Field(field) = &selection.node else {
+                return None;
+            };
+            let field = &field.node;
+            let id = match field.name.node.as_str() {
+                "refund" => {
+                    let input = field
+                        .get_argument("input")?
+                        .node
+                        .clone()
+                        .into_const_with(variable)
+                        .ok()?;
+                    match input {
+                        async_graphql::Value::Object(input) => input.get("refundRequestId")?.clone(),
+                        _ => return None,
+                    }
+                }
+                "inquiryRefund" => field
+                    .get_argument("refundRequestId")?
+                    .node
+                    .clone()
+                    .into_const_with(variable)
+                    .ok()?,
+                _ => return None,
+            };
+            match id {
+                async_graphql::Value::String(id) => Some(id),
+                _ => None,
+            }
+        })
 }
 
 /// GET with a `query` parameter runs it (queries only); a plain GET serves GraphiQL.

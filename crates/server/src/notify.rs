@@ -60,6 +60,9 @@ pub(crate) async fn handle(
             );
         }
     };
+    if let Notification::Refund(refund) = &notification {
+        crate::telemetry::join_refund_trace(&tracing::Span::current(), refund.refund_request_id.as_str());
+    }
     match apply(&state.ledger, notification, now).await {
         Ok(Answer::Acknowledge) => {
             state.metrics.notification(true);

@@ -195,6 +195,11 @@ pub(crate) enum Worker {
 
 /// Starts `refund-ledger serve` (not demo) on `store` and `port` with `antom` as its gateway.
 pub(crate) fn start_ledger(store: &str, folder: &Path, antom: &Antom, port: u16, worker: Worker) -> Server {
+    Server::spawn(ledger_command(store, folder, antom, port, worker))
+}
+
+/// The command [`start_ledger`] runs, to be changed before [`Server::spawn`].
+pub(crate) fn ledger_command(store: &str, folder: &Path, antom: &Antom, port: u16, worker: Worker) -> Command {
     let config = folder.join("ledger.toml");
     std::fs::write(&config, format!("[worker]\ninterval_ms = {WORKER_INTERVAL_MS}\n")).unwrap();
     let settle_after_seconds = match worker {
@@ -223,7 +228,7 @@ pub(crate) fn start_ledger(store: &str, folder: &Path, antom: &Antom, port: u16,
         .env("REFUND_LEDGER_ANTOM_PUBLIC_KEY_FILE", demo_key("antom_public.pem"))
         .env("REFUND_LEDGER_ANTOM_SIMULATOR_ADMIN_URL", antom.base_url())
         .env("RUST_LOG", "error");
-    Server::spawn(command)
+    command
 }
 
 /// Records a USD payment of `value` minor units.

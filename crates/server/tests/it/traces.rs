@@ -1,6 +1,7 @@
 //! Spans exported over OTLP/HTTP (JSON) to a receiver the test runs: a refund's trace runs from the GraphQL
-//! request through the saga and the payment queue's append to the Antom call, the spans carry the refund's
-//! ids, and no amount or key appears in anything exported.
+//! request through the saga and the payment queue's append to the Antom call, its settlement by the worker
+//! later is on the same trace, the spans carry the refund's ids, and no amount or key appears in anything
+//! exported.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
 use serde_json::{Value, json};
 
-use crate::e2e_support::{record_payment, refund};
+use crate::e2e_support::{Antom, Worker, free_loopback_port, ledger_command, record_payment, refund, wait_for_status};
 use crate::support::{OPERATOR_KEY, Server, VIEWER_KEY, sqlite_store, temp_folder};
 
 /// Amounts no id, count or attribute could contain by chance (seven digits, in minor units and as decimals).
@@ -218,4 +219,69 @@ fn a_refund_is_one_trace_from_the_request_to_the_antom_call_without_amounts_or_k
     ] {
         assert!(!exported.contains(secret), "{secret} was exported");
     }
+}
+
+#[test]
+fn a_refund_left_open_is_settled_by_the_worker_on_the_trace_of_its_request() {
+    let receiver = Receiver::start();
+    let (_guard, folder) = temp_folder();
+    let port = free_loopback_port();
+    let antom = Antom::start(port);
+    let mut command = ledger_command(&sqlite_store(&folder), &folder, &antom, port, Worker::Eager);
+    command.env(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        format!("http://127.0.0.1:{}", receiver.port),
+    );
+    let server = Server::spawn(command);
+    record_payment(&server, "P-OPEN", "10000");
+    antom.script("R-OPEN", &["u,notify-drop"]);
+    antom.script("R-OTHER", &["u,notify-drop"]);
+    for refund_request_id in ["R-OPEN", "R-OTHER"] {
+        let answer = refund(&server, refund_request_id, "P-OPEN", "2500");
+        assert_eq!(answer["result"]["resultStatus"], "U", "{answer}");
+    }
+    wait_for_status(&server, "R-OPEN", "SUCCEEDED");
+    wait_for_status(&server, "R-OTHER", "SUCCEEDED");
+    server.stop();
+
+    let spans = receiver.spans();
+    let trace_of = |name: &str, refund_request_id: &str| -> String {
+        let span = spans
+            .iter()
+            .find(|span| {
+                span["name"] == name && attribute(span, "refund_request_id").as_deref() == Some(refund_request_id)
+            })
+            .unwrap_or_else(|| panic!("no {name} span for {refund_request_id} among {} spans", spans.len()));
+        span["traceId"].as_str().unwrap().to_owned()
+    };
+    for refund_request_id in ["R-OPEN", "R-OTHER"] {
+        let requested = trace_of("saga.refund", refund_request_id);
+        let settled = trace_of("saga.settle", refund_request_id);
+        assert_eq!(
+            requested, settled,
+            "{refund_request_id}: the settlement is on the request's trace"
+        );
+        let in_trace: Vec<&str> = spans
+            .iter()
+            .filter(|span| span["traceId"] == requested.as_str())
+            .filter_map(|span| span["name"].as_str())
+            .collect();
+        for expected in [
+            "POST /graphql",
+            "saga.refund",
+            "apo.refund",
+            "saga.settle",
+            "apo.inquiry_refund",
+        ] {
+            assert!(
+                in_trace.contains(&expected),
+                "{refund_request_id}: no {expected} in {in_trace:?}"
+            );
+        }
+    }
+    assert_ne!(
+        trace_of("saga.refund", "R-OPEN"),
+        trace_of("saga.refund", "R-OTHER"),
+        "each refund has a trace of its own"
+    );
 }
