@@ -372,3 +372,41 @@ async fn metrics(State(state): State<AppState>) -> Response {
     });
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::refund_request_id_of;
+
+    fn id_of(query: &str, variables: serde_json::Value) -> Option<String> {
+        let request = async_graphql::Request::new(query).variables(async_graphql::Variables::from_json(variables));
+        refund_request_id_of(&request)
+    }
+
+    #[test]
+    fn a_request_joins_the_trace_of_the_refund_its_mutation_names() {
+        let literal = r#"mutation { refund(input: { refundRequestId: "R-1", paymentId: "P", refundAmount: { currency: "USD", value: "1" } }) { position } }"#;
+        assert_eq!(id_of(literal, json!({})).as_deref(), Some("R-1"));
+        let variable = "mutation($rid: ID!) { refund(input: { refundRequestId: $rid, paymentId: \"P\", refundAmount: { currency: \"USD\", value: \"1\" } }) { position } }";
+        assert_eq!(id_of(variable, json!({ "rid": "R-2" })).as_deref(), Some("R-2"));
+        let whole_input = "mutation($input: RefundInput!) { refund(input: $input) { position } }";
+        assert_eq!(
+            id_of(whole_input, json!({ "input": { "refundRequestId": "R-3" } })).as_deref(),
+            Some("R-3")
+        );
+        let inquiry = "mutation { first: inquiryRefund(refundRequestId: \"R-4\") { position } }";
+        assert_eq!(id_of(inquiry, json!({})).as_deref(), Some("R-4"));
+        // Queries, other mutations, unknown variables and documents that do not parse join nothing.
+        assert_eq!(
+            id_of("{ refund(refundRequestId: \"R-5\") { status } }", json!({})),
+            None
+        );
+        assert_eq!(
+            id_of("mutation { recordPayment(input: {}) { position } }", json!({})),
+            None
+        );
+        assert_eq!(id_of(variable, json!({})), None);
+        assert_eq!(id_of("mutation { refund(", json!({})), None);
+    }
+}
