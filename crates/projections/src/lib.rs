@@ -40,6 +40,7 @@ mod error;
 mod model;
 mod postgres;
 mod read_models;
+pub mod reconciliation;
 mod runner;
 mod sqlite;
 mod storage;
@@ -54,6 +55,9 @@ pub use model::{
 };
 pub use postgres::{PostgresReadModels, READ_POOL_CONNECTIONS_MAX, WRITER_LOCK_KEY};
 pub use read_models::{ProjectionStore, ProjectionWriter, ReadModels};
+pub use reconciliation::{
+    Acknowledgement, FINDINGS_PAGE_MAX, FindingFilter, FindingView, ReconciliationEnvelope, ReconciliationView,
+};
 pub use runner::{
     ProjectionRunner, RUNNER_BATCH_EVENTS_MAX, RUNNER_RETRY_BACKOFF_MS, RunnerHandle, RunnerRole,
     STANDBY_POLL_INTERVAL_MS, WRITER_RETRY_INTERVAL_MS, projection_lag,

@@ -45,7 +45,8 @@ const CONNECT_TIMEOUT_SECONDS: u64 = 10;
 
 /// The schema, one entry per version. Text keys use the "C" collation so that keyset order is byte order,
 /// as in SQLite.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE projection_checkpoint (
         id       SMALLINT PRIMARY KEY CHECK (id = 1),
         position BIGINT   NOT NULL CHECK (position >= 0)
@@ -99,7 +100,29 @@ const MIGRATIONS: &[&str] = &[r#"
         amount   BIGINT NOT NULL,
         PRIMARY KEY (date, currency, status)
     );
-"#];
+"#,
+    r#"
+    CREATE TABLE projection_reconciliations (
+        run_id      TEXT COLLATE "C" PRIMARY KEY,
+        position    BIGINT NOT NULL UNIQUE,
+        recorded_at TEXT NOT NULL,
+        actor       TEXT NOT NULL,
+        data        TEXT NOT NULL
+    );
+    CREATE TABLE projection_reconciliation_findings (
+        run_id       TEXT COLLATE "C" NOT NULL,
+        seq          BIGINT NOT NULL,
+        kind         TEXT COLLATE "C" NOT NULL,
+        data         TEXT NOT NULL,
+        ack_by       TEXT,
+        ack_at       TEXT,
+        ack_note     TEXT,
+        ack_position BIGINT,
+        PRIMARY KEY (run_id, seq)
+    );
+    CREATE INDEX projection_reconciliation_findings_by_kind ON projection_reconciliation_findings (run_id, kind, seq);
+"#,
+];
 
 /// Read models in a PostgreSQL database; any number of handles and instances may share it.
 #[derive(Debug)]
@@ -316,6 +339,75 @@ fn refund_views(rows: &[Row]) -> Result<Vec<RefundView>, ProjectionError> {
 
 #[async_trait]
 impl ReadModels for PostgresReadModels {
+    #[tracing::instrument(skip(self), fields(backend = "postgres"))]
+    async fn reconciliations(
+        &self,
+        before: Option<u64>,
+        first: usize,
+    ) -> Result<Vec<crate::ReconciliationView>, ProjectionError> {
+        storage::check_page_size(first)?;
+        let before = before.map_or(i64::MAX, |position| i64::try_from(position).unwrap_or(i64::MAX));
+        let limit = i64::try_from(first).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT position, recorded_at, actor, data FROM projection_reconciliations
+                 WHERE position < $1 ORDER BY position DESC LIMIT $2",
+                &[&before, &limit],
+            )
+            .await
+            .map_err(failed("query reconciliations"))?;
+        rows.iter().map(reconciliation_view).collect()
+    }
+
+    #[tracing::instrument(skip(self), fields(backend = "postgres"))]
+    async fn reconciliation(&self, run_id: &str) -> Result<Option<crate::ReconciliationView>, ProjectionError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT position, recorded_at, actor, data FROM projection_reconciliations WHERE run_id = $1",
+                &[&run_id],
+            )
+            .await
+            .map_err(failed("query reconciliation"))?;
+        row.as_ref().map(reconciliation_view).transpose()
+    }
+
+    #[tracing::instrument(skip(self, filter), fields(backend = "postgres"))]
+    async fn reconciliation_findings(
+        &self,
+        run_id: &str,
+        filter: &crate::FindingFilter,
+        first: usize,
+    ) -> Result<Vec<crate::FindingView>, ProjectionError> {
+        crate::reconciliation::check_findings_page(first)?;
+        let after = filter.after_seq.map_or(0, |seq| i64::try_from(seq).unwrap_or(i64::MAX));
+        let limit = i64::try_from(first).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT run_id, data, ack_by, ack_at, ack_note, ack_position FROM projection_reconciliation_findings
+                 WHERE run_id = $1 AND ($2::text IS NULL OR kind = $2) AND seq > $3 ORDER BY seq LIMIT $4",
+                &[&run_id, &filter.kind, &after, &limit],
+            )
+            .await
+            .map_err(failed("query reconciliation findings"))?;
+        rows.iter()
+            .map(|row| {
+                let read =
+                    |error: tokio_postgres::Error| ProjectionError::backend("read reconciliation finding", error);
+                crate::reconciliation::finding_view(
+                    row.try_get(0).map_err(read)?,
+                    row.try_get::<_, String>(1).map_err(read)?.as_str(),
+                    row.try_get(2).map_err(read)?,
+                    row.try_get(3).map_err(read)?,
+                    row.try_get(4).map_err(read)?,
+                    row.try_get(5).map_err(read)?,
+                )
+            })
+            .collect()
+    }
+
     async fn checkpoint(&self) -> Result<u64, ProjectionError> {
         self.stored_checkpoint().await
     }
@@ -480,6 +572,7 @@ impl ProjectionWriter for PostgresWriter {
         batch.check(read_checkpoint(&transaction, true).await?)?;
         let fold = fold_on(&transaction, &batch).await?;
         write_fold(&transaction, &fold).await?;
+        write_reconciliations(&transaction, &batch.reconciliations).await?;
         let position = i64::try_from(batch.last_position).unwrap_or(i64::MAX);
         transaction
             .execute(
@@ -624,4 +717,104 @@ async fn write_daily_totals(
     .await
     .map_err(&failed)?;
     Ok(())
+}
+
+async fn write_reconciliations(
+    transaction: &tokio_postgres::Transaction<'_>,
+    envelopes: &[crate::reconciliation::ReconciliationEnvelope],
+) -> Result<(), ProjectionError> {
+    use crate::reconciliation::ReconciliationChange;
+    let int = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+    let mut finding_runs: Vec<String> = Vec::new();
+    let mut finding_seqs: Vec<i64> = Vec::new();
+    let mut finding_kinds: Vec<String> = Vec::new();
+    let mut finding_data: Vec<String> = Vec::new();
+    for change in crate::reconciliation::changes(envelopes)? {
+        if !matches!(change, ReconciliationChange::Finding { .. }) && !finding_runs.is_empty() {
+            insert_findings(transaction, &finding_runs, &finding_seqs, &finding_kinds, &finding_data).await?;
+            finding_runs.clear();
+            finding_seqs.clear();
+            finding_kinds.clear();
+            finding_data.clear();
+        }
+        match change {
+            ReconciliationChange::Run {
+                run_id,
+                position,
+                recorded_at,
+                actor,
+                data,
+            } => {
+                transaction
+                    .execute(
+                        "INSERT INTO projection_reconciliations (run_id, position, recorded_at, actor, data)
+                         VALUES ($1, $2, $3, $4, $5)",
+                        &[&run_id, &int(position), &recorded_at, &actor, &data],
+                    )
+                    .await
+                    .map_err(failed("write reconciliation"))?;
+            }
+            ReconciliationChange::Finding {
+                run_id,
+                seq,
+                kind,
+                data,
+            } => {
+                finding_runs.push(run_id);
+                finding_seqs.push(int(seq));
+                finding_kinds.push(kind);
+                finding_data.push(data);
+            }
+            ReconciliationChange::Acknowledged {
+                run_id,
+                seq,
+                by,
+                at,
+                note,
+                position,
+            } => {
+                transaction
+                    .execute(
+                        "UPDATE projection_reconciliation_findings
+                         SET ack_by = $3, ack_at = $4, ack_note = $5, ack_position = $6
+                         WHERE run_id = $1 AND seq = $2 AND ack_by IS NULL",
+                        &[&run_id, &int(seq), &by, &at, &note, &int(position)],
+                    )
+                    .await
+                    .map_err(failed("write reconciliation acknowledgement"))?;
+            }
+        }
+    }
+    if !finding_runs.is_empty() {
+        insert_findings(transaction, &finding_runs, &finding_seqs, &finding_kinds, &finding_data).await?;
+    }
+    Ok(())
+}
+
+/// Inserts findings in one statement (`UNNEST` of one array per column).
+async fn insert_findings(
+    transaction: &tokio_postgres::Transaction<'_>,
+    runs: &[String],
+    seqs: &[i64],
+    kinds: &[String],
+    data: &[String],
+) -> Result<(), ProjectionError> {
+    transaction
+        .execute(
+            "INSERT INTO projection_reconciliation_findings (run_id, seq, kind, data)
+             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[])",
+            &[&runs, &seqs, &kinds, &data],
+        )
+        .await
+        .map_err(failed("write reconciliation findings"))?;
+    Ok(())
+}
+
+fn reconciliation_view(row: &Row) -> Result<crate::ReconciliationView, ProjectionError> {
+    let corrupt = |error: tokio_postgres::Error| ProjectionError::backend("read reconciliation", error);
+    let position: i64 = row.try_get(0).map_err(corrupt)?;
+    let recorded_at: String = row.try_get(1).map_err(corrupt)?;
+    let actor: String = row.try_get(2).map_err(corrupt)?;
+    let data: String = row.try_get(3).map_err(corrupt)?;
+    crate::reconciliation::run_view(position, &recorded_at, actor, &data)
 }

@@ -74,6 +74,24 @@ pub trait ReadModels: Send + Sync + 'static {
         to: Date,
         currency: Option<Currency>,
     ) -> Result<Vec<DailyTotal>, ProjectionError>;
+
+    /// Reconciliation runs, newest first, before position `before` (all when `None`).
+    async fn reconciliations(
+        &self,
+        before: Option<u64>,
+        first: usize,
+    ) -> Result<Vec<crate::ReconciliationView>, ProjectionError>;
+
+    /// One reconciliation run.
+    async fn reconciliation(&self, run_id: &str) -> Result<Option<crate::ReconciliationView>, ProjectionError>;
+
+    /// A run's findings in `seq` order (at most [`crate::FINDINGS_PAGE_MAX`]).
+    async fn reconciliation_findings(
+        &self,
+        run_id: &str,
+        filter: &crate::FindingFilter,
+        first: usize,
+    ) -> Result<Vec<crate::FindingView>, ProjectionError>;
 }
 
 /// Read models that can also be written: what the [`crate::ProjectionRunner`] drives.

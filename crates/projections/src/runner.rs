@@ -26,6 +26,7 @@ use crate::checkpoint::raise;
 use crate::error::ProjectionError;
 use crate::fold::{Batch, Envelope};
 use crate::read_models::{ProjectionStore, ProjectionWriter, ReadModels};
+use crate::reconciliation::ReconciliationEnvelope;
 
 /// Most events the runner applies in one transaction.
 pub const RUNNER_BATCH_EVENTS_MAX: usize = 500;
@@ -287,6 +288,7 @@ fn decode_batch(checkpoint: u64, recorded: &[RecordedEvent], layout: LogLayout) 
         after_position: checkpoint,
         last_position: checkpoint,
         events: Vec::with_capacity(recorded.len()),
+        reconciliations: Vec::new(),
     };
     for event in recorded {
         let in_order = if layout.positions_dense() {
@@ -303,7 +305,11 @@ fn decode_batch(checkpoint: u64, recorded: &[RecordedEvent], layout: LogLayout) 
         }
         match Envelope::decode(event) {
             Ok(Some(envelope)) => batch.events.push(envelope),
-            Ok(None) => {}
+            Ok(None) => match ReconciliationEnvelope::decode(event) {
+                Ok(Some(envelope)) => batch.reconciliations.push(envelope),
+                Ok(None) => {}
+                Err(error) => return (batch, Some(error)),
+            },
             Err(error) => return (batch, Some(error)),
         }
         batch.last_position = event.position;

@@ -40,7 +40,8 @@ const BUSY_TIMEOUT_MS: u64 = 5_000;
 ///
 /// `projection_daily_totals` has no `CHECK (count >= 0)`: an upsert adding a negative delta would fail the
 /// check on the proposed row before the conflict turns it into an update. Rows are checked when read.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
     CREATE TABLE projection_checkpoint (
         id       INTEGER PRIMARY KEY CHECK (id = 1),
         position INTEGER NOT NULL CHECK (position >= 0)
@@ -94,7 +95,29 @@ const MIGRATIONS: &[&str] = &[r"
         amount   INTEGER NOT NULL,
         PRIMARY KEY (date, currency, status)
     ) STRICT;
-"];
+",
+    r"
+    CREATE TABLE projection_reconciliations (
+        run_id      TEXT    PRIMARY KEY,
+        position    INTEGER NOT NULL UNIQUE,
+        recorded_at TEXT    NOT NULL,
+        actor       TEXT    NOT NULL,
+        data        TEXT    NOT NULL
+    ) STRICT;
+    CREATE TABLE projection_reconciliation_findings (
+        run_id      TEXT    NOT NULL,
+        seq         INTEGER NOT NULL,
+        kind        TEXT    NOT NULL,
+        data        TEXT    NOT NULL,
+        ack_by      TEXT,
+        ack_at      TEXT,
+        ack_note    TEXT,
+        ack_position INTEGER,
+        PRIMARY KEY (run_id, seq)
+    ) STRICT;
+    CREATE INDEX projection_reconciliation_findings_by_kind ON projection_reconciliation_findings (run_id, kind, seq);
+",
+];
 
 /// The read-model file that belongs beside the event log at `log_path`: `ledger.db` -> `ledger.read.db`,
 /// `ledger` -> `ledger.read`.
@@ -374,6 +397,93 @@ fn load_refund(connection: &Connection, refund_request_id: &str) -> Result<Optio
 
 #[async_trait]
 impl ReadModels for SqliteReadModels {
+    #[tracing::instrument(skip(self), fields(backend = "sqlite"))]
+    async fn reconciliations(
+        &self,
+        before: Option<u64>,
+        first: usize,
+    ) -> Result<Vec<crate::ReconciliationView>, ProjectionError> {
+        storage::check_page_size(first)?;
+        let before = before.map_or(i64::MAX, |position| i64::try_from(position).unwrap_or(i64::MAX));
+        let limit = i64::try_from(first).unwrap_or(i64::MAX);
+        let rows = self
+            .read(move |connection| {
+                let mut statement = connection
+                    .prepare_cached(
+                        "SELECT position, recorded_at, actor, data FROM projection_reconciliations
+                         WHERE position < ?1 ORDER BY position DESC LIMIT ?2",
+                    )
+                    .map_err(failed("query reconciliations"))?;
+                let rows = statement
+                    .query_map(rusqlite::params![before, limit], reconciliation_row)
+                    .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                    .map_err(failed("query reconciliations"))?;
+                Ok(rows)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(position, recorded_at, actor, data)| {
+                crate::reconciliation::run_view(position, &recorded_at, actor, &data)
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(skip(self), fields(backend = "sqlite"))]
+    async fn reconciliation(&self, run_id: &str) -> Result<Option<crate::ReconciliationView>, ProjectionError> {
+        let run_id = run_id.to_owned();
+        let row = self
+            .read(move |connection| {
+                connection
+                    .query_row(
+                        "SELECT position, recorded_at, actor, data FROM projection_reconciliations WHERE run_id = ?1",
+                        [run_id],
+                        reconciliation_row,
+                    )
+                    .optional()
+                    .map_err(failed("query reconciliation"))
+            })
+            .await?;
+        row.map(|(position, recorded_at, actor, data)| {
+            crate::reconciliation::run_view(position, &recorded_at, actor, &data)
+        })
+        .transpose()
+    }
+
+    #[tracing::instrument(skip(self, filter), fields(backend = "sqlite"))]
+    async fn reconciliation_findings(
+        &self,
+        run_id: &str,
+        filter: &crate::FindingFilter,
+        first: usize,
+    ) -> Result<Vec<crate::FindingView>, ProjectionError> {
+        crate::reconciliation::check_findings_page(first)?;
+        let run_id = run_id.to_owned();
+        let kind = filter.kind.clone();
+        let after = filter.after_seq.map_or(0, |seq| i64::try_from(seq).unwrap_or(i64::MAX));
+        let limit = i64::try_from(first).unwrap_or(i64::MAX);
+        let rows = self
+            .read(move |connection| {
+                let mut statement = connection
+                    .prepare_cached(
+                        "SELECT run_id, data, ack_by, ack_at, ack_note, ack_position
+                         FROM projection_reconciliation_findings
+                         WHERE run_id = ?1 AND (?2 IS NULL OR kind = ?2) AND seq > ?3 ORDER BY seq LIMIT ?4",
+                    )
+                    .map_err(failed("query reconciliation findings"))?;
+                let rows = statement
+                    .query_map(rusqlite::params![run_id, kind, after, limit], finding_row)
+                    .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                    .map_err(failed("query reconciliation findings"))?;
+                Ok(rows)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(run_id, data, by, at, note, position)| {
+                crate::reconciliation::finding_view(run_id, &data, by, at, note, position)
+            })
+            .collect()
+    }
+
     async fn checkpoint(&self) -> Result<u64, ProjectionError> {
         self.stored_checkpoint().await
     }
@@ -552,6 +662,7 @@ fn apply_batch(connection: &mut Connection, batch: &Batch) -> Result<u64, Projec
     batch.check(read_checkpoint(&transaction)?)?;
     let fold = fold_on(&transaction, batch)?;
     write_fold(&transaction, &fold)?;
+    write_reconciliations(&transaction, &batch.reconciliations)?;
     let position = i64::try_from(batch.last_position).unwrap_or(i64::MAX);
     transaction
         .execute(
@@ -665,6 +776,82 @@ fn write_daily_totals(transaction: &Transaction<'_>, fold: &BatchFold) -> Result
         .map_err(&failed)?;
     }
     Ok(())
+}
+
+fn write_reconciliations(
+    transaction: &Transaction<'_>,
+    envelopes: &[crate::reconciliation::ReconciliationEnvelope],
+) -> Result<(), ProjectionError> {
+    use crate::reconciliation::ReconciliationChange;
+    let int = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+    for change in crate::reconciliation::changes(envelopes)? {
+        match change {
+            ReconciliationChange::Run {
+                run_id,
+                position,
+                recorded_at,
+                actor,
+                data,
+            } => transaction
+                .execute(
+                    "INSERT INTO projection_reconciliations (run_id, position, recorded_at, actor, data)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    rusqlite::params![run_id, int(position), recorded_at, actor, data],
+                )
+                .map_err(failed("write reconciliation"))?,
+            ReconciliationChange::Finding {
+                run_id,
+                seq,
+                kind,
+                data,
+            } => transaction
+                .prepare_cached(
+                    "INSERT INTO projection_reconciliation_findings (run_id, seq, kind, data) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .and_then(|mut statement| statement.execute(rusqlite::params![run_id, int(seq), kind, data]))
+                .map_err(failed("write reconciliation finding"))?,
+            ReconciliationChange::Acknowledged {
+                run_id,
+                seq,
+                by,
+                at,
+                note,
+                position,
+            } => transaction
+                .execute(
+                    "UPDATE projection_reconciliation_findings
+                     SET ack_by = ?3, ack_at = ?4, ack_note = ?5, ack_position = ?6
+                     WHERE run_id = ?1 AND seq = ?2 AND ack_by IS NULL",
+                    rusqlite::params![run_id, int(seq), by, at, note, int(position)],
+                )
+                .map_err(failed("write reconciliation acknowledgement"))?,
+        };
+    }
+    Ok(())
+}
+
+fn reconciliation_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, String, String)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+}
+
+type FindingRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
+
+fn finding_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<FindingRow> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+    ))
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ pub struct Batch {
     pub last_position: u64,
     /// The decoded payment events, in position order.
     pub events: Vec<Envelope>,
+    /// The decoded events of reconciliation streams, in position order (docs/adr/003-reconciliation.md).
+    pub reconciliations: Vec<crate::reconciliation::ReconciliationEnvelope>,
 }
 
 impl Batch {

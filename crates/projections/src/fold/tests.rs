@@ -255,6 +255,7 @@ fn batches_must_continue_from_the_stored_checkpoint() {
         after_position: 10,
         last_position: 12,
         events: vec![envelope(12, "p1", recorded("p1", 1, false))],
+        reconciliations: Vec::new(),
     };
     assert!(batch.check(10).is_ok());
     assert!(matches!(

@@ -34,6 +34,7 @@ macro_rules! conformance_suite {
             undecodable_event_stops_the_runner_after_what_precedes_it,
             read_models_equal_a_replay_from_position_zero,
             a_long_log_is_applied_in_bounded_batches,
+            folds_reconciliation_runs_findings_and_acknowledgements,
         );
     };
     (@cases $harness:expr; $($case:ident),* $(,)?) => {
@@ -725,6 +726,7 @@ pub(crate) async fn batch_from(store: &dyn EventStore, after: u64) -> Batch {
         after_position: after,
         last_position: recorded.last().map_or(after, |event| event.position),
         events: Vec::new(),
+        reconciliations: Vec::new(),
     };
     for event in &recorded {
         if let Some(envelope) = Envelope::decode(event).expect("decodes") {
@@ -966,5 +968,177 @@ pub(crate) async fn a_long_log_is_applied_in_bounded_batches<H: Harness>(harness
         (totals[0].count, totals[0].amount),
         (payments as u64, money("USD", 10 * payments as u64))
     );
+    runner.stop().await.expect("clean shutdown");
+}
+
+/// A reconciliation run with `findings` findings (every third one DIFFERS, the rest MATCHED), appended as
+/// the run's stream: the run event, then chunks of `FINDINGS_PER_CHUNK_MAX`. Returns the last position.
+async fn append_reconciliation(store: &dyn EventStore, run_id: &str, findings: u64) -> u64 {
+    use domain::{
+        FINDINGS_PER_CHUNK_MAX, ReconciliationEvent, ReconciliationFindingsRecorded, ReconciliationRecorded,
+        RecordedFinding,
+    };
+    let kind = |seq: u64| if seq % 3 == 0 { "DIFFERS" } else { "MATCHED" };
+    let all: Vec<RecordedFinding> = (1..=findings)
+        .map(|seq| RecordedFinding {
+            seq,
+            kind: kind(seq).to_owned(),
+            file: Some("transactionItems_20260304_000.csv".to_owned()),
+            line: Some(seq + 1),
+            refund_request_id: Some(format!("r-{seq}")),
+            refund_id: None,
+            report_amount: None,
+            ledger_position: Some(seq),
+            ledger_status: Some(RefundStatus::Succeeded),
+            ledger_amount: Some(money("USD", 100)),
+            message: String::new(),
+        })
+        .collect();
+    let mut counts = BTreeMap::new();
+    for finding in &all {
+        *counts.entry(finding.kind.clone()).or_insert(0) += 1;
+    }
+    let mut events = vec![ReconciliationEvent::ReconciliationRecorded(ReconciliationRecorded {
+        run_id: run_id.to_owned(),
+        report_kind: "TRANSACTION_DETAILS".to_owned(),
+        files: Vec::new(),
+        period: Some("2026-03-04".to_owned()),
+        settlement_batch_id: None,
+        ledger_position: 0,
+        counts,
+        other_rows: BTreeMap::new(),
+        findings_count: findings,
+        reconciled_at: T0,
+    })];
+    for (chunk, part) in all.chunks(FINDINGS_PER_CHUNK_MAX).enumerate() {
+        events.push(ReconciliationEvent::ReconciliationFindingsRecorded(
+            ReconciliationFindingsRecorded {
+                run_id: run_id.to_owned(),
+                chunk: chunk as u64,
+                findings: part.to_vec(),
+            },
+        ));
+    }
+    append_reconciliation_events(store, run_id, ExpectedRevision::NoStream, &events).await
+}
+
+async fn append_reconciliation_events(
+    store: &dyn EventStore,
+    run_id: &str,
+    expected: ExpectedRevision,
+    events: &[domain::ReconciliationEvent],
+) -> u64 {
+    let stream = eventlog::StreamName::parse(domain::reconciliation_stream_name(run_id)).expect("stream name");
+    let new_events = events
+        .iter()
+        .map(|event| {
+            let stored = event.to_stored();
+            NewEvent {
+                event_id: Uuid::new_v4(),
+                event_type: stored.event_type.to_owned(),
+                schema_version: stored.schema_version,
+                payload: stored.data,
+                actor: "auditor".to_owned(),
+            }
+        })
+        .collect();
+    store
+        .append(&stream, expected, new_events)
+        .await
+        .expect("append")
+        .last_position
+}
+
+pub(crate) async fn folds_reconciliation_runs_findings_and_acknowledgements<H: Harness>(harness: &H) {
+    use domain::{ReconciliationEvent, ReconciliationFindingAcknowledged};
+    use projections::FindingFilter;
+
+    let mut ledger = Ledger::new(harness.store().await);
+    write_scenario(&mut ledger).await;
+    let store = Arc::clone(&ledger.store);
+    let first_run = append_reconciliation(&*store, "run-1", 1_500).await;
+    append_reconciliation(&*store, "run-2", 2).await;
+    let acknowledge = |seq: u64, note: &str| {
+        ReconciliationEvent::ReconciliationFindingAcknowledged(ReconciliationFindingAcknowledged {
+            run_id: "run-1".to_owned(),
+            seq,
+            note: note.to_owned(),
+            acknowledged_at: T0 + TimeDuration::hours(1),
+        })
+    };
+    // Two acknowledgements of seq 3 (the command refuses the second; the fold keeps the first regardless).
+    let last = append_reconciliation_events(
+        &*store,
+        "run-1",
+        ExpectedRevision::Exact(2),
+        &[
+            acknowledge(3, "refund made by hand, ticket FIN-1"),
+            acknowledge(3, "again"),
+        ],
+    )
+    .await;
+    let projections = harness.projections().await;
+    let runner = Running::start(Arc::clone(&store), Arc::clone(&projections));
+    caught_up(&*projections, last).await;
+
+    let runs = projections.reconciliations(None, 10).await.expect("runs");
+    let ids: Vec<&str> = runs.iter().map(|run| run.run.run_id.as_str()).collect();
+    assert_eq!(ids, ["run-2", "run-1"], "newest first");
+    assert_eq!(runs[1].actor, "auditor");
+    let older = projections
+        .reconciliations(Some(runs[0].position), 10)
+        .await
+        .expect("runs");
+    assert_eq!(older.len(), 1);
+    assert_eq!(older[0].run.run_id, "run-1");
+    assert!(older[0].position < first_run);
+    let run = projections.reconciliation("run-1").await.expect("run").expect("exists");
+    assert_eq!(run.run.findings_count, 1_500);
+    assert_eq!(run.run.counts.get("DIFFERS"), Some(&500));
+    assert!(projections.reconciliation("run-3").await.expect("run").is_none());
+
+    let all = projections
+        .reconciliation_findings("run-1", &FindingFilter::default(), 1_000)
+        .await
+        .expect("findings");
+    assert_eq!(all.len(), 1_000);
+    let rest = projections
+        .reconciliation_findings(
+            "run-1",
+            &FindingFilter {
+                kind: None,
+                after_seq: Some(1_000),
+            },
+            1_000,
+        )
+        .await
+        .expect("findings");
+    assert_eq!(rest.len(), 500, "the second chunk");
+    assert_eq!(rest.last().map(|finding| finding.finding.seq), Some(1_500));
+    let differs = projections
+        .reconciliation_findings(
+            "run-1",
+            &FindingFilter {
+                kind: Some("DIFFERS".to_owned()),
+                after_seq: None,
+            },
+            2,
+        )
+        .await
+        .expect("findings");
+    let seqs: Vec<u64> = differs.iter().map(|finding| finding.finding.seq).collect();
+    assert_eq!(seqs, [3, 6]);
+    let acknowledged = differs[0].acknowledgement.as_ref().expect("acknowledged");
+    assert_eq!(
+        (acknowledged.by.as_str(), acknowledged.note.as_str()),
+        ("auditor", "refund made by hand, ticket FIN-1")
+    );
+    assert!(differs[1].acknowledgement.is_none());
+    assert!(matches!(
+        projections
+            .reconciliation_findings("run-1", &FindingFilter::default(), 1_001)
+            .await,
+        Err(ProjectionError::PageSizeTooLarge { .. })
+    ));
     runner.stop().await.expect("clean shutdown");
 }
