@@ -13,7 +13,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
 use serde_json::{Value, json};
 
-use crate::e2e_support::{Antom, Worker, free_loopback_port, ledger_command, record_payment, refund, wait_for_status};
+use crate::e2e_support::{
+    Antom, Worker, eventually, free_loopback_port, ledger_command, record_payment, refund, wait_for_status,
+};
 use crate::support::{OPERATOR_KEY, Server, VIEWER_KEY, sqlite_store, temp_folder};
 
 /// Amounts no id, count or attribute could contain by chance (seven digits, in minor units and as decimals).
@@ -236,12 +238,22 @@ fn a_refund_left_open_is_settled_by_the_worker_on_the_trace_of_its_request() {
     record_payment(&server, "P-OPEN", "10000");
     antom.script("R-OPEN", &["u,notify-drop"]);
     antom.script("R-OTHER", &["u,notify-drop"]);
-    for refund_request_id in ["R-OPEN", "R-OTHER"] {
+    // Antom notifies about this one (the worker may settle it first; the notification comes all the same).
+    antom.script("R-NOTIFIED", &["u"]);
+    for refund_request_id in ["R-OPEN", "R-OTHER", "R-NOTIFIED"] {
         let answer = refund(&server, refund_request_id, "P-OPEN", "2500");
         assert_eq!(answer["result"]["resultStatus"], "U", "{answer}");
     }
-    wait_for_status(&server, "R-OPEN", "SUCCEEDED");
-    wait_for_status(&server, "R-OTHER", "SUCCEEDED");
+    for refund_request_id in ["R-OPEN", "R-OTHER", "R-NOTIFIED"] {
+        wait_for_status(&server, refund_request_id, "SUCCEEDED");
+    }
+    eventually("Antom's notification of R-NOTIFIED to be acknowledged", || {
+        let log = antom.notifications();
+        log.as_array()?
+            .iter()
+            .find(|line| line["refundRequestId"] == "R-NOTIFIED" && line["outcome"]["kind"] == "acknowledged")
+            .cloned()
+    });
     server.stop();
 
     let spans = receiver.spans();
@@ -279,6 +291,17 @@ fn a_refund_left_open_is_settled_by_the_worker_on_the_trace_of_its_request() {
             );
         }
     }
+    let notified = trace_of("saga.refund", "R-NOTIFIED");
+    let notification = trace_of("apply_refund_notification", "R-NOTIFIED");
+    assert_eq!(notified, notification, "Antom's notification is on the refund's trace");
+    let notification_roots: Vec<&Value> = spans
+        .iter()
+        .filter(|span| span["traceId"] == notified.as_str() && span["name"] == "POST /apo/notify/refund")
+        .collect();
+    assert!(
+        !notification_roots.is_empty(),
+        "the notification's request is on the trace"
+    );
     assert_ne!(
         trace_of("saga.refund", "R-OPEN"),
         trace_of("saga.refund", "R-OTHER"),
