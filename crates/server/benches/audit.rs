@@ -10,9 +10,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-#[path = "../tests/it/big_log.rs"]
-mod big_log;
-
 use std::process::Command;
 use std::time::Instant;
 
@@ -41,7 +38,7 @@ fn main() {
         if store.head().await.unwrap().position == 0 {
             let started = Instant::now();
             // Two events per refund, plus each payment's PaymentRecorded.
-            big_log::write(&store, events / 2).await;
+            testkit::log::write_big_log(&store, events / 2).await;
             println!("wrote the log in {:.1} s", started.elapsed().as_secs_f64());
         }
         store

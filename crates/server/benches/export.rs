@@ -7,9 +7,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-#[path = "../tests/it/big_log.rs"]
-mod big_log;
-
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -35,7 +32,7 @@ fn main() {
     let store = runtime.block_on(async {
         let store = eventlog::SqliteStore::open(&path).await.unwrap();
         if !written_before {
-            big_log::write(&store, lines / 2).await;
+            testkit::log::write_big_log(&store, lines / 2).await;
         }
         Arc::new(store)
     });

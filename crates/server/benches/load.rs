@@ -42,9 +42,8 @@ use std::time::{Duration, Instant};
 use rustix::process::Signal;
 use serde_json::{Value, json};
 
-#[path = "../tests/it/postgres_sql.rs"]
-mod postgres_sql;
-use postgres_sql::simple_query;
+use testkit::antom::{CLIENT_ID, demo_key};
+use testkit::postgres::ScratchDatabase;
 
 /// Concurrent refund clients that keep the server saturated (HTTP/1.1 keep-alive connections).
 const REFUND_CLIENTS_SATURATING: usize = 32;
@@ -73,9 +72,6 @@ const PAYMENT_MINOR_UNITS: &str = "100000000";
 /// Each refund: 1.00 USD.
 const REFUND_MINOR_UNITS: &str = "100";
 const OPERATOR_KEY: &str = "bench-operator-secret";
-/// The demo keys' sandbox client id.
-const CLIENT_ID: &str = "SANDBOX_5Y2J8K1Q0T00ABC";
-const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 /// Linux's USER_HZ: the unit of CPU times in `/proc/PID/stat`.
 const CLOCK_TICKS_PER_SECOND: u64 = 100;
 /// Longest wait for a process to answer after its start.
@@ -130,7 +126,7 @@ async fn run() {
     };
     let sqlite = format!("sqlite://{}", directory.path().join("ledger.db").display());
     bench_store("sqlite", &sqlite, directory.path(), signature).await;
-    match PostgresDatabase::create() {
+    match ScratchDatabase::try_create("load", None) {
         Ok(database) => {
             let folder = directory.path().join("postgres");
             std::fs::create_dir_all(&folder).unwrap();
@@ -138,12 +134,6 @@ async fn run() {
         }
         Err(reason) => println!("{:<9} skipped: {reason}", "postgres"),
     }
-}
-
-fn demo_key(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../deploy/demo-keys")
-        .join(name)
 }
 
 /// Times RSA-2048 signatures of a refund-sized body with the demo merchant key; answers the median.
@@ -604,33 +594,5 @@ impl Drop for Process {
     fn drop(&mut self) {
         let _killed = self.child.kill();
         let _reaped = self.child.wait();
-    }
-}
-
-/// A fresh database on `DATABASE_URL`'s server, dropped at the end.
-struct PostgresDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl PostgresDatabase {
-    fn create() -> Result<Self, String> {
-        let admin_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
-        let name = format!("load_{}", uuid::Uuid::new_v4().simple());
-        simple_query(&admin_url, &format!("CREATE DATABASE {name}"))
-            .map_err(|error| format!("no PostgreSQL at {admin_url}: {error}"))?;
-        let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
-        let url = format!("{base}/{name}");
-        Ok(Self { admin_url, name, url })
-    }
-}
-
-impl Drop for PostgresDatabase {
-    fn drop(&mut self) {
-        let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        if let Err(error) = simple_query(&self.admin_url, &statement) {
-            eprintln!("could not drop {}: {error}", self.name);
-        }
     }
 }

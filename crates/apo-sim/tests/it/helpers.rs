@@ -3,12 +3,11 @@
 //! receiver standing in for the merchant's webhook.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use apo::keys::{PrivateKey, PublicKey};
+use apo::keys::PublicKey;
 use apo_sim::{PaymentSeed, SimConfig, SimServer, Simulator};
 use axum::Router;
 use axum::body::Bytes;
@@ -19,39 +18,10 @@ use domain::{Money, PaymentId, PaymentMethodType};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-pub(crate) const CLIENT_ID: &str = "SANDBOX_5Y2J8K1Q0T00ABC";
+pub(crate) use testkit::antom::{CLIENT_ID, Keys, keys, vectors_dir};
 pub(crate) const LOOPBACK: &str = "127.0.0.1:0";
 /// How long a test waits for something asynchronous (a notification, a settle).
 pub(crate) const WAIT_MS_MAX: u64 = 10_000;
-
-/// The test-only keys of the Antom signature vectors.
-#[derive(Clone)]
-pub(crate) struct Keys {
-    pub(crate) merchant_private: PrivateKey,
-    pub(crate) merchant_public: PublicKey,
-    pub(crate) antom_private: PrivateKey,
-    pub(crate) antom_public: PublicKey,
-}
-
-pub(crate) fn vectors_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/antom")
-}
-
-pub(crate) fn keys() -> Keys {
-    let dir = vectors_dir();
-    assert!(
-        dir.join("merchant_private_pkcs8.pem").is_file(),
-        "test keys missing: expected the Antom test vectors in {}",
-        dir.display()
-    );
-    let file = |name: &str| dir.join(name);
-    Keys {
-        merchant_private: PrivateKey::from_file(&file("merchant_private_pkcs8.pem")).expect("merchant private key"),
-        merchant_public: PublicKey::from_file(&file("merchant_public.pem")).expect("merchant public key"),
-        antom_private: PrivateKey::from_file(&file("antom_private_pkcs8.pem")).expect("antom private key"),
-        antom_public: PublicKey::from_file(&file("antom_public.pem")).expect("antom public key"),
-    }
-}
 
 pub(crate) fn config() -> SimConfig {
     let keys = keys();

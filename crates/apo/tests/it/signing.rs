@@ -23,7 +23,7 @@ fn every_vector_content_to_sign_matches_its_sha256() {
 fn every_vector_signature_header_is_reproduced_byte_for_byte() {
     let keys = keys();
     for case in cases() {
-        let (private, _) = keys.for_case(&case);
+        let (private, _) = case.key_pair(&keys);
         let header = sign(
             private,
             &case.method,
@@ -41,7 +41,7 @@ fn every_vector_signature_header_is_reproduced_byte_for_byte() {
 fn every_vector_verifies_with_the_signers_public_key() {
     let keys = keys();
     for case in cases() {
-        let (_, public) = keys.for_case(&case);
+        let (_, public) = case.key_pair(&keys);
         let verified = verify(
             public,
             &case.method,
@@ -59,7 +59,7 @@ fn every_vector_verifies_with_the_signers_public_key() {
 fn every_vector_is_rejected_with_any_one_body_byte_changed() {
     let keys = keys();
     for case in cases() {
-        let (_, public) = keys.for_case(&case);
+        let (_, public) = case.key_pair(&keys);
         let body = case.body.as_bytes();
         for position in 0..body.len() {
             let mut changed = body.to_vec();
@@ -103,7 +103,7 @@ fn every_vector_is_rejected_with_any_one_body_byte_changed() {
 fn every_vector_is_rejected_with_the_wrong_key() {
     let keys = keys();
     for case in cases() {
-        let wrong = keys.wrong_public_for_case(&case);
+        let wrong = case.wrong_public(&keys);
         let verified = verify(
             wrong,
             &case.method,
@@ -121,7 +121,7 @@ fn every_vector_is_rejected_with_the_wrong_key() {
 fn every_vector_is_rejected_with_a_wrong_path_time_method_or_client_id() {
     let keys = keys();
     for case in cases() {
-        let (_, public) = keys.for_case(&case);
+        let (_, public) = case.key_pair(&keys);
         let body = case.body.as_bytes();
         let header = &case.signature_header;
         let other_path = if case.path.contains("/sandbox/") {
@@ -159,7 +159,7 @@ fn every_vector_is_rejected_with_a_wrong_path_time_method_or_client_id() {
 fn lowercase_percent_escapes_verify() {
     let keys = keys();
     for case in cases() {
-        let (_, public) = keys.for_case(&case);
+        let (_, public) = case.key_pair(&keys);
         let lowercase = case
             .signature_header
             .replace("%2B", "%2b")
@@ -193,7 +193,7 @@ fn unescaped_base64_signature_verifies() {
         .into_iter()
         .find(|case| case.signature_header.contains("%2B"))
         .expect("a case with +");
-    let (_, public) = keys.for_case(&case);
+    let (_, public) = case.key_pair(&keys);
     let raw = case
         .signature_header
         .replace("%2B", "+")
@@ -217,7 +217,7 @@ fn unescaped_base64_signature_verifies() {
 fn a_tampered_or_truncated_signature_is_rejected() {
     let keys = keys();
     let case = &cases()[0];
-    let (_, public) = keys.for_case(case);
+    let (_, public) = case.key_pair(&keys);
     let body = case.body.as_bytes();
     let truncated = &case.signature_header[..case.signature_header.len() - 10];
     assert!(

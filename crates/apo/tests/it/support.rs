@@ -1,27 +1,8 @@
 //! Finding and reading the Antom test vectors and keys (`testdata/antom`).
 
-use std::path::PathBuf;
-
 use apo::{PrivateKey, PublicKey};
 use serde::Deserialize;
-
-/// `testdata/antom` at the top of the repository: the test-only keys and the
-/// vectors made with Antom's official SDK (`scripts/antom-vectors` makes them).
-pub(crate) fn vectors_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/antom");
-    assert!(
-        dir.join("vectors.json").is_file(),
-        "Antom test vectors not found at {}",
-        dir.display()
-    );
-    dir
-}
-
-/// The text of a file in the vectors folder.
-pub(crate) fn vector_file(name: &str) -> String {
-    let path = vectors_dir().join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("reading {}: {error}", path.display()))
-}
+pub(crate) use testkit::antom::{CLIENT_ID, Keys, keys, vector_file, vectors_dir};
 
 /// One signing case of vectors.json.
 #[derive(Debug, Deserialize)]
@@ -50,39 +31,21 @@ pub(crate) fn cases() -> Vec<Case> {
     vectors.cases
 }
 
-/// The test-only key pairs of the vectors.
-pub(crate) struct TestKeys {
-    pub(crate) merchant_private: PrivateKey,
-    pub(crate) merchant_public: PublicKey,
-    pub(crate) antom_private: PrivateKey,
-    pub(crate) antom_public: PublicKey,
-}
-
-pub(crate) fn keys() -> TestKeys {
-    TestKeys {
-        merchant_private: PrivateKey::from_pem_or_base64(&vector_file("merchant_private_pkcs8.pem"))
-            .expect("merchant key"),
-        merchant_public: PublicKey::from_pem_or_base64(&vector_file("merchant_public.pem")).expect("merchant public"),
-        antom_private: PrivateKey::from_pem_or_base64(&vector_file("antom_private_pkcs8.pem")).expect("antom key"),
-        antom_public: PublicKey::from_pem_or_base64(&vector_file("antom_public.pem")).expect("antom public"),
-    }
-}
-
-impl TestKeys {
-    /// The (signing, verifying) pair a case names in `signedWith`.
-    pub(crate) fn for_case(&self, case: &Case) -> (&PrivateKey, &PublicKey) {
-        match case.signed_with.as_str() {
-            "merchant" => (&self.merchant_private, &self.merchant_public),
-            "antom" => (&self.antom_private, &self.antom_public),
-            other => panic!("case {}: unknown signedWith {other:?}", case.name),
+impl Case {
+    /// The (signing, verifying) pair the case names in `signedWith`.
+    pub(crate) fn key_pair<'k>(&self, keys: &'k Keys) -> (&'k PrivateKey, &'k PublicKey) {
+        match self.signed_with.as_str() {
+            "merchant" => (&keys.merchant_private, &keys.merchant_public),
+            "antom" => (&keys.antom_private, &keys.antom_public),
+            other => panic!("case {}: unknown signedWith {other:?}", self.name),
         }
     }
 
     /// The other party's public key: must not verify the case.
-    pub(crate) fn wrong_public_for_case(&self, case: &Case) -> &PublicKey {
-        match case.signed_with.as_str() {
-            "merchant" => &self.antom_public,
-            _ => &self.merchant_public,
+    pub(crate) fn wrong_public<'k>(&self, keys: &'k Keys) -> &'k PublicKey {
+        match self.signed_with.as_str() {
+            "merchant" => &keys.antom_public,
+            _ => &keys.merchant_public,
         }
     }
 }
@@ -96,8 +59,6 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// The sandbox client id of the vectors.
-pub(crate) const CLIENT_ID: &str = "SANDBOX_5Y2J8K1Q0T00ABC";
 /// The path the vectors' refund response was signed over.
 pub(crate) const REFUND_PATH: &str = "/ams/api/v1/payments/refund";
 /// The path of the inquiry used in tests.

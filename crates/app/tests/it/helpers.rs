@@ -2,53 +2,24 @@
 //! (a temp SQLite file or a fresh PostgreSQL database), the read models kept up to date by the
 //! projection runner, and a ledger wired to all of them.
 
-use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use apo::keys::{PrivateKey, PublicKey};
 use apo::{ApoClient, ApoConfig, RetryPolicy};
 use apo_sim::{PaymentSeed, SimConfig, SimServer, Simulator};
 use app::{CapturePaymentInput, Clock, Ledger, ManualClock, RecordPaymentInput, RefundGateway, RefundInput};
 use domain::{Money, PaymentId, PaymentMethodType, Policy, RefundRequestId, ResultStatus};
 use eventlog::{EventStore, PostgresOptions, PostgresStore, SqliteStore};
 use projections::{PostgresReadModels, ProjectionRunner, ProjectionStore, ReadModels, RunnerHandle, SqliteReadModels};
+use testkit::antom::{Keys, keys};
+use testkit::postgres::ScratchDatabase;
 use time::OffsetDateTime;
-use tokio_postgres::{Config, NoTls};
-use uuid::Uuid;
 
-pub(crate) const CLIENT_ID: &str = "SANDBOX_5Y2J8K1Q0T00ABC";
-const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+pub(crate) use testkit::antom::CLIENT_ID;
 /// How long a test waits for something asynchronous (a notification, the read models).
 pub(crate) const WAIT_MS_MAX: u64 = 15_000;
 /// The ledger's timeout on Antom calls: short, so "timeout" faults resolve fast.
 const APO_REQUEST_TIMEOUT_MS: u64 = 500;
-
-/// The test-only key pairs of the Antom signature vectors (`testdata/antom`).
-#[derive(Clone)]
-pub(crate) struct Keys {
-    pub(crate) merchant_private: PrivateKey,
-    pub(crate) merchant_public: PublicKey,
-    pub(crate) antom_private: PrivateKey,
-    pub(crate) antom_public: PublicKey,
-}
-
-pub(crate) fn keys() -> Keys {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/antom");
-    assert!(
-        dir.join("merchant_private_pkcs8.pem").is_file(),
-        "test keys missing: expected the Antom test vectors in {}",
-        dir.display()
-    );
-    let file = |name: &str| dir.join(name);
-    Keys {
-        merchant_private: PrivateKey::from_file(&file("merchant_private_pkcs8.pem")).expect("merchant private key"),
-        merchant_public: PublicKey::from_file(&file("merchant_public.pem")).expect("merchant public key"),
-        antom_private: PrivateKey::from_file(&file("antom_private_pkcs8.pem")).expect("antom private key"),
-        antom_public: PublicKey::from_file(&file("antom_public.pem")).expect("antom public key"),
-    }
-}
 
 /// Which event store a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,13 +30,9 @@ pub(crate) enum Backend {
 
 enum Database {
     /// The temp directory (removed on drop) and the SQLite file go with it.
-    Sqlite {
-        dir: tempfile::TempDir,
-    },
-    Postgres {
-        server: Box<Config>,
-        database: String,
-    },
+    Sqlite { dir: tempfile::TempDir },
+    /// A scratch database, dropped with the harness.
+    Postgres(ScratchDatabase),
 }
 
 /// A ledger on a fresh store, with read models, the simulator as Antom and a clock the test moves.
@@ -94,18 +61,6 @@ pub(crate) fn sim_config(keys: &Keys) -> SimConfig {
     config.seed = 7;
     config.faults.timeout_hold_ms = 1_500;
     config
-}
-
-async fn admin_client(server: &Config) -> tokio_postgres::Client {
-    let (client, connection) = server.connect(NoTls).await.unwrap_or_else(|error| {
-        panic!("cannot reach PostgreSQL ({error}); set DATABASE_URL, e.g. DATABASE_URL={DEFAULT_DATABASE_URL}")
-    });
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            eprintln!("admin connection ended: {error}");
-        }
-    });
-    client
 }
 
 impl Harness {
@@ -172,10 +127,8 @@ impl Harness {
     /// Another handle on the same database (PostgreSQL only: SQLite is one process's file).
     pub(crate) async fn second_store(&self) -> Arc<dyn EventStore> {
         match &self.database {
-            Database::Postgres { server, database } => {
-                let mut config = Config::clone(server);
-                config.dbname(database);
-                let store = PostgresStore::connect_with(config, PostgresOptions::default())
+            Database::Postgres(database) => {
+                let store = PostgresStore::connect_with(database.config(), PostgresOptions::default())
                     .await
                     .expect("second postgres handle");
                 Arc::new(store)
@@ -248,21 +201,13 @@ impl Harness {
         self.caught_up(head).await;
     }
 
-    /// Drops the PostgreSQL database (the SQLite file goes with its temp dir).
+    /// Stops the simulator and the runner; the store goes with the harness (the SQLite file with its temp
+    /// dir, the PostgreSQL scratch database when it drops).
     pub(crate) async fn finish(self) {
-        let Self {
-            database, sim, runner, ..
-        } = self;
+        let Self { sim, runner, .. } = self;
         sim.shutdown().await.expect("simulator stops");
         runner.stop.send(()).expect("runner still running");
         runner.handle.join().await.expect("runner stops cleanly");
-        if let Database::Postgres { server, database } = database {
-            let client = admin_client(&server).await;
-            client
-                .batch_execute(&format!("DROP DATABASE {database} WITH (FORCE)"))
-                .await
-                .expect("drop the test database");
-        }
     }
 }
 
@@ -276,26 +221,11 @@ async fn open_store(backend: Backend) -> (Arc<dyn EventStore>, Database) {
             (Arc::new(store), Database::Sqlite { dir })
         }
         Backend::Postgres => {
-            let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
-            let server = Config::from_str(&url).unwrap_or_else(|error| panic!("DATABASE_URL does not parse: {error}"));
-            let database = format!("app_test_{}", Uuid::new_v4().simple());
-            admin_client(&server)
-                .await
-                .batch_execute(&format!("CREATE DATABASE {database}"))
-                .await
-                .expect("create the test database");
-            let mut config = server.clone();
-            config.dbname(&database);
-            let store = PostgresStore::connect_with(config, PostgresOptions::default())
+            let database = ScratchDatabase::create("app_test");
+            let store = PostgresStore::connect_with(database.config(), PostgresOptions::default())
                 .await
                 .expect("connect postgres store");
-            (
-                Arc::new(store),
-                Database::Postgres {
-                    server: Box::new(server),
-                    database,
-                },
-            )
+            (Arc::new(store), Database::Postgres(database))
         }
     }
 }
@@ -307,15 +237,11 @@ async fn start_read_models(store: &Arc<dyn EventStore>, database: &Database) -> 
             let path = projections::read_model_path(&dir.path().join("ledger.db"));
             Arc::new(SqliteReadModels::open(path).await.expect("open sqlite read models"))
         }
-        Database::Postgres { server, database } => {
-            let mut config = Config::clone(server);
-            config.dbname(database);
-            Arc::new(
-                PostgresReadModels::connect_with(config)
-                    .await
-                    .expect("connect postgres read models"),
-            )
-        }
+        Database::Postgres(database) => Arc::new(
+            PostgresReadModels::connect_with(database.config())
+                .await
+                .expect("connect postgres read models"),
+        ),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let handle = ProjectionRunner::start(Arc::clone(store), Arc::clone(&projections), async move {

@@ -7,22 +7,16 @@ use domain::{
     Currency, Money, OutcomeSource, PaymentEvent, PaymentId, PaymentMethodType, PaymentRecorded, RefundFailed,
     RefundId, RefundRequestId, RefundRequested, RefundSucceeded, ResultCode,
 };
-use eventlog::{EventStore, ExpectedRevision, NewEvent, SparseMemoryStore, SqliteStore, StreamName};
+use eventlog::{EventStore, ExpectedRevision, SparseMemoryStore, SqliteStore, StreamName};
+use testkit::log::new_event;
 use time::OffsetDateTime;
 
 pub(crate) const PAYMENTS: u64 = 12;
 pub(crate) const REFUNDS_PER_PAYMENT: u64 = 3;
 
 async fn append(store: &dyn EventStore, payment: u64, event: PaymentEvent) {
-    let stored = event.to_stored();
     let stream = StreamName::parse(format!("payment-P{payment}")).unwrap();
-    let new = NewEvent {
-        event_id: uuid::Uuid::new_v4(),
-        event_type: stored.event_type.to_owned(),
-        schema_version: stored.schema_version,
-        payload: stored.data,
-        actor: "test".to_owned(),
-    };
+    let new = new_event(&event, "test");
     store.append(&stream, ExpectedRevision::Any, vec![new]).await.unwrap();
 }
 

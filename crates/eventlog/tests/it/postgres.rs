@@ -1,55 +1,28 @@
 //! The conformance suite on PostgreSQL: each case creates its own database `eventlog_test_<uuid>` on the server
-//! named by `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`) and drops it when it passes.
+//! named by `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`) and drops it when the case ends.
 
-use std::str::FromStr;
 use std::sync::Arc;
 
 use eventlog::{PostgresOptions, PostgresStore};
-use tokio_postgres::{Client, Config, NoTls};
+use testkit::postgres::ScratchDatabase;
+use tokio_postgres::{Config, NoTls};
 use uuid::Uuid;
 
 use crate::conformance::Harness;
 
-const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
 struct PostgresHarness {
-    server: Config,
-    database: String,
-}
-
-/// Connects to the server's own database, where CREATE/DROP DATABASE run.
-async fn connect_server(server: &Config) -> Client {
-    let (client, connection) = server.connect(NoTls).await.unwrap_or_else(|error| {
-        panic!(
-            "cannot reach PostgreSQL ({error}); set DATABASE_URL to a server where this user may CREATE DATABASE, \
-             e.g. DATABASE_URL={DEFAULT_DATABASE_URL}"
-        )
-    });
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            eprintln!("admin connection ended: {error}");
-        }
-    });
-    client
+    database: ScratchDatabase,
 }
 
 async fn fresh() -> PostgresHarness {
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
-    let server = Config::from_str(&url).unwrap_or_else(|error| panic!("DATABASE_URL {url:?} does not parse: {error}"));
-    let database = format!("eventlog_test_{}", Uuid::new_v4().simple());
-    let client = connect_server(&server).await;
-    client
-        .batch_execute(&format!("CREATE DATABASE {database}"))
-        .await
-        .expect("create the test database");
-    PostgresHarness { server, database }
+    PostgresHarness {
+        database: ScratchDatabase::create("eventlog_test"),
+    }
 }
 
 impl PostgresHarness {
     fn config(&self) -> Config {
-        let mut config = self.server.clone();
-        config.dbname(&self.database);
-        config
+        self.database.config()
     }
 }
 
@@ -62,12 +35,9 @@ impl Harness for PostgresHarness {
     }
 
     async fn finish(self) {
-        let client = connect_server(&self.server).await;
-        // FORCE ends the stores' pooled connections, which outlive the test body until the runtime stops.
-        client
-            .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.database))
-            .await
-            .expect("drop the test database");
+        // Dropping it drops the database (FORCE ends the stores' pooled connections, which outlive the test
+        // body until the runtime stops).
+        drop(self.database);
     }
 }
 

@@ -1,61 +1,43 @@
 //! The conformance suite on PostgreSQL, and what is PostgreSQL's own: one writer among the runners of several
 //! instances, and migrations under concurrent starts. Each case creates its own database
 //! `projections_test_<uuid>` on the server named by `DATABASE_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/test`) and drops it when it passes.
+//! `postgres://postgres@127.0.0.1:5432/test`) and drops it when the case ends.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use eventlog::{EventStore, PostgresOptions, PostgresStore};
 use projections::{PostgresReadModels, ProjectionStore, RunnerRole};
+use testkit::postgres::ScratchDatabase;
 use tokio_postgres::{Client, Config, NoTls};
-use uuid::Uuid;
 
 use crate::conformance::{SCENARIO_PAYMENTS, assert_matches_domain, write_scenario};
 use crate::support::{CATCH_UP_TIMEOUT, Harness, Ledger, Running, T0, caught_up, head, money};
 
-const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
 pub(crate) struct PostgresHarness {
-    url: String,
-    server: Config,
-    database: String,
+    database: ScratchDatabase,
 }
 
-/// Connects to the server's own database, where CREATE/DROP DATABASE run.
+/// Connects to the test's database.
 async fn connect(config: &Config) -> Client {
-    let (client, connection) = config.connect(NoTls).await.unwrap_or_else(|error| {
-        panic!(
-            "cannot reach PostgreSQL ({error}); set DATABASE_URL to a server where this user may CREATE DATABASE, \
-             e.g. DATABASE_URL={DEFAULT_DATABASE_URL}"
-        )
-    });
+    let (client, connection) = config.connect(NoTls).await.expect("connect to the test database");
     tokio::spawn(async move {
         if let Err(error) = connection.await {
-            eprintln!("admin connection ended: {error}");
+            eprintln!("test connection ended: {error}");
         }
     });
     client
 }
 
 pub(crate) async fn fresh() -> PostgresHarness {
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
-    let server = Config::from_str(&url).unwrap_or_else(|error| panic!("DATABASE_URL {url:?} does not parse: {error}"));
-    let database = format!("projections_test_{}", Uuid::new_v4().simple());
-    connect(&server)
-        .await
-        .batch_execute(&format!("CREATE DATABASE {database}"))
-        .await
-        .expect("create the test database");
-    PostgresHarness { url, server, database }
+    PostgresHarness {
+        database: ScratchDatabase::create("projections_test"),
+    }
 }
 
 impl PostgresHarness {
     fn config(&self) -> Config {
-        let mut config = self.server.clone();
-        config.dbname(&self.database);
-        config
+        self.database.config()
     }
 }
 
@@ -74,12 +56,9 @@ impl Harness for PostgresHarness {
     }
 
     async fn finish(self) {
-        // FORCE ends the pooled connections, which outlive the test body until the runtime stops.
-        connect(&self.server)
-            .await
-            .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.database))
-            .await
-            .expect("drop the test database");
+        // Dropping it drops the database (FORCE ends the pooled connections, which outlive the test body until
+        // the runtime stops).
+        drop(self.database);
     }
 }
 
@@ -164,14 +143,9 @@ async fn concurrent_first_connects_migrate_once() {
     assert_eq!(versions, vec![1, 2]);
     drop(client);
     // The URL form opens the same read models (the database name swapped into the server's URL).
-    let base = harness
-        .url
-        .split('?')
-        .next()
-        .and_then(|url| url.rsplit_once('/'))
-        .map(|(base, _)| base);
-    let url = format!("{}/{}", base.expect("DATABASE_URL names a database"), harness.database);
-    let read_models = projections::open_read_models(&url).await.expect("open by url");
+    let read_models = projections::open_read_models(&harness.database.url)
+        .await
+        .expect("open by url");
     assert!(
         !read_models
             .wait_for_position(1, Duration::from_millis(60))
@@ -202,7 +176,7 @@ async fn the_writer_recovers_from_a_lost_connection() {
         .query(
             "SELECT pg_terminate_backend(pid) FROM pg_locks \
              WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = $1)",
-            &[&harness.database],
+            &[&harness.database.name],
         )
         .await
         .expect("terminate the writer");

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use domain::{
     ChargebackResolution, Currency, DisputeId, Money, OutcomeSource, Payment, PaymentCommand, PaymentEvent, PaymentId,
-    PaymentMethodType, Policy, RefundId, RefundRequestId, ResultCode, decide, evolve, payment_stream_name,
+    PaymentMethodType, Policy, RefundId, RefundRequestId, ResultCode, decide, evolve,
 };
 use eventlog::{EventStore, ExpectedRevision, NewEvent, StreamName};
 use projections::{ProjectionRunner, ProjectionStore, ReadModels, RunnerHandle};
+use testkit::log::new_event;
 use time::OffsetDateTime;
 use time::macros::datetime;
 use tokio::sync::oneshot;
@@ -140,24 +141,13 @@ impl Ledger {
             return Ok(None);
         }
         let expected = revision.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
-        let new_events = events.iter().map(|event| self.new_event(event)).collect();
+        let new_events = events.iter().map(|event| new_event(event, &self.actor)).collect();
         let outcome = self
             .store
             .append(&stream(payment_id), expected, new_events)
             .await
             .expect("append");
         Ok(Some(outcome.last_position))
-    }
-
-    fn new_event(&self, event: &PaymentEvent) -> NewEvent {
-        let stored = event.to_stored();
-        NewEvent {
-            event_id: Uuid::new_v4(),
-            event_type: stored.event_type.to_owned(),
-            schema_version: stored.schema_version,
-            payload: stored.data,
-            actor: self.actor.clone(),
-        }
     }
 
     /// Appends an event to a stream that is not a payment's (as a KurrentDB backend's uniqueness claims are).
@@ -284,9 +274,7 @@ impl Ledger {
     }
 }
 
-pub(crate) fn stream(payment_id: &PaymentId) -> StreamName {
-    StreamName::parse(payment_stream_name(payment_id)).expect("payment stream names are valid")
-}
+pub(crate) use testkit::log::payment_stream as stream;
 
 /// The head position of the log.
 pub(crate) async fn head(store: &dyn EventStore) -> u64 {

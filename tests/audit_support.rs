@@ -6,9 +6,10 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use testkit::postgres::{ScratchDatabase, simple_query};
+use testkit::server::{OPERATOR_KEY, Server, VIEWER_KEY};
 
-use crate::postgres_sql::simple_query;
-use crate::support::{OPERATOR_KEY, PostgresDatabase, Server, VIEWER_KEY, binary};
+use crate::support::binary;
 
 pub(crate) const ADMIN_KEY: &str = "admin-secret-1";
 
@@ -17,18 +18,11 @@ pub(crate) struct AuditServer(Server);
 
 impl AuditServer {
     pub(crate) fn start(store: &str, folder: &Path) -> Self {
-        let mut command = Command::new(binary());
-        command
-            .args(["serve", "--demo"])
-            .current_dir(folder)
-            .env("REFUND_LEDGER_STORE", store)
-            .env("REFUND_LEDGER_LISTEN", "127.0.0.1:0")
-            .env(
-                "REFUND_LEDGER_API_KEYS",
-                format!("ops:operator:{OPERATOR_KEY},fin:viewer:{VIEWER_KEY},aud:admin:{ADMIN_KEY}"),
-            )
-            .env("REFUND_LEDGER_SETTLE_AFTER_SECONDS", "1")
-            .env("RUST_LOG", "warn");
+        let mut command = Server::serve_command(binary(), store, folder);
+        command.env(
+            "REFUND_LEDGER_API_KEYS",
+            format!("ops:operator:{OPERATOR_KEY},fin:viewer:{VIEWER_KEY},aud:admin:{ADMIN_KEY}"),
+        );
         Self(Server::spawn(command))
     }
 
@@ -93,7 +87,7 @@ pub(crate) enum Log {
     /// `ledger.db` (and its read models) in a temp folder.
     Sqlite { _guard: tempfile::TempDir, folder: PathBuf },
     /// A database of its own on the test server.
-    Postgres(PostgresDatabase),
+    Postgres(ScratchDatabase),
 }
 
 impl Log {
@@ -104,7 +98,7 @@ impl Log {
     }
 
     pub(crate) fn postgres() -> Log {
-        Log::Postgres(PostgresDatabase::create())
+        Log::Postgres(ScratchDatabase::create("e2e"))
     }
 
     /// The store URL the binary takes.
@@ -143,7 +137,7 @@ impl Log {
                 }
                 copy
             }
-            Log::Postgres(database) => Log::Postgres(PostgresDatabase::create_from(Some(&database.name))),
+            Log::Postgres(database) => Log::Postgres(ScratchDatabase::copy_of("e2e", &database.name)),
         }
     }
 

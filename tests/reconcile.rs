@@ -7,13 +7,15 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
+use testkit::antom::{CLIENT_ID, demo_key};
+use testkit::postgres::ScratchDatabase;
+use testkit::server::{OPERATOR_KEY, Server, sqlite_store, temp_folder};
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::e2e_support::{
-    Antom, CLIENT_ID, Worker, demo_key, eventually, free_loopback_port, record_payment, refund, start_ledger,
-    wait_for_status,
+    Antom, Worker, eventually, free_loopback_port, record_payment, refund, start_ledger, wait_for_status,
 };
-use crate::support::{OPERATOR_KEY, PostgresDatabase, Server, binary, sqlite_store, temp_folder};
+use crate::support::binary;
 
 #[test]
 fn every_finding_kind_end_to_end_on_sqlite() {
@@ -24,7 +26,7 @@ fn every_finding_kind_end_to_end_on_sqlite() {
 #[test]
 fn every_finding_kind_end_to_end_on_postgres() {
     let (_guard, folder) = temp_folder();
-    let database = PostgresDatabase::create();
+    let database = ScratchDatabase::create("e2e");
     every_finding_kind_end_to_end(&database.url, &folder);
 }
 

@@ -7,9 +7,10 @@ use std::io::BufRead;
 use std::time::Duration;
 
 use serde_json::Value;
+use testkit::server::VIEWER_KEY;
 
 use crate::audit_support::{AuditServer, Log, payment_with_refunds, run};
-use crate::support::{VIEWER_KEY, binary};
+use crate::support::binary;
 
 /// Minor units of a decimal string such as `12.50` (exact, no float).
 fn minor_units(decimal: &str) -> i128 {
@@ -236,7 +237,7 @@ fn a_long_journal_exports_in_flat_memory() {
         for (log, refunds) in [(&small, SMALL_EXPORT_REFUNDS), (&big, big_refunds)] {
             let path = log.folder().join("ledger.db");
             let store = eventlog::SqliteStore::open(&path).await.unwrap();
-            crate::big_log::write(&store, refunds).await;
+            testkit::log::write_big_log(&store, refunds).await;
         }
     });
     let (small_peak, small_lines) = export_peak_kib(&small);

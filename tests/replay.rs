@@ -10,24 +10,14 @@ use domain::{
     RefundProcessing, RefundRejected, RefundRequestId, RefundRequested, RefundStatus, RefundSucceeded, ReportedOutcome,
     ResultCode,
 };
-use eventlog::{EventStore, ExpectedRevision, NewEvent, StreamName};
+use eventlog::{EventStore, ExpectedRevision, NewEvent};
+use testkit::log::{new_event, payment_stream};
 use time::OffsetDateTime;
 
 use crate::audit_support::{AuditServer, Log, payment_with_refunds, run, stdout};
 
 /// Payments written straight to the store.
 const PAYMENTS: u64 = 2_000;
-
-fn new_event(event: PaymentEvent) -> NewEvent {
-    let stored = event.to_stored();
-    NewEvent {
-        event_id: uuid::Uuid::new_v4(),
-        event_type: stored.event_type.to_owned(),
-        schema_version: stored.schema_version,
-        payload: stored.data,
-        actor: "import".to_owned(),
-    }
-}
 
 /// The events of payment `index`: one of seven outcome kinds, in turn.
 fn payment_events(index: u64, time: OffsetDateTime) -> (PaymentId, Vec<NewEvent>) {
@@ -127,14 +117,17 @@ fn payment_events(index: u64, time: OffsetDateTime) -> (PaymentId, Vec<NewEvent>
             ]);
         }
     }
-    (payment_id, events.into_iter().map(new_event).collect())
+    (
+        payment_id,
+        events.iter().map(|event| new_event(event, "import")).collect(),
+    )
 }
 
 async fn write_many(store: &dyn EventStore) {
     let time = OffsetDateTime::from_unix_timestamp(1_793_491_200).unwrap();
     for index in 0..PAYMENTS {
         let (payment_id, events) = payment_events(index, time);
-        let stream = StreamName::parse(domain::payment_stream_name(&payment_id)).unwrap();
+        let stream = payment_stream(&payment_id);
         store.append(&stream, ExpectedRevision::NoStream, events).await.unwrap();
     }
 }

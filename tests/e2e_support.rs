@@ -8,11 +8,11 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use testkit::antom::{CLIENT_ID, demo_key};
+use testkit::server::{OPERATOR_KEY, Server, VIEWER_KEY};
 
-use crate::support::{OPERATOR_KEY, Server, VIEWER_KEY};
+use crate::support::binary;
 
-/// The demo keys' sandbox client id.
-pub(crate) const CLIENT_ID: &str = "SANDBOX_5Y2J8K1Q0T00ABC";
 /// How long the simulator keeps a U refund PROCESSING: longer than the ledger client's own retries of a U
 /// answer (200 ms, then 400 ms), which would otherwise see the refund settled already.
 const SIM_SETTLE_MS: u64 = 3_000;
@@ -41,13 +41,6 @@ const PAYMENT: &str = "query($id: ID!, $at: Int) { payment(paymentId: $id, atLea
 
 const EVENTS: &str = "query($pid: ID!) { events(paymentId: $pid, first: 500) { position type actor data } }";
 
-/// The demo key pair files (test-only keys, also compiled into `serve --demo`).
-pub(crate) fn demo_key(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../deploy/demo-keys")
-        .join(name)
-}
-
 /// A loopback port free right now (the ledger needs its port before it starts: the simulator
 /// sends notifications to it, and a restarted ledger must come back on it).
 pub(crate) fn free_loopback_port() -> u16 {
@@ -75,7 +68,7 @@ fn apo_sim_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
         let name = format!("apo-sim{}", std::env::consts::EXE_SUFFIX);
-        let ledger = Path::new(env!("CARGO_BIN_EXE_refund-ledger"));
+        let ledger = binary();
         let beside = ledger.with_file_name(&name);
         if beside.exists() {
             return beside;
@@ -206,7 +199,7 @@ pub(crate) fn ledger_command(store: &str, folder: &Path, antom: &Antom, port: u1
         Worker::Eager => "1",
         Worker::Idle => "3600",
     };
-    let mut command = Command::new(crate::support::binary());
+    let mut command = Command::new(binary());
     command
         .arg("--config")
         .arg(&config)

@@ -8,11 +8,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use testkit::server::{Server, VIEWER_KEY, sqlite_store, temp_folder};
 use tungstenite::stream::MaybeTlsStream;
 
 use crate::e2e_support::record_payment;
 use crate::subscription::{Socket, receive, send};
-use crate::support::{Server, VIEWER_KEY, required_tool, sqlite_store, temp_folder};
+use crate::support::{binary, required_tool};
 
 /// Longest wait for the browser to start, the page to render, or a query to answer.
 const BROWSER_DEADLINE: Duration = Duration::from_secs(60);
@@ -20,7 +21,7 @@ const BROWSER_DEADLINE: Duration = Duration::from_secs(60);
 #[test]
 fn graphiql_assets_are_embedded_and_cacheable() {
     let (_guard, folder) = temp_folder();
-    let server = Server::start(&sqlite_store(&folder), &folder);
+    let server = Server::start(binary(), &sqlite_store(&folder), &folder);
     let page = server.fetch("/graphql", None);
     assert_eq!(page.status, 200);
     assert!(
@@ -69,7 +70,7 @@ fn graphiql_renders_and_runs_a_typed_query_in_a_headless_browser() {
         return;
     };
     let (_guard, folder) = temp_folder();
-    let server = Server::start(&sqlite_store(&folder), &folder);
+    let server = Server::start(binary(), &sqlite_store(&folder), &folder);
     record_payment(&server, "P-GRAPHIQL", "12345");
     let mut browser = Browser::launch(&chromium, &folder);
     let origin = server.url("");

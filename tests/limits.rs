@@ -9,9 +9,10 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use testkit::server::{Server, VIEWER_KEY, sqlite_store, temp_folder};
 
 use crate::subscription::{connect_as_viewer, receive, send};
-use crate::support::{Server, VIEWER_KEY, sqlite_store, temp_folder};
+use crate::support::binary;
 
 /// The default `[limits] body_bytes_max`.
 const BODY_BYTES_MAX: usize = 256 * 1024;
@@ -119,7 +120,7 @@ fn code(body: &Value) -> &str {
 #[test]
 fn a_body_over_the_limit_is_refused_before_it_is_read() {
     let (_guard, folder) = temp_folder();
-    let server = Server::start(&sqlite_store(&folder), &folder);
+    let server = Server::start(binary(), &sqlite_store(&folder), &folder);
 
     // Exactly the limit is a request like any other.
     let mut body = json!({ "query": "{ ledgerHead { position } }" })
@@ -163,7 +164,7 @@ fn a_body_over_the_limit_is_refused_before_it_is_read() {
 #[test]
 fn a_websocket_message_over_the_limit_closes_the_socket_unread() {
     let (_guard, folder) = temp_folder();
-    let server = Server::start(&sqlite_store(&folder), &folder);
+    let server = Server::start(binary(), &sqlite_store(&folder), &folder);
     let subscribe = |padding: usize| {
         json!({ "id": "1", "type": "subscribe", "payload": {
             "query": format!("{{ ledgerHead {{ position }} }}{}", " ".repeat(padding))
@@ -197,7 +198,7 @@ fn a_websocket_message_over_the_limit_closes_the_socket_unread() {
 #[test]
 fn errors_quote_only_a_short_slice_of_a_huge_input() {
     let (_guard, folder) = temp_folder();
-    let server = Server::start(&sqlite_store(&folder), &folder);
+    let server = Server::start(binary(), &sqlite_store(&folder), &folder);
     let huge = "x".repeat(200_000);
 
     // A malformed query: the parser would quote its whole line.
@@ -255,7 +256,7 @@ fn errors_quote_only_a_short_slice_of_a_huge_input() {
 #[test]
 fn a_query_that_asks_for_too_much_is_refused_before_it_runs() {
     let (_guard, folder) = temp_folder();
-    let server = Server::start(&sqlite_store(&folder), &folder);
+    let server = Server::start(binary(), &sqlite_store(&folder), &folder);
     for index in 0..100 {
         server.graphql(RECORD, json!({ "id": format!("PAY-{index}") }));
     }
@@ -307,7 +308,7 @@ fn expensive_queries_beyond_the_bound_get_429_with_retry_after() {
     let (_guard, folder) = temp_folder();
     let config = "[limits]\nexpensive_query_complexity_min = 100\nexpensive_queries_max = 1\n\
                   wait_for_position_ms_max = 60000\n";
-    let server = Server::start_with_config(&sqlite_store(&folder), &folder, config);
+    let server = Server::start_with_config(binary(), &sqlite_store(&folder), &folder, config);
     // 10 + 100 × 1: expensive. The holder also waits for a position no one has written yet.
     let expensive = "{ events(first: 100) { position } }";
     let holder = "query($at: Int) { payment(paymentId: \"HOLD-1\", atLeastPosition: $at) { paymentId }

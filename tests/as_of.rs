@@ -54,7 +54,7 @@ fn as_of_tests(log: &Log) {
     assert!(at(json!({ "id": "PAY-A", "asOf": "2000-01-01T00:00:00Z" })).is_null());
     assert!(at(json!({ "id": "PAY-A", "at": 0 })).is_null());
     let both = server.graphql_as(
-        crate::support::VIEWER_KEY,
+        testkit::server::VIEWER_KEY,
         AS_OF,
         json!({ "id": "PAY-A", "at": 1, "asOf": "2000-01-01T00:00:00Z" }),
     );

@@ -5,11 +5,12 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use testkit::server::{Server, VIEWER_KEY, sqlite_store, temp_folder};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
-use crate::support::{Server, VIEWER_KEY, sqlite_store, temp_folder};
+use crate::support::binary;
 
 pub(crate) type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
 
@@ -67,7 +68,7 @@ pub(crate) fn receive(socket: &mut Socket, deadline: Instant) -> Option<Value> {
 #[test]
 fn refund_updates_reach_a_subscriber() {
     let (_guard, folder) = temp_folder();
-    let server = Server::start(&sqlite_store(&folder), &folder);
+    let server = Server::start(binary(), &sqlite_store(&folder), &folder);
     let mut socket = connect_as_viewer(&server);
     send(
         &mut socket,
@@ -109,7 +110,7 @@ fn refund_updates_reach_a_subscriber() {
 #[test]
 fn a_subscriber_without_a_key_is_refused() {
     let (_guard, folder) = temp_folder();
-    let server = Server::start(&sqlite_store(&folder), &folder);
+    let server = Server::start(binary(), &sqlite_store(&folder), &folder);
     let mut socket = connect(&server);
     send(&mut socket, json!({ "type": "connection_init", "payload": {} }));
     let answer = receive(&mut socket, Instant::now() + Duration::from_secs(10));

@@ -5,12 +5,14 @@
 
 use apo::{PrivateKey, sign};
 use serde_json::{Value, json};
+use testkit::antom::{CLIENT_ID, demo_key};
+use testkit::postgres::ScratchDatabase;
+use testkit::server::{Server, sqlite_store, temp_folder};
 
 use crate::e2e_support::{
-    Antom, CLIENT_ID, Worker, balance, demo_key, events, events_of, free_loopback_port, ledger_status, record_payment,
-    refund, start_ledger, wait_for_status,
+    Antom, Worker, balance, events, events_of, free_loopback_port, ledger_status, record_payment, refund, start_ledger,
+    wait_for_status,
 };
-use crate::support::{PostgresDatabase, Server, sqlite_store, temp_folder};
 
 fn assert_left_open(answer: &Value) {
     assert_eq!(answer["result"]["resultStatus"], "U", "{answer}");
@@ -115,7 +117,7 @@ fn a_refund_left_u_is_settled_by_the_worker_on_sqlite() {
 #[test]
 fn a_refund_left_u_is_settled_by_the_worker_on_postgres() {
     let (_guard, folder) = temp_folder();
-    let database = PostgresDatabase::create();
+    let database = ScratchDatabase::create("e2e");
     the_worker_settles(&database.url, &folder);
 }
 
@@ -128,7 +130,7 @@ fn a_refund_left_u_is_settled_by_a_notification_on_sqlite() {
 #[test]
 fn a_refund_left_u_is_settled_by_a_notification_on_postgres() {
     let (_guard, folder) = temp_folder();
-    let database = PostgresDatabase::create();
+    let database = ScratchDatabase::create("e2e");
     a_notification_settles(&database.url, &folder);
 }
 

@@ -6,7 +6,6 @@
 
 mod as_of;
 mod audit_support;
-mod big_log;
 mod cli;
 mod e2e_crash;
 mod e2e_race;
@@ -17,7 +16,6 @@ mod graphiql;
 mod graphql;
 mod limits;
 mod notify;
-mod postgres_sql;
 mod reconcile;
 mod replay;
 mod subscription;

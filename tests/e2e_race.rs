@@ -3,11 +3,13 @@
 //! 100.00 payment refund exactly 20.
 
 use serde_json::json;
+use testkit::postgres::ScratchDatabase;
+use testkit::server::{Server, check, temp_folder};
 
 use crate::e2e_support::{
     Antom, REFUND, Worker, balance, events, eventually, free_loopback_port, record_payment, refund, start_ledger,
 };
-use crate::support::{PostgresDatabase, Server, check, temp_folder};
+use crate::support::binary;
 
 /// Refund request ids raced; each is sent to both instances at once.
 const RACED_REFUND_REQUESTS: usize = 30;
@@ -20,7 +22,7 @@ fn result_code(answer: &serde_json::Value) -> String {
 fn two_instances_on_one_postgres_racing_on_one_payment_never_over_refund() {
     let (_guard_a, folder_a) = temp_folder();
     let (_guard_b, folder_b) = temp_folder();
-    let database = PostgresDatabase::create();
+    let database = ScratchDatabase::create("e2e");
     let port_a = free_loopback_port();
     let antom = Antom::start(port_a);
     let instance_a = start_ledger(&database.url, &folder_a, &antom, port_a, Worker::Eager);
@@ -75,14 +77,17 @@ fn two_instances_on_one_postgres_racing_on_one_payment_never_over_refund() {
     assert_eq!(at_antom["refunds"].as_array().unwrap().len(), 20, "{at_antom}");
     instance_a.stop();
     instance_b.stop();
-    assert!(check(&database.url).status.success(), "the shared log is intact");
+    assert!(
+        check(binary(), &database.url).status.success(),
+        "the shared log is intact"
+    );
 }
 
 #[test]
 fn fifty_concurrent_refunds_of_five_on_a_hundred_refund_exactly_twenty_on_postgres() {
     let (_guard, folder) = temp_folder();
-    let database = PostgresDatabase::create();
-    let server = Server::start(&database.url, &folder);
+    let database = ScratchDatabase::create("e2e");
+    let server = Server::start(binary(), &database.url, &folder);
     record_payment(&server, "PAY-C", "10000");
     let codes: Vec<String> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..50)

@@ -2,8 +2,10 @@
 //! simulator, on SQLite and on PostgreSQL.
 
 use serde_json::{Value, json};
+use testkit::postgres::ScratchDatabase;
+use testkit::server::{OPERATOR_KEY, Server, VIEWER_KEY, sqlite_store, temp_folder};
 
-use crate::support::{OPERATOR_KEY, PostgresDatabase, Server, VIEWER_KEY, sqlite_store, temp_folder};
+use crate::support::binary;
 
 const RECORD: &str = "mutation($id: ID!, $value: String!) {
   recordPayment(input: { paymentId: $id, paymentAmount: { currency: \"USD\", value: $value },
@@ -191,7 +193,7 @@ fn paging_and_filters(server: &Server) {
 #[test]
 fn refunds_rules_and_access_on_sqlite() {
     let (_guard, folder) = temp_folder();
-    let server = Server::start(&sqlite_store(&folder), &folder);
+    let server = Server::start(binary(), &sqlite_store(&folder), &folder);
     scenario(&server);
     paging_and_filters(&server);
     malformed_inputs_write_nothing(&server);
@@ -207,8 +209,8 @@ fn refunds_rules_and_access_on_sqlite() {
 #[test]
 fn refunds_rules_and_access_on_postgres() {
     let (_guard, folder) = temp_folder();
-    let database = PostgresDatabase::create();
-    let server = Server::start(&database.url, &folder);
+    let database = ScratchDatabase::create("e2e");
+    let server = Server::start(binary(), &database.url, &folder);
     scenario(&server);
     malformed_inputs_write_nothing(&server);
     access_control(&server);
@@ -218,7 +220,7 @@ fn refunds_rules_and_access_on_postgres() {
 #[test]
 fn fifty_concurrent_refunds_of_five_on_a_hundred_refund_exactly_twenty() {
     let (_guard, folder) = temp_folder();
-    let server = Server::start(&sqlite_store(&folder), &folder);
+    let server = Server::start(binary(), &sqlite_store(&folder), &folder);
     server.graphql(RECORD, json!({ "id": "PAY-C", "value": "10000" }));
     let codes: Vec<String> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..50)

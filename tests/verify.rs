@@ -4,9 +4,9 @@
 //! proves the log extends an earlier digest and catches a cut tail.
 
 use serde_json::json;
+use testkit::server::VIEWER_KEY;
 
 use crate::audit_support::{ADMIN_KEY, AuditServer, Log, payment_with_refunds, run, stdout};
-use crate::support::VIEWER_KEY;
 
 const VERIFY: &str = "query($digest: String) { verifyLedger(digest: $digest) {
   intact events streams digest extendsDigest failure { position stream reason } } }";

@@ -3,14 +3,15 @@
 use std::process::Command;
 
 use serde_json::json;
+use testkit::server::{Server, check, sqlite_store, temp_folder};
 
-use crate::support::{Server, binary, check, sqlite_store, temp_folder};
+use crate::support::binary;
 
 #[test]
 fn check_verifies_a_real_log_and_names_the_first_tampered_position() {
     let (_guard, folder) = temp_folder();
     let store = sqlite_store(&folder);
-    let server = Server::start(&store, &folder);
+    let server = Server::start(binary(), &store, &folder);
     server.graphql(
         "mutation { recordPayment(input: { paymentId: \"P\", paymentAmount: { currency: \"USD\", value: \"10000\" },
            paymentMethodType: \"ALIPAY_CN\", paymentTime: \"2026-11-01T00:00:00Z\" }) { position } }",
@@ -23,7 +24,7 @@ fn check_verifies_a_real_log_and_names_the_first_tampered_position() {
     );
     server.stop();
 
-    let intact = check(&store);
+    let intact = check(binary(), &store);
     assert_eq!(intact.status.code(), Some(0), "{intact:?}");
     let text = String::from_utf8_lossy(&intact.stdout);
     assert!(text.contains("verify: OK"), "{text}");
@@ -39,7 +40,7 @@ fn check_verifies_a_real_log_and_names_the_first_tampered_position() {
     assert_eq!(changed, 1);
     drop(connection);
 
-    let broken = check(&store);
+    let broken = check(binary(), &store);
     assert_eq!(broken.status.code(), Some(1), "{broken:?}");
     assert!(
         String::from_utf8_lossy(&broken.stdout).contains("FAILED at position 2"),

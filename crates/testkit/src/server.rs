@@ -1,4 +1,6 @@
-//! Starting the real binary and talking GraphQL to it.
+//! The `refund-ledger` binary started on a loopback port (`serve --demo` on a given store) and driven over
+//! HTTP with GraphQL. The binary's path comes from the caller: Cargo names it (`CARGO_BIN_EXE_refund-ledger`)
+//! only to the tests and benches of the server's own package.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -8,45 +10,44 @@ use std::time::Duration;
 use rustix::process::Signal;
 use serde_json::{Value, json};
 
-use crate::postgres_sql::simple_query;
-
-pub(crate) const OPERATOR_KEY: &str = "operator-secret-1";
-pub(crate) const VIEWER_KEY: &str = "viewer-secret-1";
+/// The operator key of the servers started here.
+pub const OPERATOR_KEY: &str = "operator-secret-1";
+/// The viewer key of the servers started here.
+pub const VIEWER_KEY: &str = "viewer-secret-1";
 
 /// A running `refund-ledger serve --demo`; killed on drop.
-pub(crate) struct Server {
+#[derive(Debug)]
+pub struct Server {
     child: Child,
-    pub(crate) port: u16,
+    /// The loopback port it listens on.
+    pub port: u16,
     client: reqwest::blocking::Client,
 }
 
-pub(crate) fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_refund-ledger")
-}
-
 /// A fresh SQLite store URL in `folder`.
-pub(crate) fn sqlite_store(folder: &Path) -> String {
+pub fn sqlite_store(folder: &Path) -> String {
     format!("sqlite://{}", folder.join("ledger.db").display())
 }
 
 impl Server {
-    /// Starts the binary on `store` with an operator and a viewer key.
-    pub(crate) fn start(store: &str, folder: &Path) -> Self {
-        Self::spawn(Self::serve_command(store, folder))
+    /// Starts `binary` (the `refund-ledger` executable) on `store` in `folder`, with an operator key
+    /// ([`OPERATOR_KEY`]) and a viewer key ([`VIEWER_KEY`]).
+    pub fn start(binary: &Path, store: &str, folder: &Path) -> Self {
+        Self::spawn(Self::serve_command(binary, store, folder))
     }
 
     /// Starts the binary like [`Server::start`], with `config` (TOML) as its config file.
-    pub(crate) fn start_with_config(store: &str, folder: &Path, config: &str) -> Self {
+    pub fn start_with_config(binary: &Path, store: &str, folder: &Path, config: &str) -> Self {
         let path = folder.join("refund-ledger.toml");
-        std::fs::write(&path, config).unwrap();
-        let mut command = Self::serve_command(store, folder);
+        std::fs::write(&path, config).expect("the config file is written");
+        let mut command = Self::serve_command(binary, store, folder);
         command.env("REFUND_LEDGER_CONFIG", path);
         Self::spawn(command)
     }
 
-    /// The `serve --demo` command [`Server::start`] runs, to be changed before [`Server::spawn`].
-    pub(crate) fn serve_command(store: &str, folder: &Path) -> Command {
-        let mut command = Command::new(binary());
+    /// The `serve --demo` command [`Server::start`] runs, for a test to add to before [`Server::spawn`].
+    pub fn serve_command(binary: &Path, store: &str, folder: &Path) -> Command {
+        let mut command = Command::new(binary);
         command
             .args(["serve", "--demo"])
             .current_dir(folder)
@@ -62,7 +63,7 @@ impl Server {
     }
 
     /// Spawns a prepared `serve` command and waits for the port it prints.
-    pub(crate) fn spawn(mut command: Command) -> Self {
+    pub fn spawn(mut command: Command) -> Self {
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -83,16 +84,17 @@ impl Server {
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
-            .unwrap();
+            .expect("an HTTP client");
         Self { child, port, client }
     }
 
-    pub(crate) fn url(&self, path: &str) -> String {
+    /// The URL of `path` on the server.
+    pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
     /// Posts a GraphQL document with `key`; returns the HTTP status and the JSON body.
-    pub(crate) fn graphql_with(&self, key: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
+    pub fn graphql_with(&self, key: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
         let mut request = self
             .client
             .post(self.url("/graphql"))
@@ -106,26 +108,27 @@ impl Server {
     }
 
     /// Posts with the operator key and expects no errors.
-    pub(crate) fn graphql(&self, query: &str, variables: Value) -> Value {
+    pub fn graphql(&self, query: &str, variables: Value) -> Value {
         let (status, body) = self.graphql_with(Some(OPERATOR_KEY), query, variables);
         assert_eq!(status, 200, "{body}");
         assert!(body.get("errors").is_none(), "{body}");
         body["data"].clone()
     }
 
-    pub(crate) fn get(&self, path: &str) -> (u16, String) {
+    /// GETs `path` without a key: status and body text.
+    pub fn get(&self, path: &str) -> (u16, String) {
         let (status, body) = self.get_with(path, None);
         (status, String::from_utf8_lossy(&body).into_owned())
     }
 
     /// GETs `path` with `key` (none: unauthenticated): status and body bytes.
-    pub(crate) fn get_with(&self, path: &str, key: Option<&str>) -> (u16, Vec<u8>) {
+    pub fn get_with(&self, path: &str, key: Option<&str>) -> (u16, Vec<u8>) {
         let fetched = self.fetch(path, key);
         (fetched.status, fetched.body)
     }
 
     /// GETs `path` with `key` (none: unauthenticated): status, headers and body.
-    pub(crate) fn fetch(&self, path: &str, key: Option<&str>) -> Fetched {
+    pub fn fetch(&self, path: &str, key: Option<&str>) -> Fetched {
         let mut request = self.client.get(self.url(path));
         if let Some(key) = key {
             request = request.bearer_auth(key);
@@ -137,13 +140,14 @@ impl Server {
         Fetched { status, headers, body }
     }
 
-    pub(crate) fn kill_hard(mut self) {
+    /// Kills the server with SIGKILL (a crash) and reaps it.
+    pub fn kill_hard(mut self) {
         self.child.kill().expect("SIGKILL is delivered");
         self.child.wait().expect("the killed server is reaped");
     }
 
     /// Stops the server with SIGTERM and waits for it.
-    pub(crate) fn stop(mut self) {
+    pub fn stop(mut self) {
         rustix::process::kill_process(rustix::process::Pid::from_child(&self.child), Signal::TERM)
             .expect("SIGTERM is delivered");
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -165,100 +169,43 @@ impl Drop for Server {
 }
 
 /// A GET's answer.
-pub(crate) struct Fetched {
-    pub(crate) status: u16,
-    pub(crate) headers: reqwest::header::HeaderMap,
-    pub(crate) body: Vec<u8>,
+#[derive(Debug)]
+pub struct Fetched {
+    /// The HTTP status.
+    pub status: u16,
+    /// The headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// The body.
+    pub body: Vec<u8>,
 }
 
 impl Fetched {
     /// A header's value ("" when absent).
-    pub(crate) fn header(&self, name: &str) -> &str {
+    pub fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
             .and_then(|value| value.to_str().ok())
             .unwrap_or_default()
     }
 
-    pub(crate) fn text(&self) -> String {
+    /// The body as text (lossy).
+    pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 
-/// Set to 1 (CI does) to make a test whose tool is missing fail instead of skipping.
-const REQUIRE_TOOLS: &str = "REFUND_LEDGER_REQUIRE_TOOLS";
-
-/// The first of `names` found on `PATH`. Without any: prints a skip line for `test` and answers `None`,
-/// or fails when `REFUND_LEDGER_REQUIRE_TOOLS=1`.
-pub(crate) fn required_tool(test: &str, names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = names
-        .iter()
-        .flat_map(|name| std::env::split_paths(&path).map(move |folder| folder.join(name)))
-        .find(|candidate| candidate.is_file());
-    if found.is_none() {
-        let message = format!("{test}: none of {names:?} on PATH");
-        assert!(
-            std::env::var(REQUIRE_TOOLS).as_deref() != Ok("1"),
-            "{message}, and {REQUIRE_TOOLS}=1 requires it"
-        );
-        eprintln!("SKIPPED {message} (install it, e.g. Debian's package; {REQUIRE_TOOLS}=1 makes this a failure)");
-    }
-    found
-}
-
-/// Runs `refund-ledger check` on `store`.
-pub(crate) fn check(store: &str) -> Output {
-    Command::new(binary())
+/// Runs `binary check` on `store`.
+pub fn check(binary: &Path, store: &str) -> Output {
+    Command::new(binary)
         .arg("check")
         .env("REFUND_LEDGER_STORE", store)
         .output()
         .expect("check runs")
 }
 
-pub(crate) fn temp_folder() -> (tempfile::TempDir, PathBuf) {
-    let folder = tempfile::tempdir().unwrap();
+/// A temporary folder (removed when the guard drops) and its path.
+pub fn temp_folder() -> (tempfile::TempDir, PathBuf) {
+    let folder = tempfile::tempdir().expect("a temp folder");
     let path = folder.path().to_path_buf();
     (folder, path)
-}
-
-/// A fresh PostgreSQL database on the test server (`DATABASE_URL` or the local default), optionally a
-/// copy of another; dropped on drop.
-pub(crate) struct PostgresDatabase {
-    admin_url: String,
-    pub(crate) name: String,
-    pub(crate) url: String,
-}
-
-impl PostgresDatabase {
-    pub(crate) fn create() -> Self {
-        Self::create_from(None)
-    }
-
-    /// A fresh database, a copy of `template` when given.
-    pub(crate) fn create_from(template: Option<&str>) -> Self {
-        let admin_url =
-            std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-        let name = format!("e2e_{}", uuid::Uuid::new_v4().simple());
-        let statement = match template {
-            Some(template) => format!("CREATE DATABASE {name} TEMPLATE {template}"),
-            None => format!("CREATE DATABASE {name}"),
-        };
-        if let Err(error) = simple_query(&admin_url, &statement) {
-            panic!("cannot create a database ({error}); set DATABASE_URL to a PostgreSQL server (trust auth)");
-        }
-        let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
-        let url = format!("{base}/{name}");
-        Self { admin_url, name, url }
-    }
-}
-
-impl Drop for PostgresDatabase {
-    fn drop(&mut self) {
-        let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        if let Err(error) = simple_query(&self.admin_url, &statement) {
-            // A leftover scratch database wastes space but fails nothing; say so and go on.
-            eprintln!("could not drop {}: {error}", self.name);
-        }
-    }
 }

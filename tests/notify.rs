@@ -6,16 +6,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use apo::PrivateKey;
 use serde_json::{Value, json};
+use testkit::antom::{CLIENT_ID, demo_key};
+use testkit::server::{Server, sqlite_store, temp_folder};
 
-use crate::support::{Server, sqlite_store, temp_folder};
-
-const CLIENT_ID: &str = "SANDBOX_5Y2J8K1Q0T00ABC";
+use crate::support::binary;
 
 fn key(file: &str) -> PrivateKey {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../deploy/demo-keys")
-        .join(file);
-    PrivateKey::from_file(&path).unwrap()
+    PrivateKey::from_file(&demo_key(file)).unwrap()
 }
 
 /// Posts `body` to `/apo/notify` signed with `signer`; returns the HTTP status.
@@ -57,7 +54,7 @@ fn success() -> Value {
 #[test]
 fn payment_capture_and_dispute_notifications_become_ledger_events() {
     let (_guard, folder) = temp_folder();
-    let server = Server::start(&sqlite_store(&folder), &folder);
+    let server = Server::start(binary(), &sqlite_store(&folder), &folder);
     let antom = key("antom_private_pkcs8.pem");
 
     let capture = json!({
@@ -106,7 +103,7 @@ fn payment_capture_and_dispute_notifications_become_ledger_events() {
 #[test]
 fn a_notification_signed_with_another_key_changes_nothing() {
     let (_guard, folder) = temp_folder();
-    let server = Server::start(&sqlite_store(&folder), &folder);
+    let server = Server::start(binary(), &sqlite_store(&folder), &folder);
     let forged = json!({
         "notifyType": "PAYMENT_RESULT", "result": success(), "paymentRequestId": "PR-X", "paymentId": "FORGED-1",
         "paymentAmount": { "currency": "USD", "value": "10000" }, "paymentMethodType": "ALIPAY_CN"

@@ -6,12 +6,14 @@
 use std::path::Path;
 
 use serde_json::json;
+use testkit::postgres::ScratchDatabase;
+use testkit::server::{OPERATOR_KEY, check, sqlite_store, temp_folder};
 
 use crate::e2e_support::{
     Antom, REFUND, Worker, balance, events, events_of, eventually, free_loopback_port, record_payment, refund,
     start_ledger, wait_for_status,
 };
-use crate::support::{OPERATOR_KEY, PostgresDatabase, check, sqlite_store, temp_folder};
+use crate::support::binary;
 
 /// Antom applies the refund at once and holds its answer this long: past the kill.
 const ANSWER_HELD_MS: u64 = 20_000;
@@ -98,7 +100,7 @@ fn killed_and_restarted(store: &str, folder: &Path) {
         "Antom had it: the inquiry found it"
     );
     server.stop();
-    let verified = check(store);
+    let verified = check(binary(), store);
     assert!(
         verified.status.success(),
         "the log is intact after kill -9: {}",
@@ -115,6 +117,6 @@ fn kill_9_between_request_and_answer_settles_exactly_once_on_sqlite() {
 #[test]
 fn kill_9_between_request_and_answer_settles_exactly_once_on_postgres() {
     let (_guard, folder) = temp_folder();
-    let database = PostgresDatabase::create();
+    let database = ScratchDatabase::create("e2e");
     killed_and_restarted(&database.url, &folder);
 }

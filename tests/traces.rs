@@ -12,11 +12,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
 use serde_json::{Value, json};
+use testkit::server::{OPERATOR_KEY, Server, VIEWER_KEY, sqlite_store, temp_folder};
 
 use crate::e2e_support::{
     Antom, Worker, eventually, free_loopback_port, ledger_command, record_payment, refund, wait_for_status,
 };
-use crate::support::{OPERATOR_KEY, Server, VIEWER_KEY, sqlite_store, temp_folder};
+use crate::support::binary;
 
 /// Amounts no id, count or attribute could contain by chance (seven digits, in minor units and as decimals).
 const PAYMENT_VALUE: &str = "9876543";
@@ -114,7 +115,7 @@ fn attribute(span: &Value, key: &str) -> Option<String> {
 fn a_refund_is_one_trace_from_the_request_to_the_antom_call_without_amounts_or_keys() {
     let receiver = Receiver::start();
     let (_guard, folder) = temp_folder();
-    let mut command = Server::serve_command(&sqlite_store(&folder), &folder);
+    let mut command = Server::serve_command(binary(), &sqlite_store(&folder), &folder);
     command.env(
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         format!("http://127.0.0.1:{}", receiver.port),
