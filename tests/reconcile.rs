@@ -258,5 +258,78 @@ fn an_admin_uploads_a_report_over_http() {
     assert_eq!(body["counts"]["UNKNOWN_TO_LEDGER"], 2, "{body}");
     assert!(body["runId"].as_str().unwrap().len() == 36, "{body}");
     assert_eq!(head(), body["position"], "{body}");
+    let run_id = body["runId"].as_str().unwrap().to_owned();
+
+    // The run and its findings in GraphQL, once the read models reached the run's position.
+    let position = body["position"].as_i64().unwrap();
+    eventually("the read models to reach the run", || {
+        let head = server.graphql("{ ledgerHead { projectedPosition } }", serde_json::json!({}));
+        (head["ledgerHead"]["projectedPosition"].as_i64() >= Some(position)).then_some(())
+    });
+    let runs = server.graphql(
+        "{ reconciliations(first: 5) { nodes { runId actor reportKind period findingsCount counts { kind count }
+           files { name sha256 rows } } } }",
+        serde_json::json!({}),
+    );
+    let run = &runs["reconciliations"]["nodes"][0];
+    assert_eq!(run["runId"], run_id.as_str(), "{runs}");
+    assert_eq!(run["actor"], "aud", "{runs}");
+    assert_eq!(run["period"], "2026-03-04", "{runs}");
+    assert_eq!(run["files"][0]["sha256"].as_str().unwrap().len(), 64, "{runs}");
+    const FINDINGS: &str = "query($id: ID!) { reconciliation(runId: $id) {
+        findings(kind: \"UNKNOWN_TO_LEDGER\", first: 1) { pageInfo { hasNextPage endCursor }
+          nodes { seq kind line refundRequestId reportAmount { currency value } acknowledged { by note } } } } }";
+    let page = server.graphql(FINDINGS, serde_json::json!({ "id": run_id }));
+    let findings = &page["reconciliation"]["findings"];
+    assert_eq!(findings["pageInfo"]["hasNextPage"], true, "{page}");
+    let first = &findings["nodes"][0];
+    assert_eq!(
+        (
+            &first["kind"],
+            &first["refundRequestId"],
+            &first["reportAmount"]["value"]
+        ),
+        (
+            &Value::from("UNKNOWN_TO_LEDGER"),
+            &Value::from("rf-req-9001"),
+            &Value::from("-3000")
+        ),
+        "{page}"
+    );
+    let seq = first["seq"].as_i64().unwrap();
+
+    const ACKNOWLEDGE: &str = "mutation($id: ID!, $seq: Int!, $note: String!) {
+        acknowledgeReconciliationFinding(runId: $id, seq: $seq, note: $note) { position } }";
+    let variables = serde_json::json!({ "id": run_id, "seq": seq, "note": "made in Antom Dashboard, ticket FIN-7" });
+    let (_, refused) = server.graphql_with(Some(OPERATOR_KEY), ACKNOWLEDGE, variables.clone());
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "FORBIDDEN", "{refused}");
+    let (_, acknowledged) = server.graphql_with(Some(ADMIN_KEY), ACKNOWLEDGE, variables.clone());
+    let ack_position = acknowledged["data"]["acknowledgeReconciliationFinding"]["position"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{acknowledged}"));
+    let (_, twice) = server.graphql_with(Some(ADMIN_KEY), ACKNOWLEDGE, variables);
+    assert_eq!(twice["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{twice}");
+    assert!(
+        twice["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("acknowledged already"),
+        "{twice}"
+    );
+    let (_, unknown) = server.graphql_with(
+        Some(ADMIN_KEY),
+        ACKNOWLEDGE,
+        serde_json::json!({ "id": run_id, "seq": 99, "note": "x" }),
+    );
+    assert_eq!(unknown["errors"][0]["extensions"]["field"], "seq", "{unknown}");
+    eventually("the read models to reach the acknowledgement", || {
+        let head = server.graphql("{ ledgerHead { projectedPosition } }", serde_json::json!({}));
+        (head["ledgerHead"]["projectedPosition"].as_i64() >= Some(ack_position)).then_some(())
+    });
+    let page = server.graphql(FINDINGS, serde_json::json!({ "id": run_id }));
+    let acknowledged = &page["reconciliation"]["findings"]["nodes"][0]["acknowledged"];
+    assert_eq!(acknowledged["by"], "aud", "{page}");
+    assert_eq!(acknowledged["note"], "made in Antom Dashboard, ticket FIN-7", "{page}");
+    assert_eq!(head(), Value::from(ack_position), "one event for one acknowledgement");
     server.stop();
 }

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use domain::{
     FINDINGS_PER_CHUNK_MAX, Money, PaymentEvent, PaymentId, ReconciledFile, ReconciliationEvent,
-    ReconciliationFindingsRecorded, ReconciliationRecorded, RecordedFinding, RefundRequestId, RefundStatus,
-    ReportedAmount, reconciliation_stream_name,
+    ReconciliationFindingAcknowledged, ReconciliationFindingsRecorded, ReconciliationRecorded, RecordedFinding,
+    RefundRequestId, RefundStatus, ReportedAmount, reconciliation_stream_name,
 };
 use eventlog::{EventStore, ExpectedRevision, NewEvent, StreamName};
 use reconcile::{
@@ -60,6 +60,117 @@ pub enum ReconciliationError {
     /// The blocking reader thread stopped.
     #[error("the report reader stopped: {0}")]
     Reader(String),
+    /// An acknowledgement that cannot be recorded: no such run or finding, already acknowledged, or a bad
+    /// note. The message names the field; nothing was written.
+    #[error("{field}: {message}")]
+    Acknowledgement {
+        /// `runId`, `seq` or `note`.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The read models failed.
+    #[error("read models: {0}")]
+    ReadModels(#[from] projections::ProjectionError),
+}
+
+/// Longest acknowledgement note, in characters.
+pub const ACKNOWLEDGEMENT_NOTE_CHARS_MAX: usize = 1_000;
+
+/// Appends attempts of an acknowledgement when another admin's lands in between.
+const ACKNOWLEDGE_ATTEMPTS_MAX: usize = 3;
+
+/// Records an admin's acknowledgement of finding `seq` of run `run_id` with `note`, as `actor`; answers the
+/// event's position. The run and the finding must be in the read models; a finding already acknowledged is
+/// refused. Acknowledgements of one run serialise through the stream's expected revision.
+pub async fn acknowledge_finding(
+    store: &dyn EventStore,
+    read_models: &dyn projections::ReadModels,
+    actor: &str,
+    run_id: &str,
+    seq: u64,
+    note: &str,
+    now: OffsetDateTime,
+) -> Result<u64, ReconciliationError> {
+    let refuse = |field: &'static str, message: String| ReconciliationError::Acknowledgement { field, message };
+    let note = note.trim();
+    let note_chars = note.chars().count();
+    if note_chars == 0 || note_chars > ACKNOWLEDGEMENT_NOTE_CHARS_MAX {
+        return Err(refuse(
+            "note",
+            format!("1 to {ACKNOWLEDGEMENT_NOTE_CHARS_MAX} characters, got {note_chars}"),
+        ));
+    }
+    let Some(run) = read_models.reconciliation(run_id).await? else {
+        return Err(refuse("runId", format!("no reconciliation run {run_id:?}")));
+    };
+    let filter = projections::FindingFilter {
+        kind: None,
+        after_seq: Some(seq.saturating_sub(1)),
+    };
+    let found = read_models.reconciliation_findings(run_id, &filter, 1).await?;
+    if seq == 0 || found.first().map(|finding| finding.finding.seq) != Some(seq) {
+        return Err(refuse("seq", format!("run {run_id} has no finding {seq}")));
+    }
+    let stream = StreamName::parse(reconciliation_stream_name(run_id))?;
+    // The run's first revisions are its event and its findings' chunks; acknowledgements follow.
+    let chunks = run.run.findings_count.div_ceil(FINDINGS_PER_CHUNK_MAX as u64);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut acknowledgements = Vec::new();
+        loop {
+            let from = chunks + 1 + acknowledgements.len() as u64;
+            let page = store.read_stream(&stream, from, LEDGER_PAGE_EVENTS).await?;
+            let done = page.len() < LEDGER_PAGE_EVENTS;
+            acknowledgements.extend(page);
+            if done {
+                break;
+            }
+        }
+        for recorded in &acknowledgements {
+            let event =
+                ReconciliationEvent::from_stored(&recorded.event_type, recorded.schema_version, &recorded.payload)
+                    .map_err(|source| ReconciliationError::Decode {
+                        position: recorded.position,
+                        source,
+                    })?;
+            if let ReconciliationEvent::ReconciliationFindingAcknowledged(earlier) = event {
+                if earlier.seq == seq {
+                    return Err(refuse(
+                        "seq",
+                        format!(
+                            "finding {seq} of run {run_id} was acknowledged already by {} at position {}",
+                            recorded.actor, recorded.position
+                        ),
+                    ));
+                }
+            }
+        }
+        let last_revision = acknowledgements.last().map_or(chunks, |recorded| recorded.revision);
+        let event = ReconciliationEvent::ReconciliationFindingAcknowledged(ReconciliationFindingAcknowledged {
+            run_id: run_id.to_owned(),
+            seq,
+            note: note.to_owned(),
+            acknowledged_at: now,
+        });
+        let stored = event.to_stored();
+        let new_event = NewEvent {
+            event_id: Uuid::new_v4(),
+            event_type: stored.event_type.to_owned(),
+            schema_version: stored.schema_version,
+            payload: stored.data,
+            actor: actor.to_owned(),
+        };
+        match store
+            .append(&stream, ExpectedRevision::Exact(last_revision), vec![new_event])
+            .await
+        {
+            Ok(appended) => return Ok(appended.last_position),
+            Err(eventlog::StoreError::Conflict { .. }) if attempt < ACKNOWLEDGE_ATTEMPTS_MAX => continue,
+            Err(error) => return Err(error.into()),
+        }
+    }
 }
 
 /// A report file to reconcile: a name (as Antom names it) and its bytes, readable more than once (once to hash,

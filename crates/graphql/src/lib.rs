@@ -15,6 +15,7 @@ pub mod input;
 pub mod limits;
 pub mod mutation;
 pub mod query;
+pub mod reconciliation;
 mod schema;
 pub mod subscription;
 pub mod types;

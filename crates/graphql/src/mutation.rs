@@ -122,4 +122,19 @@ impl Mutation {
             .map_err(failed)?
             .into())
     }
+
+    /// Acknowledges a reconciliation finding with a note saying what was done about it (admin only; once per
+    /// finding). Recorded as an event on the run's stream.
+    #[graphql(guard = "RoleGuard::new(Role::Admin)")]
+    async fn acknowledge_reconciliation_finding(
+        &self,
+        context: &Context<'_>,
+        run_id: ID,
+        seq: i64,
+        note: String,
+    ) -> async_graphql::Result<crate::reconciliation::AcknowledgeResult> {
+        let api = context.data::<ApiContext>()?;
+        let actor = principal(context)?;
+        crate::reconciliation::acknowledge(api, &actor.name, &run_id, seq, &note).await
+    }
 }

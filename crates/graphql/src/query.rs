@@ -294,6 +294,33 @@ impl Query {
         Ok(totals.into_iter().map(DailyTotal::from).collect())
     }
 
+    /// Reconciliation runs, newest first, with cursors: `first` (default 50, at most 500) per page.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Viewer)",
+        complexity = "cost::store_list(first, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, child_complexity)"
+    )]
+    async fn reconciliations(
+        &self,
+        context: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, crate::reconciliation::Reconciliation>> {
+        crate::reconciliation::reconciliations(context.data::<ApiContext>()?, first, after).await
+    }
+
+    /// A reconciliation run by its id, with its findings.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Viewer)",
+        complexity = "cost::store_read(child_complexity)"
+    )]
+    async fn reconciliation(
+        &self,
+        context: &Context<'_>,
+        run_id: ID,
+    ) -> async_graphql::Result<Option<crate::reconciliation::Reconciliation>> {
+        crate::reconciliation::reconciliation(context.data::<ApiContext>()?, &run_id).await
+    }
+
     /// The log's last position and hash, and how far the read models are.
     #[graphql(
         guard = "RoleGuard::new(Role::Viewer)",
