@@ -206,6 +206,25 @@ fn read_models_error(error: projections::ProjectionError) -> ApiError {
     ApiError::internal(&error)
 }
 
+/// A page of `first` nodes from `views` (which holds one more when there is a next page), each with its
+/// number as the cursor.
+fn page<View, Node: async_graphql::OutputType + From<View>>(
+    mut views: Vec<View>,
+    first: usize,
+    has_previous_page: bool,
+    number: impl Fn(&View) -> u64,
+) -> Connection<String, Node> {
+    let has_next_page = views.len() > first;
+    views.truncate(first);
+    let mut connection = Connection::new(has_previous_page, has_next_page);
+    connection.edges.extend(
+        views
+            .into_iter()
+            .map(|view| Edge::new(number(&view).to_string(), view.into())),
+    );
+    connection
+}
+
 #[ComplexObject]
 impl Reconciliation {
     /// The run's findings in order, optionally of one kind: `first` (default 50, at most 1000) per page.
@@ -221,20 +240,12 @@ impl Reconciliation {
         let first = first_bound(first, PAGE_SIZE_DEFAULT, FINDINGS_PAGE_MAX)?;
         let after_seq = number_cursor(after.as_deref())?;
         let filter = FindingFilter { kind, after_seq };
-        let mut views = api
+        let views = api
             .read_models
             .reconciliation_findings(&self.run_id, &filter, (first + 1).min(FINDINGS_PAGE_MAX))
             .await
             .map_err(read_models_error)?;
-        let has_next_page = views.len() > first;
-        views.truncate(first);
-        let mut connection = Connection::new(after_seq.is_some(), has_next_page);
-        connection.edges.extend(
-            views
-                .into_iter()
-                .map(|view| Edge::new(view.finding.seq.to_string(), view.into())),
-        );
-        Ok(connection)
+        Ok(page(views, first, after_seq.is_some(), |view| view.finding.seq))
     }
 }
 
@@ -246,20 +257,12 @@ pub(crate) async fn reconciliations(
 ) -> async_graphql::Result<Connection<String, Reconciliation>> {
     let first = first_bound(first, PAGE_SIZE_DEFAULT, projections::PAGE_SIZE_MAX)?;
     let before = number_cursor(after.as_deref())?;
-    let mut views = api
+    let views = api
         .read_models
         .reconciliations(before, (first + 1).min(projections::PAGE_SIZE_MAX))
         .await
         .map_err(read_models_error)?;
-    let has_next_page = views.len() > first;
-    views.truncate(first);
-    let mut connection = Connection::new(before.is_some(), has_next_page);
-    connection.edges.extend(
-        views
-            .into_iter()
-            .map(|view| Edge::new(view.position.to_string(), view.into())),
-    );
-    Ok(connection)
+    Ok(page(views, first, before.is_some(), |view| view.position))
 }
 
 /// `reconciliation(runId)`.
