@@ -141,6 +141,30 @@ impl Log {
         }
     }
 
+    /// Runs `write` on the log's event store, opened for it while no server runs (to write a log of a given
+    /// shape straight to the store).
+    pub(crate) fn write_with<F, Fut>(&self, write: F)
+    where
+        F: FnOnce(std::sync::Arc<dyn eventlog::EventStore>) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let store: std::sync::Arc<dyn eventlog::EventStore> = match self {
+                Log::Sqlite { folder, .. } => {
+                    std::sync::Arc::new(eventlog::SqliteStore::open(folder.join("ledger.db")).await.unwrap())
+                }
+                Log::Postgres(database) => {
+                    std::sync::Arc::new(eventlog::PostgresStore::connect(&database.url).await.unwrap())
+                }
+            };
+            write(store).await;
+        });
+    }
+
     /// Runs SQL statements on the log's database, behind the ledger's back.
     pub(crate) fn execute(&self, statements: &str) {
         match self {

@@ -16,6 +16,7 @@ mod graphiql;
 mod graphql;
 mod limits;
 mod notify;
+mod operations;
 mod reconcile;
 mod replay;
 mod subscription;

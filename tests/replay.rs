@@ -133,21 +133,7 @@ async fn write_many(store: &dyn EventStore) {
 }
 
 fn replay_tests(log: &Log) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let store: std::sync::Arc<dyn EventStore> = match log {
-            Log::Sqlite { folder, .. } => {
-                std::sync::Arc::new(eventlog::SqliteStore::open(folder.join("ledger.db")).await.unwrap())
-            }
-            Log::Postgres(database) => {
-                std::sync::Arc::new(eventlog::PostgresStore::connect(&database.url).await.unwrap())
-            }
-        };
-        write_many(store.as_ref()).await;
-    });
+    log.write_with(|store| async move { write_many(store.as_ref()).await });
     let server = AuditServer::start(&log.url(), &log.folder());
     payment_with_refunds(&server, "LIVE-1", "USD", &["100", "200", "300", "400"]);
     payment_with_refunds(&server, "LIVE-2", "EUR", &["999"]);
@@ -192,7 +178,8 @@ fn replay_tests(log: &Log) {
 
     log.execute_on_read_models(
         "UPDATE projection_payments SET refunded = refunded + 1 WHERE payment_id = 'MANY-7';
-         DELETE FROM projection_refunds WHERE refund_request_id = 'MANY-8-R';",
+         DELETE FROM projection_refunds WHERE refund_request_id = 'MANY-8-R';
+         UPDATE projection_anomalies SET source = 'INQUIRY' WHERE refund_request_id = 'MANY-4-R';",
     );
     let broken = run(log, &["replay"]);
     assert_eq!(broken.status.code(), Some(1), "{broken:?}");
@@ -205,7 +192,11 @@ fn replay_tests(log: &Log) {
         text.contains("difference: refund MANY-8-R\n  live:    (missing)"),
         "{text}"
     );
-    assert!(text.contains("replay: FAILED, 2 differences"), "{text}");
+    assert!(
+        text.contains("\n  live:    source=INQUIRY\n  rebuilt: source=NOTIFICATION\n"),
+        "{text}"
+    );
+    assert!(text.contains("replay: FAILED, 3 differences"), "{text}");
 }
 
 #[test]

@@ -102,4 +102,22 @@ pub enum AppError {
         /// The refund asked about.
         refund_request_id: RefundRequestId,
     },
+
+    /// An acknowledgement names an anomaly the ledger never recorded (no such position, refund or number).
+    ///
+    /// Nothing was written; list the anomalies (`anomalies` query) and acknowledge one of them.
+    #[error("{anomaly}: no such anomaly was recorded")]
+    UnknownAnomaly {
+        /// The anomaly as the caller named it.
+        anomaly: String,
+    },
+
+    /// The anomaly is already acknowledged; an anomaly is acknowledged once.
+    ///
+    /// Nothing was written; the first acknowledgement and its note stand.
+    #[error("{anomaly}: already acknowledged")]
+    AnomalyAlreadyAcknowledged {
+        /// The anomaly as the caller named it.
+        anomaly: String,
+    },
 }

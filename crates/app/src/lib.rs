@@ -23,6 +23,7 @@
 //! and finishes it); every step is idempotent. This crate knows no GraphQL,
 //! no SQL and no Antom JSON.
 
+mod anomaly;
 mod answer;
 mod batch;
 mod clock;
@@ -38,6 +39,7 @@ pub mod reconciliation;
 mod saga;
 mod settle;
 
+pub use anomaly::{Acknowledged, AnomalyTarget};
 pub use answer::{CommandResult, REFUND_IN_PROCESS, RefundResult, RefundSnapshot, ResultInfo, SettleReport};
 pub use batch::{BATCH_COMMANDS_MAX, refund_request_event_id};
 pub use clock::{Clock, ManualClock, SystemClock};

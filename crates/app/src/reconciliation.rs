@@ -665,7 +665,8 @@ fn apply(
         | PaymentEvent::PaymentCaptured(_)
         | PaymentEvent::ChargebackOpened(_)
         | PaymentEvent::ChargebackResolved(_)
-        | PaymentEvent::RefundOutcomeAnomaly(_) => {}
+        | PaymentEvent::RefundOutcomeAnomaly(_)
+        | PaymentEvent::AnomalyAcknowledged(_) => {}
     }
 }
 

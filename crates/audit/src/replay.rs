@@ -9,10 +9,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use domain::{PaymentId, RefundRequestId};
+use domain::{PaymentId, RefundRequestId, ReportedOutcome};
 use eventlog::{EventStore, READ_EVENTS_MAX};
 use projections::fold::{BatchFold, refund_status_code};
-use projections::{Envelope, PAGE_SIZE_MAX, PaymentFilter, PaymentView, ReadModels, RefundFilter, RefundView};
+use projections::{
+    AnomalyView, Envelope, PAGE_SIZE_MAX, PaymentFilter, PaymentView, ReadModels, RefundFilter, RefundView,
+    outcome_source_code,
+};
 use sha2::{Digest as _, Sha256};
 use time::{Date, Month, OffsetDateTime};
 
@@ -132,6 +135,25 @@ impl Rebuilt {
             out.signed(count);
             out.signed(amount);
         }
+        for (_, anomaly) in self.anomalies_by_position() {
+            out.raw(b"A");
+            for (_, value) in anomaly_fields(anomaly) {
+                out.text(&value);
+            }
+        }
+    }
+
+    /// The rebuilt anomalies in position order.
+    fn anomalies_by_position(&self) -> BTreeMap<u64, &AnomalyView> {
+        self.fold
+            .anomalies()
+            .map(|anomaly| (anomaly.position, anomaly))
+            .collect()
+    }
+
+    /// Rebuilt anomalies.
+    pub fn anomaly_count(&self) -> usize {
+        self.fold.anomalies().count()
     }
 
     /// Rebuilt payments.
@@ -146,10 +168,10 @@ impl Rebuilt {
 }
 
 /// Tags the state encoding; a change to it gets a new tag.
-const STATE_FORMAT_TAG: &[u8] = b"refund-ledger/replay/state/v2";
+const STATE_FORMAT_TAG: &[u8] = b"refund-ledger/replay/state/v3";
 
-/// The canonical encoding of rebuilt rows: a row kind byte (`P`, `R`, `D`), then its fields in declaration
-/// order; text as a big-endian u64 byte count and the UTF-8 bytes, numbers big-endian, amounts as the currency
+/// The canonical encoding of rebuilt rows: a row kind byte (`P`, `R`, `D`, `A`), then its fields in declaration
+/// order (an anomaly's as the texts of [`anomaly_fields`]); text as a big-endian u64 byte count and the UTF-8 bytes, numbers big-endian, amounts as the currency
 /// code and the minor units, times as i128 nanoseconds since the Unix epoch, optional fields after a 0/1 byte.
 /// Fixed-width and length-prefixed like the event hash (docs/adr/002), so no two states encode alike.
 struct Canonical<'a> {
@@ -311,7 +333,46 @@ pub async fn compare(rebuilt: &Rebuilt, live: &dyn ReadModels) -> Result<Vec<Dif
     compare_payments(rebuilt, live, &mut differences).await?;
     compare_refunds(rebuilt, live, &mut differences).await?;
     compare_daily_totals(rebuilt, live, &mut differences).await?;
+    compare_anomalies(rebuilt, live, &mut differences).await?;
     Ok(differences)
+}
+
+/// The named fields of an anomaly row, for a field-by-field comparison and the canonical encoding.
+fn anomaly_fields(view: &AnomalyView) -> Vec<(&'static str, String)> {
+    let acknowledgement = view.acknowledgement.as_ref();
+    let optional = |value: Option<String>| value.unwrap_or_else(|| "-".to_owned());
+    let (reported_status, reported_value) = match &view.reported {
+        ReportedOutcome::Success { refund_id } => ("SUCCESS", refund_id.to_string()),
+        ReportedOutcome::Fail { result_code } => ("FAIL", result_code.to_string()),
+    };
+    vec![
+        ("position", view.position.to_string()),
+        ("refundRequestId", view.refund_request_id.to_string()),
+        ("paymentId", view.payment_id.to_string()),
+        ("anomaly", view.anomaly.to_string()),
+        ("recordedStatus", refund_status_code(view.recorded_status).to_owned()),
+        ("reportedStatus", reported_status.to_owned()),
+        ("reported", reported_value),
+        ("source", outcome_source_code(view.source).to_owned()),
+        ("reportedAt", view.reported_at.to_string()),
+        ("recordedAt", view.recorded_at.to_string()),
+        (
+            "acknowledgedPosition",
+            optional(acknowledgement.map(|ack| ack.position.to_string())),
+        ),
+        (
+            "acknowledgedBy",
+            optional(acknowledgement.map(|ack| ack.acknowledged_by.clone())),
+        ),
+        (
+            "acknowledgedNote",
+            optional(acknowledgement.map(|ack| ack.note.clone())),
+        ),
+        (
+            "acknowledgedAt",
+            optional(acknowledgement.map(|ack| ack.acknowledged_at.to_string())),
+        ),
+    ]
 }
 
 /// The named fields of a payment row, for a field-by-field comparison.
@@ -514,6 +575,40 @@ async fn compare_daily_totals(
             None,
             Some(format!("count {count} amount {amount}")),
         ));
+    }
+    Ok(())
+}
+
+async fn compare_anomalies(
+    rebuilt: &Rebuilt,
+    live: &dyn ReadModels,
+    differences: &mut Vec<Difference>,
+) -> Result<(), AuditError> {
+    let mut expected = rebuilt.anomalies_by_position();
+    let mut after = None;
+    loop {
+        let page = live.anomalies(after.as_ref(), PAGE_SIZE_MAX).await?;
+        for (cursor, view) in page.items {
+            let rebuilt_view = expected.remove(&view.position);
+            if rebuilt_view != Some(&view) {
+                let (live_text, rebuilt_text) =
+                    field_difference(Some(anomaly_fields(&view)), rebuilt_view.map(anomaly_fields));
+                differences.push(difference(
+                    "anomaly",
+                    view.position.to_string(),
+                    live_text,
+                    rebuilt_text,
+                ));
+            }
+            after = Some(cursor);
+        }
+        if !page.has_next_page {
+            break;
+        }
+    }
+    for (position, view) in expected {
+        let (_, rebuilt_text) = field_difference(None, Some(anomaly_fields(view)));
+        differences.push(difference("anomaly", position.to_string(), None, rebuilt_text));
     }
     Ok(())
 }

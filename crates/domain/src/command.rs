@@ -56,6 +56,12 @@ pub enum PaymentCommand {
         result_message: String,
         source: OutcomeSource,
     },
+    /// An operator acknowledges anomaly number `anomaly` (1-based) of a refund with a note.
+    AcknowledgeAnomaly {
+        refund_request_id: RefundRequestId,
+        anomaly: u32,
+        note: String,
+    },
 }
 
 /// A command refused without any event: the caller answers with the code and

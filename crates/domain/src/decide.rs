@@ -8,11 +8,13 @@
 use time::{Duration, OffsetDateTime};
 
 use crate::command::{PaymentCommand, Rejection};
+use crate::error::InputError;
 use crate::event::{
-    ChargebackOpened, ChargebackResolution, ChargebackResolved, OutcomeSource, PaymentCaptured, PaymentEvent,
-    PaymentRecorded, RefundFailed, RefundOutcomeAnomaly, RefundProcessing, RefundRejected, RefundRequested,
-    RefundSucceeded, ReportedOutcome,
+    ANOMALY_NOTE_CHARS_MAX, AnomalyAcknowledged, ChargebackOpened, ChargebackResolution, ChargebackResolved,
+    OutcomeSource, PaymentCaptured, PaymentEvent, PaymentRecorded, RefundFailed, RefundOutcomeAnomaly,
+    RefundProcessing, RefundRejected, RefundRequested, RefundSucceeded, ReportedOutcome,
 };
+use crate::evolve::anomaly_index;
 use crate::id::{CaptureId, DisputeId, PaymentId, RefundId, RefundRequestId};
 use crate::money::Money;
 use crate::policy::Policy;
@@ -24,6 +26,30 @@ use crate::status::RefundStatus;
 pub const PAYMENT_TIME_SKEW_MAX: Duration = Duration::minutes(5);
 /// Longest refund reason Antom accepts.
 pub const REFUND_REASON_LEN_MAX: usize = 256;
+/// Result code of an acknowledgement that names no recorded anomaly (a ledger code, not one of Antom's).
+pub const ANOMALY_NOT_FOUND: &str = "ANOMALY_NOT_FOUND";
+/// Result code of an acknowledgement of an anomaly already acknowledged (a ledger code, not one of Antom's).
+pub const ANOMALY_ALREADY_ACKNOWLEDGED: &str = "ANOMALY_ALREADY_ACKNOWLEDGED";
+
+/// Checks an operator's note on an anomaly: trimmed, not empty, at most [`ANOMALY_NOTE_CHARS_MAX`] characters.
+pub fn anomaly_note(field: &str, note: &str) -> Result<String, InputError> {
+    let note = note.trim();
+    if note.is_empty() {
+        return Err(InputError::Empty {
+            field: field.to_owned(),
+        });
+    }
+    let len = note.chars().count();
+    if len > ANOMALY_NOTE_CHARS_MAX {
+        return Err(InputError::TooLong {
+            field: field.to_owned(),
+            len,
+            max: ANOMALY_NOTE_CHARS_MAX,
+        });
+    }
+    Ok(note.to_owned())
+}
+
 /// Decides what `command` does to `payment` under `policy` at `now`.
 ///
 /// `Ok(vec![])` means the command is already applied (an idempotent retry) or
@@ -104,7 +130,43 @@ pub fn decide(
             let refund = existing_refund(state, refund_request_id)?;
             decide_failed(refund, result_code, result_message, *source, now)
         }
+        PaymentCommand::AcknowledgeAnomaly {
+            refund_request_id,
+            anomaly,
+            note,
+        } => decide_acknowledge(state, refund_request_id, *anomaly, note, now),
     }
+}
+
+fn decide_acknowledge(
+    state: &PaymentState,
+    refund_request_id: &RefundRequestId,
+    anomaly: u32,
+    note: &str,
+    now: OffsetDateTime,
+) -> Result<Vec<PaymentEvent>, Rejection> {
+    let note =
+        anomaly_note("note", note).map_err(|error| Rejection::new(ResultCode::ParamIllegal, error.to_string()))?;
+    let not_found = || {
+        Rejection::new(
+            ResultCode::parse(ANOMALY_NOT_FOUND),
+            format!("refund {refund_request_id} has no anomaly {anomaly}"),
+        )
+    };
+    let refund = state.refunds.get(refund_request_id).ok_or_else(not_found)?;
+    anomaly_index(refund, anomaly).ok_or_else(not_found)?;
+    if refund.anomalies_acknowledged.contains(&anomaly) {
+        return Err(Rejection::new(
+            ResultCode::parse(ANOMALY_ALREADY_ACKNOWLEDGED),
+            format!("anomaly {anomaly} of refund {refund_request_id} is already acknowledged"),
+        ));
+    }
+    Ok(vec![PaymentEvent::AnomalyAcknowledged(AnomalyAcknowledged {
+        refund_request_id: refund_request_id.clone(),
+        anomaly,
+        note,
+        acknowledged_at: now,
+    })])
 }
 
 fn decide_record(

@@ -178,6 +178,24 @@ pub struct RefundOutcomeAnomaly {
     pub reported_at: OffsetDateTime,
 }
 
+/// Longest note an operator may give when acknowledging an anomaly, in characters.
+pub const ANOMALY_NOTE_CHARS_MAX: usize = 1_000;
+
+/// An operator acknowledged a recorded [`RefundOutcomeAnomaly`] with a note. Nothing about the refund
+/// changes: the acknowledgement is recorded so that who looked at the contradiction, when and what they
+/// concluded is part of the audited log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnomalyAcknowledged {
+    pub refund_request_id: RefundRequestId,
+    /// Which anomaly of the refund: 1 for its first `RefundOutcomeAnomaly`, 2 for the second, ...
+    pub anomaly: u32,
+    /// What the operator found or did (1 to [`ANOMALY_NOTE_CHARS_MAX`] characters).
+    pub note: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub acknowledged_at: OffsetDateTime,
+}
+
 /// Every event of a payment stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
@@ -192,6 +210,7 @@ pub enum PaymentEvent {
     RefundSucceeded(RefundSucceeded),
     RefundFailed(RefundFailed),
     RefundOutcomeAnomaly(RefundOutcomeAnomaly),
+    AnomalyAcknowledged(AnomalyAcknowledged),
 }
 
 /// Every event type with its current schema version.
@@ -206,6 +225,7 @@ pub const EVENT_TYPES: &[(&str, u32)] = &[
     ("RefundSucceeded", 1),
     ("RefundFailed", 1),
     ("RefundOutcomeAnomaly", 1),
+    ("AnomalyAcknowledged", 1),
 ];
 
 /// An event as the log stores it: type, schema version and the `data` JSON.
@@ -268,6 +288,7 @@ impl PaymentEvent {
             Self::RefundSucceeded(_) => "RefundSucceeded",
             Self::RefundFailed(_) => "RefundFailed",
             Self::RefundOutcomeAnomaly(_) => "RefundOutcomeAnomaly",
+            Self::AnomalyAcknowledged(_) => "AnomalyAcknowledged",
         }
     }
 
@@ -288,7 +309,8 @@ impl PaymentEvent {
             Self::RefundProcessing(_)
             | Self::RefundSucceeded(_)
             | Self::RefundFailed(_)
-            | Self::RefundOutcomeAnomaly(_) => None,
+            | Self::RefundOutcomeAnomaly(_)
+            | Self::AnomalyAcknowledged(_) => None,
         }
     }
 
@@ -301,6 +323,7 @@ impl PaymentEvent {
             Self::RefundSucceeded(e) => Some(&e.refund_request_id),
             Self::RefundFailed(e) => Some(&e.refund_request_id),
             Self::RefundOutcomeAnomaly(e) => Some(&e.refund_request_id),
+            Self::AnomalyAcknowledged(e) => Some(&e.refund_request_id),
             Self::PaymentRecorded(_)
             | Self::PaymentCaptured(_)
             | Self::ChargebackOpened(_)
@@ -374,6 +397,7 @@ impl PaymentEvent {
             "RefundSucceeded" => Self::RefundSucceeded(serde_json::from_slice(data)?),
             "RefundFailed" => Self::RefundFailed(serde_json::from_slice(data)?),
             "RefundOutcomeAnomaly" => Self::RefundOutcomeAnomaly(serde_json::from_slice(data)?),
+            "AnomalyAcknowledged" => Self::AnomalyAcknowledged(serde_json::from_slice(data)?),
             // Unreachable: callers check the type against EVENT_TYPES first.
             other => return Err(serde_json::Error::custom(format!("unknown event type {other}"))),
         })

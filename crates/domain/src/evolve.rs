@@ -2,7 +2,7 @@
 //! (an overflow, another currency) or that breaks the balance invariant is an error the caller must handle,
 //! in release builds too, because it means the log holds something `decide` never produced.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use imbl::OrdMap;
@@ -183,6 +183,13 @@ fn apply(state: &mut PaymentState, event: &PaymentEvent) -> Result<(), FoldError
                 refund.anomalies.push(anomaly.reported.clone());
             }
         }
+        PaymentEvent::AnomalyAcknowledged(acknowledged) => {
+            if let Some(refund) = state.refunds.get_mut(&acknowledged.refund_request_id)
+                && anomaly_index(refund, acknowledged.anomaly).is_some()
+            {
+                refund.anomalies_acknowledged.insert(acknowledged.anomaly);
+            }
+        }
     }
     Ok(())
 }
@@ -199,6 +206,7 @@ fn new_refund(requested: &RefundRequested) -> Refund {
         result_code: None,
         result_message: None,
         anomalies: Vec::new(),
+        anomalies_acknowledged: BTreeSet::new(),
     }
 }
 
@@ -214,6 +222,7 @@ fn rejected_refund(rejected: &RefundRejected) -> Refund {
         result_code: Some(rejected.result_code.clone()),
         result_message: Some(rejected.result_message.clone()),
         anomalies: Vec::new(),
+        anomalies_acknowledged: BTreeSet::new(),
     }
 }
 
@@ -246,4 +255,10 @@ fn apply_failed(state: &mut PaymentState, failed: &RefundFailed) -> Result<(), F
     refund.result_message = Some(failed.result_message.clone());
     let amount = refund.refund_amount;
     sub(&state.payment_id, "pending", &mut state.pending, amount)
+}
+
+/// The index in `refund.anomalies` of anomaly number `anomaly` (1-based), if the refund has it.
+pub(crate) fn anomaly_index(refund: &Refund, anomaly: u32) -> Option<usize> {
+    let index = usize::try_from(anomaly).ok()?.checked_sub(1)?;
+    (index < refund.anomalies.len()).then_some(index)
 }

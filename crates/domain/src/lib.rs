@@ -19,12 +19,15 @@ mod state;
 mod status;
 
 pub use command::{PaymentCommand, Rejection};
-pub use decide::{PAYMENT_TIME_SKEW_MAX, REFUND_REASON_LEN_MAX, decide};
+pub use decide::{
+    ANOMALY_ALREADY_ACKNOWLEDGED, ANOMALY_NOT_FOUND, PAYMENT_TIME_SKEW_MAX, REFUND_REASON_LEN_MAX, anomaly_note, decide,
+};
 pub use error::InputError;
 pub use event::{
-    ChargebackOpened, ChargebackResolution, ChargebackResolved, EVENT_TYPES, EventDecodeError, OutcomeSource,
-    PaymentCaptured, PaymentEvent, PaymentRecorded, RefundFailed, RefundOutcomeAnomaly, RefundProcessing,
-    RefundRejected, RefundRequested, RefundSucceeded, ReportedOutcome, StoredEventData, Upcaster,
+    ANOMALY_NOTE_CHARS_MAX, AnomalyAcknowledged, ChargebackOpened, ChargebackResolution, ChargebackResolved,
+    EVENT_TYPES, EventDecodeError, OutcomeSource, PaymentCaptured, PaymentEvent, PaymentRecorded, RefundFailed,
+    RefundOutcomeAnomaly, RefundProcessing, RefundRejected, RefundRequested, RefundSucceeded, ReportedOutcome,
+    StoredEventData, Upcaster,
 };
 pub use evolve::{FoldError, evolve};
 pub use id::{CaptureId, DisputeId, ID_LEN_MAX, PaymentId, PaymentMethodType, RefundId, RefundRequestId};

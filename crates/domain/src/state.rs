@@ -5,7 +5,7 @@
 //! answers), so the refunds live in a persistent map: a clone shares them and costs the same however many
 //! refunds the payment has had.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use imbl::OrdMap;
@@ -30,8 +30,10 @@ pub struct Refund {
     pub settled_at: Option<OffsetDateTime>,
     pub result_code: Option<ResultCode>,
     pub result_message: Option<String>,
-    /// Contradicting reports recorded for operators.
+    /// Contradicting reports recorded for operators, in order: the first is anomaly 1.
     pub anomalies: Vec<ReportedOutcome>,
+    /// The anomalies (by their number, 1-based) an operator acknowledged.
+    pub anomalies_acknowledged: BTreeSet<u32>,
 }
 
 /// A dispute on the payment.

@@ -55,6 +55,16 @@ pub enum ApiError {
         /// The limit in bytes of serialized JSON data.
         bytes_max: usize,
     },
+    /// `acknowledgeAnomaly` names an anomaly the ledger never recorded; nothing was written.
+    AnomalyNotFound {
+        /// Which anomaly, as the client named it.
+        message: String,
+    },
+    /// `acknowledgeAnomaly` names an anomaly already acknowledged; nothing was written.
+    AnomalyAlreadyAcknowledged {
+        /// Which anomaly, as the client named it.
+        message: String,
+    },
     /// Something failed inside; the cause was logged with the request id.
     Internal,
 }
@@ -70,6 +80,8 @@ impl ApiError {
             Self::QueryTooComplex { .. } => "QUERY_TOO_COMPLEX",
             Self::TooManyExpensiveQueries => TOO_MANY_EXPENSIVE_QUERIES,
             Self::ResponseTooLarge { .. } => "RESPONSE_TOO_LARGE",
+            Self::AnomalyNotFound { .. } => domain::ANOMALY_NOT_FOUND,
+            Self::AnomalyAlreadyAcknowledged { .. } => domain::ANOMALY_ALREADY_ACKNOWLEDGED,
             Self::Internal => "INTERNAL",
         }
     }
@@ -83,7 +95,9 @@ impl ApiError {
     /// The message the client sees.
     pub fn message(&self) -> String {
         match self {
-            Self::BadInput { message, .. } => message.clone(),
+            Self::BadInput { message, .. }
+            | Self::AnomalyNotFound { message }
+            | Self::AnomalyAlreadyAcknowledged { message } => message.clone(),
             Self::Unauthenticated => "authentication required: send Authorization: Bearer <key>".to_owned(),
             Self::Forbidden { role, needed } => format!("the {role} role may not do this; it needs {needed}"),
             Self::NotCaughtUp { position } => {
@@ -133,6 +147,8 @@ impl From<ApiError> for async_graphql::Error {
                 ApiError::Unauthenticated
                 | ApiError::Forbidden { .. }
                 | ApiError::NotCaughtUp { .. }
+                | ApiError::AnomalyNotFound { .. }
+                | ApiError::AnomalyAlreadyAcknowledged { .. }
                 | ApiError::Internal => {}
             }
         })

@@ -14,6 +14,7 @@ mod error;
 pub mod input;
 pub mod limits;
 pub mod mutation;
+pub mod operations;
 pub mod query;
 pub mod reconciliation;
 mod schema;

@@ -12,6 +12,7 @@ use crate::input::{
     CapturePaymentInput, ChargebackInput, RecordPaymentInput, RefundInput, ResolveChargebackInput,
     refund_request_id as parse_refund_request_id,
 };
+use crate::operations::{self, AcknowledgeAnomalyResult};
 use crate::types::{PaymentResult, RefundResult};
 
 /// The root of all writes.
@@ -136,5 +137,23 @@ impl Mutation {
         let api = context.data::<ApiContext>()?;
         let actor = principal(context)?;
         crate::reconciliation::acknowledge(api, &actor.name, &run_id, seq, &note).await
+    }
+
+    /// Acknowledges a recorded anomaly (see `anomalies`) with a note, named by its `position` or its `id`
+    /// (`R1#1`): an `AnomalyAcknowledged` event, so who looked at it, when and what they concluded is audited.
+    /// Errors: `ANOMALY_NOT_FOUND`, `ANOMALY_ALREADY_ACKNOWLEDGED`, `BAD_USER_INPUT` (field `note`: empty or
+    /// longer than 1000 characters; `position`/`id`). Admin only.
+    #[graphql(guard = "RoleGuard::new(Role::Admin)")]
+    async fn acknowledge_anomaly(
+        &self,
+        context: &Context<'_>,
+        position: Option<i64>,
+        id: Option<ID>,
+        note: String,
+    ) -> async_graphql::Result<AcknowledgeAnomalyResult> {
+        let api = context.data::<ApiContext>()?;
+        let actor = principal(context)?;
+        let target = operations::anomaly_target(position, id.as_ref())?;
+        Ok(operations::acknowledge(api, &actor.name, target, &note).await?)
     }
 }

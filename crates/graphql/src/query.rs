@@ -13,6 +13,7 @@ use crate::context::{ApiContext, Cutoff, EventWindow};
 use crate::cost::{self, EVENTS_PAGE_MAX, PAGE_SIZE_DEFAULT, first_bound};
 use crate::error::ApiError;
 use crate::input::{currency, payment_id, refund_request_id as parse_refund_request_id};
+use crate::operations::{self, Anomaly};
 use crate::types::{DailyTotal, LedgerEvent, LedgerRefundStatus, Payment, PaymentStatus, Refund};
 
 /// Filters of `payments`.
@@ -58,7 +59,7 @@ fn cursor(after: Option<&str>) -> Result<Option<Cursor>, ApiError> {
         .transpose()
 }
 
-fn projection_error(error: ProjectionError) -> ApiError {
+pub(crate) fn projection_error(error: ProjectionError) -> ApiError {
     match error {
         ProjectionError::InvalidCursor { reason } => ApiError::BadInput {
             field: "after".to_owned(),
@@ -69,7 +70,7 @@ fn projection_error(error: ProjectionError) -> ApiError {
 }
 
 /// A Relay connection of a read-model page.
-fn connection<View, Node: async_graphql::OutputType + From<View>>(
+pub(crate) fn connection<View, Node: async_graphql::OutputType + From<View>>(
     page: projections::Page<View>,
     has_previous_page: bool,
 ) -> Connection<String, Node> {
@@ -319,6 +320,26 @@ impl Query {
         run_id: ID,
     ) -> async_graphql::Result<Option<crate::reconciliation::Reconciliation>> {
         crate::reconciliation::reconciliation(context.data::<ApiContext>()?, &run_id).await
+    }
+
+    /// Every contradicting outcome report the ledger recorded (Antom said one thing about a refund whose final
+    /// state the ledger already held), oldest first, with its acknowledgement: `first` (default 50, at most
+    /// 500) per page.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Viewer)",
+        complexity = "cost::store_list(first, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, child_complexity)"
+    )]
+    async fn anomalies(
+        &self,
+        context: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        at_least_position: Option<i64>,
+    ) -> async_graphql::Result<Connection<String, Anomaly>> {
+        let api = context.data::<ApiContext>()?;
+        let after = cursor(after.as_deref())?;
+        api.wait_for(at_least_position).await?;
+        Ok(operations::anomalies(api, after.as_ref(), page_size(first)?).await?)
     }
 
     /// The log's last position and hash, and how far the read models are.

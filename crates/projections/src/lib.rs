@@ -35,6 +35,7 @@
 
 #![warn(missing_docs)]
 
+mod anomaly;
 mod checkpoint;
 mod error;
 mod model;
@@ -47,6 +48,7 @@ mod storage;
 
 pub mod fold;
 
+pub use anomaly::{AnomalyAcknowledgement, AnomalyView, outcome_source_code};
 pub use checkpoint::CHECKPOINT_POLL_INTERVAL_MS;
 pub use error::ProjectionError;
 pub use fold::{Batch, Envelope, PAYMENT_STREAM_PREFIX};

@@ -224,6 +224,8 @@ pub(crate) enum CursorKind {
     Payment,
     /// Refunds ordered by `(requested_at, refund_request_id)`.
     Refund,
+    /// Anomalies ordered by position (the keyset's time is the position).
+    Anomaly,
 }
 
 impl CursorKind {
@@ -231,6 +233,7 @@ impl CursorKind {
         match self {
             Self::Payment => "p",
             Self::Refund => "r",
+            Self::Anomaly => "a",
         }
     }
 }
@@ -254,10 +257,11 @@ impl Cursor {
     /// [`ProjectionError::InvalidCursor`].
     pub fn parse(text: &str) -> Result<Cursor, ProjectionError> {
         let cursor = Cursor(text.to_owned());
-        // A cursor is valid if it decodes for one of the two lists.
+        // A cursor is valid if it decodes for one of the lists.
         cursor
             .decode(CursorKind::Payment)
-            .or_else(|_| cursor.decode(CursorKind::Refund))?;
+            .or_else(|_| cursor.decode(CursorKind::Refund))
+            .or_else(|_| cursor.decode(CursorKind::Anomaly))?;
         Ok(cursor)
     }
 

@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient, NoTls, Row};
 
+use crate::anomaly::{self, ANOMALY_COLUMNS, ANOMALY_TABLE_SQL, AnomalyRecord, AnomalyView};
 use crate::checkpoint::{raise, wait_for_checkpoint};
 use crate::error::ProjectionError;
 use crate::fold::{Batch, BatchFold, BatchKeys};
@@ -122,6 +123,7 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX projection_reconciliation_findings_by_kind ON projection_reconciliation_findings (run_id, kind, seq);
 "#,
+    ANOMALY_TABLE_SQL,
 ];
 
 /// Read models in a PostgreSQL database; any number of handles and instances may share it.
@@ -327,6 +329,28 @@ fn daily_record(row: &Row) -> Result<DailyRecord, ProjectionError> {
     })
 }
 
+fn anomaly_record(row: &Row) -> Result<AnomalyRecord, ProjectionError> {
+    Ok(AnomalyRecord {
+        position: row.try_get(0).map_err(row_failed)?,
+        refund_request_id: row.try_get(1).map_err(row_failed)?,
+        anomaly: row.try_get(2).map_err(row_failed)?,
+        payment_id: row.try_get(3).map_err(row_failed)?,
+        recorded_status: row.try_get(4).map_err(row_failed)?,
+        reported: row.try_get(5).map_err(row_failed)?,
+        source: row.try_get(6).map_err(row_failed)?,
+        reported_at_ns: row.try_get(7).map_err(row_failed)?,
+        recorded_at_ns: row.try_get(8).map_err(row_failed)?,
+        acknowledged_position: row.try_get(9).map_err(row_failed)?,
+        acknowledged_by: row.try_get(10).map_err(row_failed)?,
+        acknowledged_note: row.try_get(11).map_err(row_failed)?,
+        acknowledged_at_ns: row.try_get(12).map_err(row_failed)?,
+    })
+}
+
+fn anomaly_views(rows: &[Row]) -> Result<Vec<AnomalyView>, ProjectionError> {
+    rows.iter().map(|row| anomaly_record(row)?.into_view()).collect()
+}
+
 fn payment_views(rows: &[Row]) -> Result<Vec<PaymentView>, ProjectionError> {
     rows.iter()
         .map(|row| Ok(payment_record(row)?.into_row()?.view()))
@@ -495,6 +519,22 @@ impl ReadModels for PostgresReadModels {
         refund_views(&rows)
     }
 
+    #[tracing::instrument(skip(self, after), fields(backend = "postgres"))]
+    async fn anomalies(&self, after: Option<&Cursor>, first: usize) -> Result<Page<AnomalyView>, ProjectionError> {
+        storage::check_page_size(first)?;
+        let keyset = storage::keyset(after, CursorKind::Anomaly)?;
+        let rows = self
+            .query(&anomaly::anomalies_page(Dialect::Postgres, keyset, first))
+            .await?;
+        Ok(anomaly::into_anomaly_page(anomaly_views(&rows)?, first))
+    }
+
+    #[tracing::instrument(skip(self), fields(backend = "postgres"))]
+    async fn anomaly(&self, position: u64) -> Result<Option<AnomalyView>, ProjectionError> {
+        let rows = self.query(&anomaly::anomaly_at(Dialect::Postgres, position)).await?;
+        Ok(anomaly_views(&rows)?.pop())
+    }
+
     #[tracing::instrument(skip(self), fields(backend = "postgres"))]
     async fn daily_totals(
         &self,
@@ -594,18 +634,28 @@ async fn fold_on(transaction: &tokio_postgres::Transaction<'_>, batch: &Batch) -
     let refund_request_ids: Vec<&str> = keys.refund_request_ids.iter().map(RefundRequestId::as_str).collect();
     let payments_sql = format!("SELECT {PAYMENT_COLUMNS} FROM projection_payments WHERE payment_id = ANY($1)");
     let refunds_sql = format!("SELECT {REFUND_COLUMNS} FROM projection_refunds WHERE refund_request_id = ANY($1)");
+    let acknowledged: Vec<&str> = keys.acknowledged_refunds.iter().map(RefundRequestId::as_str).collect();
+    let anomalies_sql = format!("SELECT {ANOMALY_COLUMNS} FROM projection_anomalies WHERE refund_request_id = ANY($1)");
     let payment_params: [&(dyn ToSql + Sync); 1] = [&payment_ids];
     let refund_params: [&(dyn ToSql + Sync); 1] = [&refund_request_ids];
-    let (payment_rows, refund_rows) = tokio::try_join!(
+    let anomaly_params: [&(dyn ToSql + Sync); 1] = [&acknowledged];
+    let load_anomalies = async {
+        if acknowledged.is_empty() {
+            return Ok(Vec::new());
+        }
+        transaction.query(anomalies_sql.as_str(), &anomaly_params).await
+    };
+    let (payment_rows, refund_rows, anomaly_rows) = tokio::try_join!(
         transaction.query(payments_sql.as_str(), &payment_params),
         transaction.query(refunds_sql.as_str(), &refund_params),
+        load_anomalies,
     )
     .map_err(failed("load batch rows"))?;
     let payments = payment_rows
         .iter()
         .map(|row| payment_record(row)?.into_row())
         .collect::<Result<Vec<_>, _>>()?;
-    batch.fold(payments, refund_views(&refund_rows)?)
+    batch.fold_with_anomalies(payments, refund_views(&refund_rows)?, anomaly_views(&anomaly_rows)?)
 }
 
 async fn write_fold(transaction: &tokio_postgres::Transaction<'_>, fold: &BatchFold) -> Result<(), ProjectionError> {
@@ -621,12 +671,17 @@ async fn write_fold(transaction: &tokio_postgres::Transaction<'_>, fold: &BatchF
         .daily_deltas()
         .map(|(key, delta)| DailyRecord::from_delta(key, delta))
         .collect();
+    let anomalies = fold
+        .changed_anomalies()
+        .map(AnomalyRecord::from_view)
+        .collect::<Result<Vec<_>, _>>()?;
     // The statements of one batch are sent pipelined on the writer's connection: one round trip, not one per
     // row. Every key appears once per table, so their order does not matter.
     tokio::try_join!(
         write_payments(transaction, &payments),
         write_refunds(transaction, &refunds),
         write_daily_totals(transaction, &daily),
+        write_anomalies(transaction, &anomalies),
     )?;
     Ok(())
 }
@@ -817,4 +872,38 @@ fn reconciliation_view(row: &Row) -> Result<crate::ReconciliationView, Projectio
     let actor: String = row.try_get(2).map_err(corrupt)?;
     let data: String = row.try_get(3).map_err(corrupt)?;
     crate::reconciliation::run_view(position, &recorded_at, actor, &data)
+}
+async fn write_anomalies(
+    transaction: &tokio_postgres::Transaction<'_>,
+    anomalies: &[AnomalyRecord],
+) -> Result<(), ProjectionError> {
+    if anomalies.is_empty() {
+        return Ok(());
+    }
+    let failed = failed("write anomalies");
+    let upsert = &transaction
+        .prepare(&anomaly::upsert_anomaly_sql(Dialect::Postgres))
+        .await
+        .map_err(&failed)?;
+    try_join_all(anomalies.iter().map(|r| async move {
+        let params: [&(dyn ToSql + Sync); 13] = [
+            &r.position,
+            &r.refund_request_id,
+            &r.anomaly,
+            &r.payment_id,
+            &r.recorded_status,
+            &r.reported,
+            &r.source,
+            &r.reported_at_ns,
+            &r.recorded_at_ns,
+            &r.acknowledged_position,
+            &r.acknowledged_by,
+            &r.acknowledged_note,
+            &r.acknowledged_at_ns,
+        ];
+        transaction.execute(upsert, &params).await
+    }))
+    .await
+    .map_err(&failed)?;
+    Ok(())
 }

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use domain::{Currency, PaymentId, RefundRequestId};
 use time::{Date, OffsetDateTime};
 
+use crate::anomaly::AnomalyView;
 use crate::error::ProjectionError;
 use crate::fold::Batch;
 use crate::model::{Cursor, DailyTotal, Page, PaymentFilter, PaymentView, RefundFilter, RefundView};
@@ -64,6 +65,13 @@ pub trait ReadModels: Send + Sync + 'static {
         requested_before: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<RefundView>, ProjectionError>;
+
+    /// Every contradicting outcome report recorded, by position (oldest first), the `first` after `after`.
+    /// Limits and errors as for [`ReadModels::payments`].
+    async fn anomalies(&self, after: Option<&Cursor>, first: usize) -> Result<Page<AnomalyView>, ProjectionError>;
+
+    /// One anomaly by the global position of its `RefundOutcomeAnomaly` event.
+    async fn anomaly(&self, position: u64) -> Result<Option<AnomalyView>, ProjectionError>;
 
     /// Daily totals for the UTC dates `from..=to` (both inclusive), optionally of one currency, ordered by
     /// date, currency code and status code. Rows whose count dropped to zero (every refund moved to another

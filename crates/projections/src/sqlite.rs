@@ -21,6 +21,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use time::{Date, OffsetDateTime};
 use tokio::sync::{Semaphore, watch};
 
+use crate::anomaly::{self, ANOMALY_COLUMNS, ANOMALY_TABLE_SQL, AnomalyRecord, AnomalyView};
 use crate::checkpoint::{raise, wait_for_checkpoint};
 use crate::error::ProjectionError;
 use crate::fold::{Batch, BatchFold, BatchKeys};
@@ -117,6 +118,7 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX projection_reconciliation_findings_by_kind ON projection_reconciliation_findings (run_id, kind, seq);
 ",
+    ANOMALY_TABLE_SQL,
 ];
 
 /// The read-model file that belongs beside the event log at `log_path`: `ledger.db` -> `ledger.read.db`,
@@ -364,6 +366,24 @@ fn daily_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<DailyRecord> {
     })
 }
 
+fn anomaly_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<AnomalyRecord> {
+    Ok(AnomalyRecord {
+        position: row.get(0)?,
+        refund_request_id: row.get(1)?,
+        anomaly: row.get(2)?,
+        payment_id: row.get(3)?,
+        recorded_status: row.get(4)?,
+        reported: row.get(5)?,
+        source: row.get(6)?,
+        reported_at_ns: row.get(7)?,
+        recorded_at_ns: row.get(8)?,
+        acknowledged_position: row.get(9)?,
+        acknowledged_by: row.get(10)?,
+        acknowledged_note: row.get(11)?,
+        acknowledged_at_ns: row.get(12)?,
+    })
+}
+
 fn query_records<T>(
     connection: &Connection,
     query: &Query,
@@ -568,6 +588,30 @@ impl ReadModels for SqliteReadModels {
         records.into_iter().map(RefundRecord::into_view).collect()
     }
 
+    #[tracing::instrument(skip(self, after), fields(backend = "sqlite"))]
+    async fn anomalies(&self, after: Option<&Cursor>, first: usize) -> Result<Page<AnomalyView>, ProjectionError> {
+        storage::check_page_size(first)?;
+        let keyset = storage::keyset(after, CursorKind::Anomaly)?;
+        let query = anomaly::anomalies_page(Dialect::Sqlite, keyset, first);
+        let records = self
+            .read(move |connection| query_records(connection, &query, anomaly_record))
+            .await?;
+        let views = records
+            .into_iter()
+            .map(AnomalyRecord::into_view)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(anomaly::into_anomaly_page(views, first))
+    }
+
+    #[tracing::instrument(skip(self), fields(backend = "sqlite"))]
+    async fn anomaly(&self, position: u64) -> Result<Option<AnomalyView>, ProjectionError> {
+        let query = anomaly::anomaly_at(Dialect::Sqlite, position);
+        let records = self
+            .read(move |connection| query_records(connection, &query, anomaly_record))
+            .await?;
+        records.into_iter().next().map(AnomalyRecord::into_view).transpose()
+    }
+
     #[tracing::instrument(skip(self), fields(backend = "sqlite"))]
     async fn daily_totals(
         &self,
@@ -688,13 +732,63 @@ fn fold_on(transaction: &Transaction<'_>, batch: &Batch) -> Result<BatchFold, Pr
             refunds.push(record.into_view()?);
         }
     }
-    batch.fold(payments, refunds)
+    let mut anomalies = Vec::new();
+    if !keys.acknowledged_refunds.is_empty() {
+        let failed = failed("read anomalies");
+        let mut statement = transaction
+            .prepare_cached(&format!(
+                "SELECT {ANOMALY_COLUMNS} FROM projection_anomalies WHERE refund_request_id = ?1"
+            ))
+            .map_err(&failed)?;
+        for refund_request_id in &keys.acknowledged_refunds {
+            let rows = statement
+                .query_map([refund_request_id.as_str()], anomaly_record)
+                .map_err(&failed)?;
+            for record in rows {
+                anomalies.push(record.map_err(&failed)?.into_view()?);
+            }
+        }
+    }
+    batch.fold_with_anomalies(payments, refunds, anomalies)
 }
 
 fn write_fold(transaction: &Transaction<'_>, fold: &BatchFold) -> Result<(), ProjectionError> {
     write_payments(transaction, fold)?;
     write_refunds(transaction, fold)?;
-    write_daily_totals(transaction, fold)
+    write_daily_totals(transaction, fold)?;
+    write_anomalies(transaction, fold)
+}
+
+fn write_anomalies(transaction: &Transaction<'_>, fold: &BatchFold) -> Result<(), ProjectionError> {
+    let failed = failed("write anomalies");
+    let mut changed = fold.changed_anomalies().peekable();
+    if changed.peek().is_none() {
+        return Ok(());
+    }
+    let mut upsert = transaction
+        .prepare_cached(&anomaly::upsert_anomaly_sql(Dialect::Sqlite))
+        .map_err(&failed)?;
+    for view in changed {
+        let record = AnomalyRecord::from_view(view)?;
+        upsert
+            .execute(rusqlite::params![
+                record.position,
+                record.refund_request_id,
+                record.anomaly,
+                record.payment_id,
+                record.recorded_status,
+                record.reported,
+                record.source,
+                record.reported_at_ns,
+                record.recorded_at_ns,
+                record.acknowledged_position,
+                record.acknowledged_by,
+                record.acknowledged_note,
+                record.acknowledged_at_ns,
+            ])
+            .map_err(&failed)?;
+    }
+    Ok(())
 }
 
 fn write_payments(transaction: &Transaction<'_>, fold: &BatchFold) -> Result<(), ProjectionError> {

@@ -113,7 +113,7 @@ pub(crate) fn date_text(date: Date) -> String {
     format!("{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day())
 }
 
-fn position_i64(position: u64) -> i64 {
+pub(crate) fn position_i64(position: u64) -> i64 {
     // Positions count events; they stay far below 2^63.
     i64::try_from(position).unwrap_or(i64::MAX)
 }
@@ -124,13 +124,13 @@ fn minor_i64(money: Money) -> i64 {
 }
 
 /// Reads stored values back, naming the row in every error.
-struct RowReader<'a> {
-    table: &'static str,
-    key: &'a str,
+pub(crate) struct RowReader<'a> {
+    pub(crate) table: &'static str,
+    pub(crate) key: &'a str,
 }
 
 impl RowReader<'_> {
-    fn corrupt(&self, reason: impl Into<String>) -> ProjectionError {
+    pub(crate) fn corrupt(&self, reason: impl Into<String>) -> ProjectionError {
         ProjectionError::CorruptRow {
             table: self.table,
             key: self.key.to_owned(),
@@ -138,29 +138,33 @@ impl RowReader<'_> {
         }
     }
 
-    fn currency(&self, code: &str) -> Result<Currency, ProjectionError> {
+    pub(crate) fn currency(&self, code: &str) -> Result<Currency, ProjectionError> {
         Currency::parse("currency", code).map_err(|error| self.corrupt(error.to_string()))
     }
 
-    fn money(&self, field: &str, currency: Currency, minor_units: i64) -> Result<Money, ProjectionError> {
+    pub(crate) fn money(&self, field: &str, currency: Currency, minor_units: i64) -> Result<Money, ProjectionError> {
         let minor_units = u64::try_from(minor_units).map_err(|_| self.corrupt(format!("{field} is negative")))?;
         Money::from_minor_units(field, currency, minor_units).map_err(|error| self.corrupt(error.to_string()))
     }
 
-    fn time(&self, field: &str, nanos: i64) -> Result<OffsetDateTime, ProjectionError> {
+    pub(crate) fn time(&self, field: &str, nanos: i64) -> Result<OffsetDateTime, ProjectionError> {
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
             .map_err(|_| self.corrupt(format!("{field} is out of range")))
     }
 
-    fn unsigned(&self, field: &str, value: i64) -> Result<u64, ProjectionError> {
+    pub(crate) fn unsigned(&self, field: &str, value: i64) -> Result<u64, ProjectionError> {
         u64::try_from(value).map_err(|_| self.corrupt(format!("{field} is negative")))
     }
 
-    fn count(&self, field: &str, value: i64) -> Result<u32, ProjectionError> {
+    pub(crate) fn count(&self, field: &str, value: i64) -> Result<u32, ProjectionError> {
         u32::try_from(value).map_err(|_| self.corrupt(format!("{field} is out of range")))
     }
 
-    fn id<T>(&self, parse: fn(&str) -> Result<T, domain::InputError>, value: &str) -> Result<T, ProjectionError> {
+    pub(crate) fn id<T>(
+        &self,
+        parse: fn(&str) -> Result<T, domain::InputError>,
+        value: &str,
+    ) -> Result<T, ProjectionError> {
         parse(value).map_err(|error| self.corrupt(error.to_string()))
     }
 }
@@ -362,14 +366,14 @@ pub(crate) struct Query {
 }
 
 /// Builds the conjunction of conditions of a list query.
-struct Conditions {
+pub(crate) struct Conditions {
     dialect: Dialect,
     clauses: Vec<String>,
     params: Vec<Param>,
 }
 
 impl Conditions {
-    fn new(dialect: Dialect) -> Self {
+    pub(crate) fn new(dialect: Dialect) -> Self {
         Self {
             dialect,
             clauses: Vec::new(),
@@ -387,20 +391,20 @@ impl Conditions {
     }
 
     /// Adds `column op parameter`.
-    fn compare(&mut self, column: &str, op: &str, param: Param) {
+    pub(crate) fn compare(&mut self, column: &str, op: &str, param: Param) {
         let placeholder = self.bind(param);
         self.clauses.push(format!("{column} {op} {placeholder}"));
     }
 
     /// Adds `(time_column, id_column) > (keyset)`.
-    fn after(&mut self, time_column: &str, id_column: &str, keyset: Keyset) {
+    pub(crate) fn after(&mut self, time_column: &str, id_column: &str, keyset: Keyset) {
         let time = self.bind(Param::Integer(keyset.time_ns));
         let id = self.bind(Param::Text(keyset.id));
         self.clauses
             .push(format!("({time_column}, {id_column}) > ({time}, {id})"));
     }
 
-    fn into_query(mut self, select: &str, order_and_limit: impl FnOnce(&mut Self) -> String) -> Query {
+    pub(crate) fn into_query(mut self, select: &str, order_and_limit: impl FnOnce(&mut Self) -> String) -> Query {
         let tail = order_and_limit(&mut self);
         let filter = if self.clauses.is_empty() {
             String::new()
@@ -425,7 +429,7 @@ pub(crate) fn check_page_size(requested: usize) -> Result<(), ProjectionError> {
     Ok(())
 }
 
-fn limit_clause(conditions: &mut Conditions, limit: usize) -> String {
+pub(crate) fn limit_clause(conditions: &mut Conditions, limit: usize) -> String {
     // Bounded by PAGE_SIZE_MAX + 1.
     let limit = conditions.bind(Param::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
     format!(" LIMIT {limit}")
@@ -544,7 +548,7 @@ pub(crate) fn add_daily_sql(dialect: Dialect) -> String {
     )
 }
 
-fn placeholders(dialect: Dialect, count: usize) -> String {
+pub(crate) fn placeholders(dialect: Dialect, count: usize) -> String {
     (1..=count)
         .map(|index| match dialect {
             Dialect::Sqlite => format!("?{index}"),
@@ -554,7 +558,7 @@ fn placeholders(dialect: Dialect, count: usize) -> String {
         .join(", ")
 }
 
-fn upsert_sql(dialect: Dialect, table: &str, columns: &str, key: &str) -> String {
+pub(crate) fn upsert_sql(dialect: Dialect, table: &str, columns: &str, key: &str) -> String {
     let names: Vec<&str> = columns.split(',').map(str::trim).collect();
     let updates = names
         .iter()

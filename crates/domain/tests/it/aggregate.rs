@@ -1,10 +1,10 @@
 //! One scenario per rule of docs/refund-rules.md and docs/domain.md.
 
 use domain::{
-    ChargebackOpened, ChargebackResolution, ChargebackResolved, DisputeId, MethodPolicy, OutcomeSource,
-    PaymentCaptured, PaymentCommand, PaymentEvent, PaymentMethodType, Policy, RefundFailed, RefundId,
-    RefundOutcomeAnomaly, RefundProcessing, RefundRequested, RefundStatus, RefundSucceeded, ReportedOutcome,
-    ResultCode,
+    ANOMALY_ALREADY_ACKNOWLEDGED, ANOMALY_NOT_FOUND, ANOMALY_NOTE_CHARS_MAX, AnomalyAcknowledged, ChargebackOpened,
+    ChargebackResolution, ChargebackResolved, DisputeId, MethodPolicy, OutcomeSource, PaymentCaptured, PaymentCommand,
+    PaymentEvent, PaymentMethodType, Policy, RefundFailed, RefundId, RefundOutcomeAnomaly, RefundProcessing,
+    RefundRequested, RefundStatus, RefundSucceeded, ReportedOutcome, ResultCode,
 };
 use time::Duration;
 
@@ -347,20 +347,25 @@ fn the_same_final_outcome_twice_is_a_no_op() {
         .then_nothing();
 }
 
-#[test]
-fn a_contradicting_outcome_is_an_anomaly_not_a_flip() {
-    let failed_history = vec![wallet_payment(), requested("R1", "2500"), failed("R1")];
-    let then = given(failed_history.clone()).when(confirm_succeeded("R1", "ANTOM-R1"));
-    let now = then.now();
-    let anomaly = PaymentEvent::RefundOutcomeAnomaly(RefundOutcomeAnomaly {
+/// The anomaly of a notification saying SUCCESS (ANTOM-R1) for R1, which the ledger holds as FAILED.
+fn success_reported_for_failed_r1(reported_at: time::OffsetDateTime) -> PaymentEvent {
+    PaymentEvent::RefundOutcomeAnomaly(RefundOutcomeAnomaly {
         refund_request_id: refund_id("R1"),
         recorded_status: RefundStatus::Failed,
         reported: ReportedOutcome::Success {
             refund_id: RefundId::parse("ANTOM-R1").unwrap(),
         },
         source: OutcomeSource::Notification,
-        reported_at: now,
-    });
+        reported_at,
+    })
+}
+
+#[test]
+fn a_contradicting_outcome_is_an_anomaly_not_a_flip() {
+    let failed_history = vec![wallet_payment(), requested("R1", "2500"), failed("R1")];
+    let then = given(failed_history.clone()).when(confirm_succeeded("R1", "ANTOM-R1"));
+    let now = then.now();
+    let anomaly = success_reported_for_failed_r1(now);
     then.then_expect(vec![anomaly.clone()]);
     let mut with_anomaly = failed_history;
     with_anomaly.push(anomaly);
@@ -384,6 +389,61 @@ fn a_contradicting_outcome_is_an_anomaly_not_a_flip() {
         then.result().unwrap().as_slice(),
         [PaymentEvent::RefundOutcomeAnomaly(_)]
     ));
+}
+
+#[test]
+fn an_anomaly_is_acknowledged_once_with_a_note() {
+    let anomaly = success_reported_for_failed_r1(T0 + Duration::hours(3));
+    let history = vec![wallet_payment(), requested("R1", "2500"), failed("R1"), anomaly];
+    let acknowledge = |anomaly: u32, note: &str| PaymentCommand::AcknowledgeAnomaly {
+        refund_request_id: refund_id("R1"),
+        anomaly,
+        note: note.into(),
+    };
+    let then = given(history.clone()).when(acknowledge(1, "  checked with Antom  "));
+    let now = then.now();
+    let acknowledged = PaymentEvent::AnomalyAcknowledged(AnomalyAcknowledged {
+        refund_request_id: refund_id("R1"),
+        anomaly: 1,
+        note: "checked with Antom".into(),
+        acknowledged_at: now,
+    });
+    then.then_expect(vec![acknowledged.clone()]);
+
+    let not_found = ResultCode::parse(ANOMALY_NOT_FOUND);
+    given(history.clone())
+        .when(acknowledge(2, "no such anomaly"))
+        .then_reject(not_found.clone());
+    given(history.clone())
+        .when(acknowledge(0, "anomalies count from 1"))
+        .then_reject(not_found.clone());
+    given(history.clone())
+        .when(PaymentCommand::AcknowledgeAnomaly {
+            refund_request_id: refund_id("R2"),
+            anomaly: 1,
+            note: "unknown refund".into(),
+        })
+        .then_reject(not_found);
+    given(history.clone())
+        .when(acknowledge(1, "   "))
+        .then_reject(ResultCode::ParamIllegal);
+    given(history.clone())
+        .when(acknowledge(1, &"x".repeat(ANOMALY_NOTE_CHARS_MAX + 1)))
+        .then_reject(ResultCode::ParamIllegal);
+
+    let mut acknowledged_history = history;
+    acknowledged_history.push(acknowledged);
+    given(acknowledged_history.clone())
+        .when(acknowledge(1, "again"))
+        .then_reject(ResultCode::parse(ANOMALY_ALREADY_ACKNOWLEDGED));
+    let state = crate::replay(&acknowledged_history);
+    let refund = state.refund(&refund_id("R1")).unwrap();
+    assert_eq!(
+        refund.status,
+        RefundStatus::Failed,
+        "an acknowledgement changes no outcome"
+    );
+    assert!(refund.anomalies_acknowledged.contains(&1));
 }
 
 #[test]

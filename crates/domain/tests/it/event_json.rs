@@ -6,11 +6,11 @@
 use std::path::PathBuf;
 
 use domain::{
-    ChargebackOpened, ChargebackResolution, ChargebackResolved, DisputeId, EVENT_TYPES, EventDecodeError,
-    OutcomeSource, PaymentCaptured, PaymentEvent, RECONCILIATION_EVENT_TYPES, ReconciledFile, ReconciliationEvent,
-    ReconciliationFindingAcknowledged, ReconciliationFindingsRecorded, ReconciliationRecorded, RecordedFinding,
-    RefundFailed, RefundId, RefundOutcomeAnomaly, RefundProcessing, RefundRejected, RefundRequested, RefundStatus,
-    RefundSucceeded, ReportedAmount, ReportedOutcome, ResultCode, Upcaster,
+    AnomalyAcknowledged, ChargebackOpened, ChargebackResolution, ChargebackResolved, DisputeId, EVENT_TYPES,
+    EventDecodeError, OutcomeSource, PaymentCaptured, PaymentEvent, RECONCILIATION_EVENT_TYPES, ReconciledFile,
+    ReconciliationEvent, ReconciliationFindingAcknowledged, ReconciliationFindingsRecorded, ReconciliationRecorded,
+    RecordedFinding, RefundFailed, RefundId, RefundOutcomeAnomaly, RefundProcessing, RefundRejected, RefundRequested,
+    RefundStatus, RefundSucceeded, ReportedAmount, ReportedOutcome, ResultCode, Upcaster,
 };
 use time::Duration;
 
@@ -80,6 +80,12 @@ fn examples() -> Vec<PaymentEvent> {
             },
             source: OutcomeSource::Notification,
             reported_at: at,
+        }),
+        PaymentEvent::AnomalyAcknowledged(AnomalyAcknowledged {
+            refund_request_id: refund_id("R-3"),
+            anomaly: 1,
+            note: "Antom confirmed the failure by phone; their notification was wrong".into(),
+            acknowledged_at: at + Duration::hours(2),
         }),
     ]
 }

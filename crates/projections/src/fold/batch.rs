@@ -10,6 +10,7 @@ use super::balances::{self, PaymentRow};
 use super::daily::{DailyDelta, DailyKey, daily_change};
 use super::envelope::{Envelope, check_payment_id, inconsistent};
 use super::refunds;
+use crate::anomaly::AnomalyView;
 use crate::error::ProjectionError;
 use crate::model::RefundView;
 
@@ -64,7 +65,18 @@ impl Batch {
 
     /// Folds the batch over the stored rows it touches (see [`BatchKeys::of`]).
     pub fn fold(&self, payments: Vec<PaymentRow>, refunds: Vec<RefundView>) -> Result<BatchFold, ProjectionError> {
-        let mut fold = BatchFold::new(payments, refunds);
+        self.fold_with_anomalies(payments, refunds, Vec::new())
+    }
+
+    /// Folds the batch over the stored rows it touches, anomalies of the acknowledged refunds included (see
+    /// [`BatchKeys::of`]).
+    pub fn fold_with_anomalies(
+        &self,
+        payments: Vec<PaymentRow>,
+        refunds: Vec<RefundView>,
+        anomalies: Vec<AnomalyView>,
+    ) -> Result<BatchFold, ProjectionError> {
+        let mut fold = BatchFold::new(payments, refunds).with_anomalies(anomalies);
         for envelope in &self.events {
             fold.apply(envelope)?;
         }
@@ -79,6 +91,8 @@ pub struct BatchKeys {
     pub payment_ids: BTreeSet<PaymentId>,
     /// Refunds the batch's events name.
     pub refund_request_ids: BTreeSet<RefundRequestId>,
+    /// Refunds whose anomalies the batch acknowledges: their stored anomaly rows are loaded too.
+    pub acknowledged_refunds: BTreeSet<RefundRequestId>,
 }
 
 impl BatchKeys {
@@ -89,6 +103,9 @@ impl BatchKeys {
             keys.payment_ids.insert(envelope.payment_id.clone());
             if let Some(refund_request_id) = envelope.event.refund_request_id() {
                 keys.refund_request_ids.insert(refund_request_id.clone());
+            }
+            if let PaymentEvent::AnomalyAcknowledged(acknowledged) = &envelope.event {
+                keys.acknowledged_refunds.insert(acknowledged.refund_request_id.clone());
             }
         }
         keys
@@ -105,8 +122,10 @@ pub struct BatchFold {
     payments: BTreeMap<PaymentId, PaymentRow>,
     refunds: BTreeMap<RefundRequestId, RefundView>,
     daily: BTreeMap<DailyKey, DailyDelta>,
+    anomalies: BTreeMap<(RefundRequestId, u32), AnomalyView>,
     changed_payments: BTreeSet<PaymentId>,
     changed_refunds: BTreeSet<RefundRequestId>,
+    changed_anomalies: BTreeSet<(RefundRequestId, u32)>,
     last_position: Option<u64>,
 }
 
@@ -121,6 +140,23 @@ impl BatchFold {
                 .collect(),
             ..BatchFold::default()
         }
+    }
+
+    /// Adds the stored anomaly rows the batch may acknowledge (see [`BatchKeys::acknowledged_refunds`]).
+    pub fn with_anomalies(mut self, anomalies: Vec<AnomalyView>) -> BatchFold {
+        self.anomalies
+            .extend(anomalies.into_iter().map(|anomaly| (anomaly.key(), anomaly)));
+        self
+    }
+
+    /// Every anomaly row held (loaded or created), by refund and number.
+    pub fn anomalies(&self) -> impl Iterator<Item = &AnomalyView> {
+        self.anomalies.values()
+    }
+
+    /// The anomaly rows the applied events created or acknowledged.
+    pub fn changed_anomalies(&self) -> impl Iterator<Item = &AnomalyView> {
+        self.changed_anomalies.iter().filter_map(|key| self.anomalies.get(key))
     }
 
     /// The position of the last event applied.
@@ -182,7 +218,8 @@ impl BatchFold {
             return Ok(());
         };
         let refund = self.outcome_target(envelope);
-        let outcome = fold_event(&mut payment, refund, envelope)?;
+        let mut outcome = fold_event(&mut payment, refund, envelope)?;
+        outcome.anomaly = self.anomaly_change(envelope, outcome.refund.as_ref());
         debug_assert!(
             payment.invariant_holds(),
             "refunded + pending exceeds captured for {} at position {}",
@@ -220,6 +257,23 @@ impl BatchFold {
             .cloned()
     }
 
+    /// The anomaly row an event records or acknowledges: a `RefundOutcomeAnomaly` on a refund of the payment
+    /// is the refund's next anomaly; an `AnomalyAcknowledged` acknowledges a stored, unacknowledged one (as the
+    /// aggregate records only those).
+    fn anomaly_change(&self, envelope: &Envelope, refund: Option<&RefundView>) -> Option<AnomalyView> {
+        match &envelope.event {
+            PaymentEvent::RefundOutcomeAnomaly(anomaly) => {
+                refund.map(|refund| AnomalyView::recorded(envelope, anomaly, refund.anomaly_count))
+            }
+            PaymentEvent::AnomalyAcknowledged(acknowledged) => self
+                .anomalies
+                .get(&(acknowledged.refund_request_id.clone(), acknowledged.anomaly))
+                .filter(|stored| stored.payment_id == envelope.payment_id && stored.acknowledgement.is_none())
+                .map(|stored| stored.clone().acknowledged(envelope, acknowledged)),
+            _ => None,
+        }
+    }
+
     fn apply_to_unknown_payment(&mut self, envelope: &Envelope) {
         let PaymentEvent::PaymentRecorded(recorded) = &envelope.event else {
             // The aggregate ignores events before PaymentRecorded; so do the read models.
@@ -237,6 +291,11 @@ impl BatchFold {
     }
 
     fn commit(&mut self, payment: PaymentRow, outcome: EventOutcome) {
+        if let Some(anomaly) = outcome.anomaly {
+            let key = anomaly.key();
+            self.changed_anomalies.insert(key.clone());
+            self.anomalies.insert(key, anomaly);
+        }
         if let Some(refund) = outcome.refund {
             let before = self.refunds.get(&refund.refund_request_id);
             for (key, delta) in daily_change(before, &refund) {
@@ -273,6 +332,8 @@ fn put<K: Ord + Clone, V>(map: &mut BTreeMap<K, V>, row: V, key_of: impl Fn(&V) 
 struct EventOutcome {
     /// The refund row created or changed.
     refund: Option<RefundView>,
+    /// The anomaly row recorded or acknowledged.
+    anomaly: Option<AnomalyView>,
 }
 
 /// Folds one event of a recorded payment: updates `payment` in place and returns the refund row it created
@@ -310,6 +371,8 @@ fn fold_event(
             Some(refund) => Some(refunds::settle_failed(payment, refund, failed, envelope)?),
         },
         PaymentEvent::RefundOutcomeAnomaly(_) => refund.map(|refund| refunds::count_anomaly(refund, envelope)),
+        // An acknowledgement changes no refund: only its anomaly row (see `BatchFold::anomaly_change`).
+        PaymentEvent::AnomalyAcknowledged(_) => None,
     };
-    Ok(EventOutcome { refund })
+    Ok(EventOutcome { refund, anomaly: None })
 }

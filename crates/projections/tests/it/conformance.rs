@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{Payment, PaymentEvent, RefundStatus, ResultCode};
+use domain::{
+    OutcomeSource, Payment, PaymentCommand, PaymentEvent, RefundId, RefundStatus, ReportedOutcome, ResultCode,
+};
 use eventlog::{EventStore, ExpectedRevision, NewEvent};
 use projections::fold::{Batch, BatchFold};
 use projections::{
@@ -35,6 +37,7 @@ macro_rules! conformance_suite {
             read_models_equal_a_replay_from_position_zero,
             a_long_log_is_applied_in_bounded_batches,
             folds_reconciliation_runs_findings_and_acknowledgements,
+            lists_and_acknowledges_anomalies,
         );
     };
     (@cases $harness:expr; $($case:ident),* $(,)?) => {
@@ -1141,4 +1144,122 @@ pub(crate) async fn folds_reconciliation_runs_findings_and_acknowledgements<H: H
         Err(ProjectionError::PageSizeTooLarge { .. })
     ));
     runner.stop().await.expect("clean shutdown");
+}
+
+/// Every contradicting outcome becomes an anomaly row in position order, numbered within its refund; an
+/// acknowledgement fills in its row (and only its row), and the rows equal a replay from position zero.
+pub(crate) async fn lists_and_acknowledges_anomalies<H: Harness>(harness: &H) {
+    let mut ledger = Ledger::new(harness.store().await);
+    write_scenario(&mut ledger).await;
+    ledger.now = DAY_3 + TimeDuration::hours(1);
+    // The scenario's anomaly is r-a1's first (a failure reported after its success); two more follow.
+    let second = ledger
+        .execute(
+            &payment_id("p-alipay"),
+            PaymentCommand::ConfirmRefundSucceeded {
+                refund_request_id: refund_request_id("r-a1"),
+                refund_id: RefundId::parse("antom-other").expect("refund id"),
+                refund_time: ledger.now,
+                source: OutcomeSource::Notification,
+            },
+        )
+        .await
+        .expect("an anomaly is written");
+    let third = ledger.fail("p-card", "r-c1").await.expect("an anomaly is written");
+    let projections = harness.projections().await;
+    let runner = Running::start(Arc::clone(&ledger.store), Arc::clone(&projections));
+    caught_up(&*projections, third).await;
+
+    let listed = walk(1, |after| {
+        let projections = Arc::clone(&projections);
+        async move { projections.anomalies(after.as_ref(), 1).await }
+    })
+    .await;
+    let summary: Vec<(String, u32, RefundStatus, bool)> = listed
+        .iter()
+        .map(|anomaly| {
+            (
+                anomaly.refund_request_id.to_string(),
+                anomaly.anomaly,
+                anomaly.recorded_status,
+                matches!(anomaly.reported, ReportedOutcome::Success { .. }),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("r-a1".to_owned(), 1, RefundStatus::Succeeded, false),
+            ("r-a1".to_owned(), 2, RefundStatus::Succeeded, true),
+            ("r-c1".to_owned(), 1, RefundStatus::Succeeded, false),
+        ]
+    );
+    assert!(listed.windows(2).all(|pair| pair[0].position < pair[1].position));
+    assert_eq!(listed[1].position, second);
+    assert_eq!(listed[2].position, third);
+    assert_eq!(listed[1].source, OutcomeSource::Notification);
+    assert!(listed.iter().all(|anomaly| anomaly.acknowledgement.is_none()));
+    assert_eq!(
+        projections.anomaly(second).await.expect("read").as_ref(),
+        Some(&listed[1])
+    );
+    assert_eq!(projections.anomaly(second + 1_000).await.expect("read"), None);
+    let payments_cursor = projections
+        .payments(&PaymentFilter::default(), None, 1)
+        .await
+        .expect("page")
+        .items
+        .remove(0)
+        .0;
+    assert!(matches!(
+        projections.anomalies(Some(&payments_cursor), 1).await,
+        Err(ProjectionError::InvalidCursor { .. })
+    ));
+
+    ledger.actor = "ops-admin".to_owned();
+    let acknowledged = ledger
+        .execute(
+            &payment_id("p-alipay"),
+            PaymentCommand::AcknowledgeAnomaly {
+                refund_request_id: refund_request_id("r-a1"),
+                anomaly: 2,
+                note: "Antom's notification named another refund id; confirmed by their support".to_owned(),
+            },
+        )
+        .await
+        .expect("an acknowledgement is written");
+    caught_up(&*projections, acknowledged).await;
+    let after = walk(PAGE_SIZE_MAX, |after| {
+        let projections = Arc::clone(&projections);
+        async move { projections.anomalies(after.as_ref(), PAGE_SIZE_MAX).await }
+    })
+    .await;
+    let acknowledgement = after[1].acknowledgement.as_ref().expect("acknowledged");
+    assert_eq!(
+        (acknowledgement.position, acknowledgement.acknowledged_by.as_str()),
+        (acknowledged, "ops-admin")
+    );
+    assert!(acknowledgement.note.starts_with("Antom's notification"));
+    assert_eq!(acknowledgement.acknowledged_at, ledger.now);
+    assert_eq!(
+        (&after[0], &after[2]),
+        (&listed[0], &listed[2]),
+        "the others are unchanged"
+    );
+    let refund = projections
+        .refund(&refund_request_id("r-a1"))
+        .await
+        .expect("read")
+        .expect("projected");
+    assert_eq!(refund.anomaly_count, 2);
+    runner.stop().await.expect("clean shutdown");
+
+    let replay = batch_from(&*ledger.store, 0)
+        .await
+        .fold(Vec::new(), Vec::new())
+        .expect("replay folds");
+    let replayed: Vec<_> = replay.anomalies().cloned().collect();
+    let mut stored = after;
+    stored.sort_by_key(projections::AnomalyView::key);
+    assert_eq!(stored, replayed);
 }
