@@ -13,7 +13,8 @@ use testkit::server::{OPERATOR_KEY, Server, sqlite_store, temp_folder};
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::e2e_support::{
-    Antom, Worker, eventually, free_loopback_port, record_payment, refund, start_ledger, wait_for_status,
+    Antom, Worker, events, events_of, eventually, free_loopback_port, record_payment, refund, start_ledger,
+    wait_for_status,
 };
 use crate::support::binary;
 
@@ -116,6 +117,17 @@ fn every_finding_kind_end_to_end(store: &str, folder: &Path) {
             .contains("settled through inquiryRefund: the ledger now holds it SUCCEEDED"),
         "{pending}"
     );
+    let reversal = findings
+        .iter()
+        .find(|finding| finding["refundRequestId"] == "R-REV" && finding["kind"] == "REFUND_REVERSAL")
+        .unwrap();
+    assert!(
+        reversal["message"]
+            .as_str()
+            .unwrap()
+            .contains("recorded for operators as a RefundOutcomeAnomaly"),
+        "{reversal}"
+    );
     let matched = findings
         .iter()
         .find(|finding| finding["refundRequestId"] == "R-MATCH")
@@ -132,6 +144,16 @@ fn every_finding_kind_end_to_end(store: &str, folder: &Path) {
     assert_eq!(replayed.status.code(), Some(0), "{replayed:?}");
     let journal = run_binary(store, &["export", "journal", "--format", "jsonl"]);
     assert_eq!(journal.status.code(), Some(0), "{journal:?}");
+
+    // The reversal is on the refund's own history, for operators; the refund stays SUCCEEDED.
+    let server = start_ledger(store, folder, &antom, port, Worker::Idle);
+    let history = events(&server, "P-1");
+    let anomalies = events_of(&history, "R-REV", "RefundOutcomeAnomaly");
+    assert_eq!(anomalies.len(), 1, "{history:#?}");
+    assert_eq!(anomalies[0]["data"]["reported"]["status"], "REVERSED", "{anomalies:?}");
+    assert_eq!(anomalies[0]["data"]["source"], "RECONCILIATION", "{anomalies:?}");
+    wait_for_status(&server, "R-REV", "SUCCEEDED");
+    server.stop();
 }
 
 /// Downloads the day's transaction details report into `folder` under Antom's file name; answers its path.

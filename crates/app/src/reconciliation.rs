@@ -284,6 +284,7 @@ pub async fn reconcile_reports(
     let mut findings = recorded_findings(&result.findings);
     if let Some(ledger) = ledger {
         settle_pending(ledger, actor, &mut findings).await;
+        record_anomalies(ledger, actor, &refunds, &mut findings).await;
     }
     let mut counts = BTreeMap::new();
     for finding in &findings {
@@ -569,6 +570,61 @@ async fn settle_pending(ledger: &Ledger, actor: &str, findings: &mut [RecordedFi
                 None => format!("inquiryRefund answered {}", result.result.code),
             },
             Err(error) => format!("inquiryRefund failed ({error}); the settle worker will retry"),
+        };
+        finding.message = format!("{}; {outcome}", finding.message);
+    }
+}
+
+/// LEDGER_NOT_SUCCEEDED and REFUND_REVERSAL findings: a `RefundOutcomeAnomaly` (source `RECONCILIATION`) on
+/// the payment's stream through the payment's queue, as for any outcome report that contradicts a terminal
+/// state; the refund's state is unchanged. A report seen again records no second anomaly (the aggregate keeps
+/// one per reported outcome). The finding's message says what was recorded.
+async fn record_anomalies(ledger: &Ledger, actor: &str, refunds: &[LedgerRefund], findings: &mut [RecordedFinding]) {
+    let payments: HashMap<&str, &LedgerRefund> = refunds
+        .iter()
+        .map(|refund| (refund.refund_request_id.as_str(), refund))
+        .collect();
+    for finding in findings.iter_mut() {
+        let reversal = finding.kind == FindingKind::RefundReversal.as_str();
+        if !reversal && finding.kind != FindingKind::LedgerNotSucceeded.as_str() {
+            continue;
+        }
+        let Some(refund) = finding.refund_request_id.as_deref().and_then(|id| payments.get(id)) else {
+            continue;
+        };
+        let id = refund.refund_request_id.clone();
+        let command = if reversal {
+            domain::PaymentCommand::ReportRefundReversed {
+                refund_request_id: id.clone(),
+                source: domain::OutcomeSource::Reconciliation,
+            }
+        } else {
+            let Some(refund_id) = finding
+                .refund_id
+                .as_deref()
+                .and_then(|refund_id| domain::RefundId::parse(refund_id).ok())
+            else {
+                finding.message = format!(
+                    "{}; no anomaly recorded: the report names no Antom refundId for it",
+                    finding.message
+                );
+                continue;
+            };
+            domain::PaymentCommand::ConfirmRefundSucceeded {
+                refund_request_id: id.clone(),
+                refund_id,
+                // The refund is FAILED or REJECTED: the aggregate records the report as an anomaly and never
+                // uses this time (only a pending refund would take it).
+                refund_time: refund.refund_time.unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                source: domain::OutcomeSource::Reconciliation,
+            }
+        };
+        let outcome = match ledger.record_outcome(actor, &refund.payment_id, &id, command).await {
+            Ok(result) => format!(
+                "recorded for operators as a RefundOutcomeAnomaly on the payment's stream (as of position {})",
+                result.position
+            ),
+            Err(error) => format!("the anomaly could not be recorded ({error}); run the reconciliation again"),
         };
         finding.message = format!("{}; {outcome}", finding.message);
     }

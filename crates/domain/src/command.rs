@@ -62,6 +62,11 @@ pub enum PaymentCommand {
         anomaly: u32,
         note: String,
     },
+    /// Antom reports the refund reversed: recorded for operators as an anomaly, the refund's state unchanged.
+    ReportRefundReversed {
+        refund_request_id: RefundRequestId,
+        source: OutcomeSource,
+    },
 }
 
 /// A command refused without any event: the caller answers with the code and

@@ -135,6 +135,14 @@ pub fn decide(
             anomaly,
             note,
         } => decide_acknowledge(state, refund_request_id, *anomaly, note, now),
+        PaymentCommand::ReportRefundReversed {
+            refund_request_id,
+            source,
+        } => {
+            // Whatever the refund's state, a reversal is for operators to look at; terminal states never change.
+            let refund = existing_refund(state, refund_request_id)?;
+            Ok(anomaly(refund, ReportedOutcome::Reversed, *source, now))
+        }
     }
 }
 

@@ -150,6 +150,8 @@ pub enum OutcomeSource {
     Inquiry,
     /// Antom's refund notification.
     Notification,
+    /// A reconciliation run against Antom's reports (docs/adr/003-reconciliation.md).
+    Reconciliation,
 }
 
 /// A final outcome as reported by Antom.
@@ -162,6 +164,9 @@ pub enum ReportedOutcome {
     /// Antom says the refund failed.
     #[serde(rename_all = "camelCase")]
     Fail { result_code: ResultCode },
+    /// Antom took the refund back (a REFUND_REVERSAL row of its reports: the acquirer rejected it and the money
+    /// returned to the merchant).
+    Reversed,
 }
 
 /// A report that contradicts a refund's terminal state. Recorded for

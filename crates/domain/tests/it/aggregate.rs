@@ -577,3 +577,35 @@ fn balances_follow_the_events() {
     assert_eq!(state.refundable().minor_units(), 6000);
     assert_eq!(payment.refund(&refund_id("R2")).unwrap().status, RefundStatus::Failed);
 }
+
+#[test]
+fn a_reversal_reported_by_reconciliation_is_an_anomaly_once_and_the_refund_stays_succeeded() {
+    let history = vec![wallet_payment(), requested("R1", "2500"), succeeded("R1")];
+    let reverse = || PaymentCommand::ReportRefundReversed {
+        refund_request_id: refund_id("R1"),
+        source: OutcomeSource::Reconciliation,
+    };
+    let then = given(history.clone()).when(reverse());
+    let anomaly = PaymentEvent::RefundOutcomeAnomaly(RefundOutcomeAnomaly {
+        refund_request_id: refund_id("R1"),
+        recorded_status: RefundStatus::Succeeded,
+        reported: ReportedOutcome::Reversed,
+        source: OutcomeSource::Reconciliation,
+        reported_at: then.now(),
+    });
+    then.then_expect(vec![anomaly.clone()]);
+    let mut with_anomaly = history;
+    with_anomaly.push(anomaly);
+    given(with_anomaly.clone()).when(reverse()).then_nothing();
+    let state = crate::replay(&with_anomaly);
+    assert_eq!(state.refund(&refund_id("R1")).unwrap().status, RefundStatus::Succeeded);
+    assert_eq!(state.state().unwrap().refunded.minor_units(), 2500);
+    let unknown = given(vec![wallet_payment()]).when(PaymentCommand::ReportRefundReversed {
+        refund_request_id: refund_id("R9"),
+        source: OutcomeSource::Reconciliation,
+    });
+    assert!(
+        unknown.result().is_err(),
+        "a reversal of a refund the payment does not have is refused"
+    );
+}
