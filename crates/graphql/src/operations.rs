@@ -20,6 +20,8 @@ pub enum ReportedStatus {
     Success,
     /// Antom said the refund failed.
     Fail,
+    /// Antom took the refund back (a REFUND_REVERSAL row of its reports).
+    Reversed,
 }
 
 /// Where an outcome report came from.
@@ -31,6 +33,8 @@ pub enum OutcomeSource {
     Inquiry,
     /// Antom's refund notification.
     Notification,
+    /// A reconciliation run against Antom's reports.
+    Reconciliation,
 }
 
 impl From<DomainOutcomeSource> for OutcomeSource {
@@ -39,6 +43,7 @@ impl From<DomainOutcomeSource> for OutcomeSource {
             DomainOutcomeSource::RefundResponse => Self::RefundResponse,
             DomainOutcomeSource::Inquiry => Self::Inquiry,
             DomainOutcomeSource::Notification => Self::Notification,
+            DomainOutcomeSource::Reconciliation => Self::Reconciliation,
         }
     }
 }
@@ -114,6 +119,7 @@ impl From<AnomalyView> for Anomaly {
         let (reported_status, reported_refund_id, reported_result_code) = match view.reported {
             ReportedOutcome::Success { refund_id } => (ReportedStatus::Success, Some(refund_id.to_string()), None),
             ReportedOutcome::Fail { result_code } => (ReportedStatus::Fail, None, Some(result_code.to_string())),
+            ReportedOutcome::Reversed => (ReportedStatus::Reversed, None, None),
         };
         Self {
             id: anomaly_id(&view.refund_request_id, view.anomaly),

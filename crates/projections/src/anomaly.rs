@@ -93,6 +93,7 @@ pub fn outcome_source_code(source: OutcomeSource) -> &'static str {
         OutcomeSource::RefundResponse => "REFUND_RESPONSE",
         OutcomeSource::Inquiry => "INQUIRY",
         OutcomeSource::Notification => "NOTIFICATION",
+        OutcomeSource::Reconciliation => "RECONCILIATION",
     }
 }
 
@@ -101,6 +102,7 @@ fn parse_outcome_source(code: &str) -> Option<OutcomeSource> {
         OutcomeSource::RefundResponse,
         OutcomeSource::Inquiry,
         OutcomeSource::Notification,
+        OutcomeSource::Reconciliation,
     ]
     .into_iter()
     .find(|source| outcome_source_code(*source) == code)
