@@ -18,11 +18,17 @@ pub(crate) struct AuditServer(Server);
 
 impl AuditServer {
     pub(crate) fn start(store: &str, folder: &Path) -> Self {
+        Self::start_with_env(store, folder, &[])
+    }
+
+    /// Starts it like [`AuditServer::start`], with `env` over the environment it sets.
+    pub(crate) fn start_with_env(store: &str, folder: &Path, env: &[(&str, &str)]) -> Self {
         let mut command = Server::serve_command(binary(), store, folder);
         command.env(
             "REFUND_LEDGER_API_KEYS",
             format!("ops:operator:{OPERATOR_KEY},fin:viewer:{VIEWER_KEY},aud:admin:{ADMIN_KEY}"),
         );
+        command.envs(env.iter().copied());
         Self(Server::spawn(command))
     }
 

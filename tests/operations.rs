@@ -1,10 +1,14 @@
 //! The operators' GraphQL on both stores: `anomalies` lists every contradicting outcome the ledger recorded,
 //! and `acknowledgeAnomaly` (admin only) records an audited acknowledgement once, with typed errors for an
 //! unknown anomaly, a second acknowledgement and a bad note; `replay` still finds the read models equal.
+//! `openRefunds` lists the refunds not final, oldest first, with the last Antom contact and the worker's next
+//! attempt; `health` and `/readyz` say whether the store answers, the projection lag, the worker's last run
+//! and Antom's last verified answer.
 
 use domain::{
     Currency, Money, OutcomeSource, PaymentEvent, PaymentId, PaymentMethodType, PaymentRecorded, RefundFailed,
-    RefundId, RefundOutcomeAnomaly, RefundRequestId, RefundRequested, RefundStatus, ReportedOutcome, ResultCode,
+    RefundId, RefundOutcomeAnomaly, RefundProcessing, RefundRequestId, RefundRequested, RefundStatus, ReportedOutcome,
+    ResultCode,
 };
 use eventlog::{EventStore, ExpectedRevision};
 use serde_json::{Value, json};
@@ -228,4 +232,148 @@ fn anomalies_are_listed_and_acknowledged_once_on_sqlite() {
 #[test]
 fn anomalies_are_listed_and_acknowledged_once_on_postgres() {
     operations_tests(&Log::postgres());
+}
+
+/// Payment OPEN-1 with refund OPEN-1-A processing (Antom answered U) and OPEN-1-B requested, a day apart.
+async fn write_open_refunds(store: &dyn EventStore) {
+    let time = OffsetDateTime::from_unix_timestamp(1_793_491_200).unwrap();
+    let usd = Currency::parse("c", "USD").unwrap();
+    let payment_id = PaymentId::parse("OPEN-1").unwrap();
+    let requested = |id: &str, at: OffsetDateTime| {
+        PaymentEvent::RefundRequested(RefundRequested {
+            refund_request_id: RefundRequestId::parse(id).unwrap(),
+            payment_id: payment_id.clone(),
+            refund_amount: Money::from_minor_units("m", usd, 1_000).unwrap(),
+            refund_reason: None,
+            requested_at: at,
+        })
+    };
+    let events = [
+        PaymentEvent::PaymentRecorded(PaymentRecorded {
+            payment_id: payment_id.clone(),
+            payment_amount: Money::from_minor_units("m", usd, 10_000).unwrap(),
+            payment_method_type: PaymentMethodType::parse("ALIPAY_CN").unwrap(),
+            payment_time: time,
+            capture_required: false,
+        }),
+        requested("OPEN-1-A", time),
+        PaymentEvent::RefundProcessing(RefundProcessing {
+            refund_request_id: RefundRequestId::parse("OPEN-1-A").unwrap(),
+            reason: "resultStatus U: UNKNOWN_EXCEPTION".to_owned(),
+            recorded_at: time,
+        }),
+        requested("OPEN-1-B", time + time::Duration::days(1)),
+    ];
+    let events = events.iter().map(|event| new_event(event, "import")).collect();
+    store
+        .append(&payment_stream(&payment_id), ExpectedRevision::NoStream, events)
+        .await
+        .unwrap();
+}
+
+const OPEN_REFUNDS: &str = "query($olderThan: Duration, $after: String) {
+  openRefunds(olderThan: $olderThan, first: 1, after: $after) {
+    edges { cursor node { refund { refundRequestId ledgerStatus } ageSeconds lastAntomContact nextWorkerAttempt } }
+    pageInfo { hasNextPage } } }";
+
+const HEALTH: &str = "{ health { storeReachable logPosition projectedPosition projectionLag workerLastRun
+  workerIntervalMs antomLastSuccess } }";
+
+#[test]
+fn open_refunds_health_and_readiness_on_sqlite() {
+    open_refunds_tests(&Log::sqlite());
+}
+
+#[test]
+fn open_refunds_health_and_readiness_on_postgres() {
+    open_refunds_tests(&Log::postgres());
+}
+
+fn open_refunds_tests(log: &Log) {
+    log.write_with(|store| async move { write_open_refunds(store.as_ref()).await });
+    // The worker runs every second but leaves refunds alone for ten years: the two stay open.
+    let settle_after = (10 * 365 * 86_400).to_string();
+    let server = AuditServer::start_with_env(
+        &log.url(),
+        &log.folder(),
+        &[("REFUND_LEDGER_SETTLE_AFTER_SECONDS", settle_after.as_str())],
+    );
+    server.wait_projected();
+
+    let page = |older_than: &str, after: &Value| {
+        let body = server.graphql_as(
+            VIEWER_KEY,
+            OPEN_REFUNDS,
+            json!({ "olderThan": older_than, "after": after }),
+        );
+        assert!(body.get("errors").is_none(), "{body}");
+        body["data"]["openRefunds"].clone()
+    };
+    let first = page("PT1H", &Value::Null);
+    assert_eq!(first["pageInfo"]["hasNextPage"], true);
+    let oldest = &first["edges"][0];
+    assert_eq!(oldest["node"]["refund"]["refundRequestId"], "OPEN-1-A");
+    assert_eq!(oldest["node"]["refund"]["ledgerStatus"], "PROCESSING");
+    assert!(oldest["node"]["lastAntomContact"].is_string(), "{oldest}");
+    let age = oldest["node"]["ageSeconds"].as_i64().unwrap();
+    assert!(age > 86_400, "requested at the end of October: {age}");
+    let next_attempt = oldest["node"]["nextWorkerAttempt"].as_str().unwrap();
+    assert!(
+        next_attempt.starts_with("2036-"),
+        "ten years after the request: {next_attempt}"
+    );
+    let second = page("PT1H", &oldest["cursor"]);
+    assert_eq!(second["pageInfo"]["hasNextPage"], false);
+    assert_eq!(second["edges"][0]["node"]["refund"]["refundRequestId"], "OPEN-1-B");
+    assert!(
+        second["edges"][0]["node"]["lastAntomContact"].is_null(),
+        "requested, never answered"
+    );
+    assert_eq!(
+        page("P36500D", &Value::Null)["edges"],
+        json!([]),
+        "none is a century old"
+    );
+    let bad = server.graphql_as(VIEWER_KEY, OPEN_REFUNDS, json!({ "olderThan": "15 minutes" }));
+    assert!(
+        bad["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ISO 8601 duration"),
+        "{bad}"
+    );
+
+    let health = server.graphql_as(VIEWER_KEY, HEALTH, json!({}))["data"]["health"].clone();
+    assert_eq!(health["storeReachable"], true, "{health}");
+    assert_eq!(health["logPosition"], 4);
+    assert_eq!(health["projectionLag"], 0);
+    assert_eq!(health["workerIntervalMs"], 1_000);
+    assert!(health["antomLastSuccess"].is_null(), "Antom not called yet: {health}");
+    // A refund through the demo simulator gets a verified answer; a worker pass finishes within seconds.
+    server.graphql(
+        crate::audit_support::RECORD,
+        json!({ "id": "OPEN-2", "currency": "USD", "value": "500" }),
+    );
+    server.graphql(
+        crate::audit_support::REFUND,
+        json!({ "rid": "OPEN-2-R", "pid": "OPEN-2", "currency": "USD", "value": "100" }),
+    );
+    let mut health = Value::Null;
+    for _ in 0..100 {
+        health = server.graphql_as(VIEWER_KEY, HEALTH, json!({}))["data"]["health"].clone();
+        if health["workerLastRun"].is_string() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(health["workerLastRun"].is_string(), "{health}");
+    assert!(health["antomLastSuccess"].is_string(), "{health}");
+
+    let (status, body) = server.get("/readyz", None);
+    assert_eq!(status, 200);
+    let ready: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(ready["storeReachable"], true, "{ready}");
+    assert!(ready["projectionLag"].is_i64(), "{ready}");
+    assert!(ready["workerLastRun"].is_string(), "{ready}");
+    server.stop();
 }

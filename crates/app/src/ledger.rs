@@ -64,6 +64,8 @@ pub(crate) struct Inner {
     pub(crate) read_models: Arc<dyn ReadModels>,
     pub(crate) gateway: Arc<dyn RefundGateway>,
     pub(crate) options: LedgerOptions,
+    /// What this instance observed of its worker and Antom (shared by the clones of `with_options`).
+    pub(crate) observed: Arc<crate::health::Observed>,
 }
 
 impl fmt::Debug for Ledger {
@@ -93,6 +95,7 @@ impl Ledger {
                 read_models,
                 gateway,
                 options: LedgerOptions::default(),
+                observed: Arc::default(),
             }),
         }
     }
@@ -126,6 +129,7 @@ impl Ledger {
             read_models: Arc::clone(&self.inner.read_models),
             gateway: Arc::clone(&self.inner.gateway),
             options,
+            observed: Arc::clone(&self.inner.observed),
         };
         Ok(Self { inner: Arc::new(inner) })
     }

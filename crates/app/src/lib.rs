@@ -29,6 +29,7 @@ mod batch;
 mod clock;
 mod error;
 mod gateway;
+mod health;
 mod input;
 mod ledger;
 mod lookup;
@@ -45,6 +46,7 @@ pub use batch::{BATCH_COMMANDS_MAX, refund_request_event_id};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::AppError;
 pub use gateway::RefundGateway;
+pub use health::Health;
 pub use input::{CapturePaymentInput, OpenChargebackInput, RecordPaymentInput, RefundInput, ResolveChargebackInput};
 pub use ledger::{
     LOOKUP_WAIT_MS_MAX, Ledger, LedgerOptions, NOTIFY_ACTOR, SETTLE_AFTER_MS_DEFAULT, SETTLE_BATCH_REFUNDS_MAX,

@@ -84,6 +84,9 @@ impl Ledger {
         request.capture_id = payment.capture_id.clone();
         request.refund_notify_url = self.inner.options.refund_notify_url.clone();
         let outcome = self.inner.gateway.refund(&request).await;
+        if crate::health::antom_answered(&outcome) {
+            self.note_antom_answer();
+        }
         let command = refund_outcome_command(&refund.refund_request_id, outcome);
         self.record_outcome(actor, &payment.payment_id, &refund.refund_request_id, command)
             .await

@@ -125,6 +125,7 @@ impl Ledger {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> JoinHandle<()> {
         let ledger = self.clone();
+        ledger.note_worker_interval(interval);
         let settle_after = self.inner.options.settle_after;
         tokio::spawn(async move {
             tokio::pin!(shutdown);
@@ -138,8 +139,9 @@ impl Ledger {
                 tokio::select! {
                     () = &mut shutdown => break,
                     pass = ledger.settle_open_refunds(settle_after) => {
-                        if let Err(error) = pass {
-                            tracing::warn!(%error, "settle pass failed; retried next interval");
+                        match pass {
+                            Ok(_) => ledger.note_worker_run(),
+                            Err(error) => tracing::warn!(%error, "settle pass failed; retried next interval"),
                         }
                     }
                 }
@@ -183,7 +185,11 @@ impl Ledger {
         if !found.refund.status.is_pending() {
             return unchanged(Settlement::AlreadyFinal);
         }
-        let command = match self.inner.gateway.inquiry(refund_request_id).await {
+        let outcome = self.inner.gateway.inquiry(refund_request_id).await;
+        if !matches!(outcome, InquiryOutcome::Unknown { .. }) {
+            self.note_antom_answer();
+        }
+        let command = match outcome {
             InquiryOutcome::Succeeded {
                 refund_id, refund_time, ..
             } => PaymentCommand::ConfirmRefundSucceeded {

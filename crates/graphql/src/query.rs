@@ -322,6 +322,37 @@ impl Query {
         crate::reconciliation::reconciliation(context.data::<ApiContext>()?, &run_id).await
     }
 
+    /// Refunds whose outcome is not final (`REQUESTED` or `PROCESSING`) and that were requested more than
+    /// `olderThan` ago (an ISO 8601 duration, e.g. `PT15M`; default `PT0S`), oldest first, with the last
+    /// exchange with Antom and the settle worker's next attempt: `first` (default 50, at most 500) per page.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Viewer)",
+        complexity = "cost::store_list(first, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, child_complexity)"
+    )]
+    async fn open_refunds(
+        &self,
+        context: &Context<'_>,
+        older_than: Option<operations::IsoDuration>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, operations::OpenRefund>> {
+        let api = context.data::<ApiContext>()?;
+        let after = cursor(after.as_deref())?;
+        let older_than = older_than.unwrap_or(operations::IsoDuration(time::Duration::ZERO));
+        Ok(operations::open_refunds(api, older_than, after.as_ref(), page_size(first)?).await?)
+    }
+
+    /// How the service is: the store reachable, the read models' lag, the settle worker's last pass and
+    /// Antom's last verified answer in this instance.
+    #[graphql(
+        guard = "RoleGuard::new(Role::Viewer)",
+        complexity = "cost::store_read(child_complexity)"
+    )]
+    async fn health(&self, context: &Context<'_>) -> async_graphql::Result<operations::Health> {
+        let api = context.data::<ApiContext>()?;
+        Ok(operations::health(api.store.as_ref(), api.read_models.as_ref(), &api.ledger).await)
+    }
+
     /// Every contradicting outcome report the ledger recorded (Antom said one thing about a refund whose final
     /// state the ledger already held), oldest first, with its acknowledgement: `first` (default 50, at most
     /// 500) per page.

@@ -520,6 +520,31 @@ impl ReadModels for PostgresReadModels {
     }
 
     #[tracing::instrument(skip(self, after), fields(backend = "postgres"))]
+    async fn open_refunds_page(
+        &self,
+        requested_before: OffsetDateTime,
+        after: Option<&Cursor>,
+        first: usize,
+    ) -> Result<Page<RefundView>, ProjectionError> {
+        storage::check_page_size(first)?;
+        let keyset = storage::keyset(after, CursorKind::Refund)?;
+        let rows = self
+            .query(&storage::open_refunds_after(
+                Dialect::Postgres,
+                requested_before,
+                keyset,
+                first + 1,
+            ))
+            .await?;
+        Ok(storage::into_page(
+            refund_views(&rows)?,
+            first,
+            CursorKind::Refund,
+            |view| (view.requested_at, view.refund_request_id.to_string()),
+        ))
+    }
+
+    #[tracing::instrument(skip(self, after), fields(backend = "postgres"))]
     async fn anomalies(&self, after: Option<&Cursor>, first: usize) -> Result<Page<AnomalyView>, ProjectionError> {
         storage::check_page_size(first)?;
         let keyset = storage::keyset(after, CursorKind::Anomaly)?;

@@ -66,6 +66,16 @@ pub trait ReadModels: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<RefundView>, ProjectionError>;
 
+    /// The same list as [`ReadModels::open_refunds`], paged: the `first` open refunds after `after` (a cursor of
+    /// this list or of [`ReadModels::refunds`], which orders the same way). Limits and errors as for
+    /// [`ReadModels::payments`].
+    async fn open_refunds_page(
+        &self,
+        requested_before: OffsetDateTime,
+        after: Option<&Cursor>,
+        first: usize,
+    ) -> Result<Page<RefundView>, ProjectionError>;
+
     /// Every contradicting outcome report recorded, by position (oldest first), the `first` after `after`.
     /// Limits and errors as for [`ReadModels::payments`].
     async fn anomalies(&self, after: Option<&Cursor>, first: usize) -> Result<Page<AnomalyView>, ProjectionError>;

@@ -589,6 +589,28 @@ impl ReadModels for SqliteReadModels {
     }
 
     #[tracing::instrument(skip(self, after), fields(backend = "sqlite"))]
+    async fn open_refunds_page(
+        &self,
+        requested_before: OffsetDateTime,
+        after: Option<&Cursor>,
+        first: usize,
+    ) -> Result<Page<RefundView>, ProjectionError> {
+        storage::check_page_size(first)?;
+        let keyset = storage::keyset(after, CursorKind::Refund)?;
+        let query = storage::open_refunds_after(Dialect::Sqlite, requested_before, keyset, first + 1);
+        let records = self
+            .read(move |connection| query_records(connection, &query, refund_record))
+            .await?;
+        let views = records
+            .into_iter()
+            .map(RefundRecord::into_view)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(storage::into_page(views, first, CursorKind::Refund, |view| {
+            (view.requested_at, view.refund_request_id.to_string())
+        }))
+    }
+
+    #[tracing::instrument(skip(self, after), fields(backend = "sqlite"))]
     async fn anomalies(&self, after: Option<&Cursor>, first: usize) -> Result<Page<AnomalyView>, ProjectionError> {
         storage::check_page_size(first)?;
         let keyset = storage::keyset(after, CursorKind::Anomaly)?;

@@ -494,7 +494,20 @@ pub(crate) fn refunds_page(dialect: Dialect, filter: &RefundFilter, after: Optio
 
 /// The settle worker's work list.
 pub(crate) fn open_refunds(dialect: Dialect, requested_before: OffsetDateTime, limit: usize) -> Query {
+    open_refunds_after(dialect, requested_before, None, limit)
+}
+
+/// The open refunds behind `after` (a refunds cursor's keyset), at most `limit`.
+pub(crate) fn open_refunds_after(
+    dialect: Dialect,
+    requested_before: OffsetDateTime,
+    after: Option<Keyset>,
+    limit: usize,
+) -> Query {
     let mut conditions = Conditions::new(dialect);
+    if let Some(keyset) = after {
+        conditions.after("requested_at_ns", "refund_request_id", keyset);
+    }
     let requested = conditions.bind(Param::Text(
         refund_status_code(domain::RefundStatus::Requested).to_owned(),
     ));

@@ -342,23 +342,26 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// `/readyz`: 200 when the store and the read models answer within [`READY_CHECK_TIMEOUT_MS`], 503 otherwise;
+/// the body is the `health` query's answer as JSON (store reachable, projection lag, the settle worker's last
+/// run, Antom's last verified answer).
 async fn readyz(State(state): State<AppState>) -> Response {
-    let check = async {
-        let head = state.store.head().await.map_err(|error| error.to_string())?;
-        let checkpoint = state
-            .read_models
-            .checkpoint()
-            .await
-            .map_err(|error| error.to_string())?;
-        Ok::<_, String>((head.position, checkpoint))
-    };
+    let check = graphql::operations::health(state.store.as_ref(), state.read_models.as_ref(), &state.ledger);
     match tokio::time::timeout(Duration::from_millis(READY_CHECK_TIMEOUT_MS), check).await {
-        Ok(Ok((head, checkpoint))) => format!("ready: log at {head}, read models at {checkpoint}\n").into_response(),
-        Ok(Err(error)) => {
-            tracing::warn!(error = %error, "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, "not ready: store unavailable\n").into_response()
+        Ok(health) => {
+            let ready = health.store_reachable && health.projected_position.is_some();
+            let status = if ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            (status, axum::Json(health)).into_response()
         }
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "not ready: store too slow\n").into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({ "storeReachable": false, "reason": "store too slow" })),
+        )
+            .into_response(),
     }
 }
 
