@@ -18,6 +18,17 @@ use time::OffsetDateTime;
 
 use crate::audit_support::{ADMIN_KEY, AuditServer, Log, run, stdout};
 
+/// A payment of 100.00 USD by Alipay, recorded at `time`.
+fn recorded(payment_id: &PaymentId, time: OffsetDateTime) -> PaymentEvent {
+    PaymentEvent::PaymentRecorded(PaymentRecorded {
+        payment_id: payment_id.clone(),
+        payment_amount: Money::from_minor_units("m", Currency::parse("c", "USD").unwrap(), 10_000).unwrap(),
+        payment_method_type: PaymentMethodType::parse("ALIPAY_CN").unwrap(),
+        payment_time: time,
+        capture_required: false,
+    })
+}
+
 /// Payment OPS-1 with refund OPS-1-R that failed, then two contradicting reports of success.
 async fn write_anomalies(store: &dyn EventStore) {
     let time = OffsetDateTime::from_unix_timestamp(1_793_491_200).unwrap();
@@ -36,13 +47,7 @@ async fn write_anomalies(store: &dyn EventStore) {
         })
     };
     let events = [
-        PaymentEvent::PaymentRecorded(PaymentRecorded {
-            payment_id: payment_id.clone(),
-            payment_amount: Money::from_minor_units("m", usd, 10_000).unwrap(),
-            payment_method_type: PaymentMethodType::parse("ALIPAY_CN").unwrap(),
-            payment_time: time,
-            capture_required: false,
-        }),
+        recorded(&payment_id, time),
         PaymentEvent::RefundRequested(RefundRequested {
             refund_request_id: refund_request_id.clone(),
             payment_id: payment_id.clone(),
@@ -249,13 +254,7 @@ async fn write_open_refunds(store: &dyn EventStore) {
         })
     };
     let events = [
-        PaymentEvent::PaymentRecorded(PaymentRecorded {
-            payment_id: payment_id.clone(),
-            payment_amount: Money::from_minor_units("m", usd, 10_000).unwrap(),
-            payment_method_type: PaymentMethodType::parse("ALIPAY_CN").unwrap(),
-            payment_time: time,
-            capture_required: false,
-        }),
+        recorded(&payment_id, time),
         requested("OPEN-1-A", time),
         PaymentEvent::RefundProcessing(RefundProcessing {
             refund_request_id: RefundRequestId::parse("OPEN-1-A").unwrap(),

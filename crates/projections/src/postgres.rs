@@ -498,12 +498,8 @@ impl ReadModels for PostgresReadModels {
         let rows = self
             .query(&storage::refunds_page(Dialect::Postgres, filter, keyset, first))
             .await?;
-        Ok(storage::into_page(
-            refund_views(&rows)?,
-            first,
-            CursorKind::Refund,
-            |view| (view.requested_at, view.refund_request_id.to_string()),
-        ))
+        let records = rows.iter().map(refund_record).collect::<Result<Vec<_>, _>>()?;
+        storage::refund_page(records, first)
     }
 
     #[tracing::instrument(skip(self), fields(backend = "postgres"))]
@@ -536,12 +532,8 @@ impl ReadModels for PostgresReadModels {
                 first + 1,
             ))
             .await?;
-        Ok(storage::into_page(
-            refund_views(&rows)?,
-            first,
-            CursorKind::Refund,
-            |view| (view.requested_at, view.refund_request_id.to_string()),
-        ))
+        let records = rows.iter().map(refund_record).collect::<Result<Vec<_>, _>>()?;
+        storage::refund_page(records, first)
     }
 
     #[tracing::instrument(skip(self, after), fields(backend = "postgres"))]

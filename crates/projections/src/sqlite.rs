@@ -565,13 +565,7 @@ impl ReadModels for SqliteReadModels {
         let records = self
             .read(move |connection| query_records(connection, &query, refund_record))
             .await?;
-        let views = records
-            .into_iter()
-            .map(RefundRecord::into_view)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(storage::into_page(views, first, CursorKind::Refund, |view| {
-            (view.requested_at, view.refund_request_id.to_string())
-        }))
+        storage::refund_page(records, first)
     }
 
     #[tracing::instrument(skip(self), fields(backend = "sqlite"))]
@@ -601,13 +595,7 @@ impl ReadModels for SqliteReadModels {
         let records = self
             .read(move |connection| query_records(connection, &query, refund_record))
             .await?;
-        let views = records
-            .into_iter()
-            .map(RefundRecord::into_view)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(storage::into_page(views, first, CursorKind::Refund, |view| {
-            (view.requested_at, view.refund_request_id.to_string())
-        }))
+        storage::refund_page(records, first)
     }
 
     #[tracing::instrument(skip(self, after), fields(backend = "sqlite"))]

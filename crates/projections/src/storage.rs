@@ -18,7 +18,7 @@ use time::{Date, Month, OffsetDateTime};
 
 use crate::error::ProjectionError;
 use crate::fold::{DailyDelta, DailyKey, Dispute, PaymentRow, parse_refund_status, refund_status_code};
-use crate::model::{CursorKind, DailyTotal, Keyset, PAGE_SIZE_MAX, PaymentFilter, RefundFilter, RefundView};
+use crate::model::{CursorKind, DailyTotal, Keyset, PAGE_SIZE_MAX, Page, PaymentFilter, RefundFilter, RefundView};
 
 /// Columns of `projection_payments` in the order [`PaymentRecord`] reads and writes them.
 pub(crate) const PAYMENT_COLUMNS: &str = "payment_id, currency, payment_amount, payment_method_type, payment_time_ns, \
@@ -602,6 +602,17 @@ pub(crate) fn into_page<T>(
         })
         .collect();
     crate::model::Page { items, has_next_page }
+}
+
+/// Splits fetched refund rows (`first + 1` records) into a page of the refunds list.
+pub(crate) fn refund_page(records: Vec<RefundRecord>, first: usize) -> Result<Page<RefundView>, ProjectionError> {
+    let views = records
+        .into_iter()
+        .map(RefundRecord::into_view)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(into_page(views, first, CursorKind::Refund, |view| {
+        (view.requested_at, view.refund_request_id.to_string())
+    }))
 }
 
 /// The keyset of an `after` cursor for list `kind`.
