@@ -179,7 +179,7 @@ impl Ledger {
 
 /// The stream of a payment.
 fn stream_of(payment_id: &PaymentId) -> Result<StreamName, AppError> {
-    Ok(StreamName::parse(domain::payment_stream_name(payment_id))?)
+    Ok(StreamName::parse(domain::payment_stream_name(payment_id)).map_err(eventlog::StoreError::from)?)
 }
 
 /// Checks the actor recorded on every event: 1..=[`ACTOR_BYTES_MAX`] bytes, no control characters.

@@ -192,7 +192,7 @@ impl SealCursor {
 pub async fn verify_sealed(store: &dyn EventStore, expected: Option<Digest>) -> Result<VerifyReport, AuditError> {
     let mut verifier = SealedLogVerifier::new(expected);
     let mut seals = SealCursor {
-        stream: StreamName::parse(SEAL_STREAM)?,
+        stream: StreamName::parse(SEAL_STREAM).map_err(StoreError::from)?,
         next_revision: 0,
         exhausted: false,
     };

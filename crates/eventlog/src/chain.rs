@@ -258,6 +258,11 @@ mod tests {
     use super::*;
     use crate::stream::StreamName;
 
+    #[test]
+    fn an_empty_log_s_head_carries_the_genesis_hash() {
+        assert_eq!(crate::event::Head::EMPTY.hash, GENESIS_HASH);
+    }
+
     fn sample() -> RecordedEvent {
         RecordedEvent {
             position: 1,

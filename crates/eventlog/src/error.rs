@@ -9,8 +9,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::event::ExpectedRevision;
-use crate::stream::StreamName;
+use crate::stream::{ExpectedRevision, InvalidStreamName, StreamName};
 
 /// The error type of every [`EventStore`](crate::EventStore) call.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -174,5 +173,14 @@ fn describe_actual(actual: Option<u64>) -> String {
     match actual {
         Some(revision) => revision.to_string(),
         None => "none (no stream)".to_owned(),
+    }
+}
+
+impl From<InvalidStreamName> for StoreError {
+    fn from(invalid: InvalidStreamName) -> Self {
+        StoreError::InvalidStreamName {
+            name: invalid.name,
+            reason: invalid.reason,
+        }
     }
 }

@@ -4,7 +4,6 @@
 //! the only checks here are on sizes and on the envelope fields that end up in logs and indexes.
 
 use std::collections::HashSet;
-use std::fmt;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -29,38 +28,6 @@ pub const ACTOR_BYTES_MAX: usize = 200;
 
 /// Most events one `read_stream` or `read_all` call returns, whatever `limit` asks for.
 pub const READ_EVENTS_MAX: usize = 10_000;
-
-/// The stream revision an append expects to find, checked atomically with the write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ExpectedRevision {
-    /// Append whatever the stream holds (or create it).
-    Any,
-    /// The stream must not exist yet: its first event gets revision 0.
-    NoStream,
-    /// The stream's last event must have exactly this revision.
-    Exact(u64),
-}
-
-impl ExpectedRevision {
-    /// Whether a stream whose last revision is `actual` (`None`: no stream) satisfies this expectation.
-    pub fn is_satisfied_by(self, actual: Option<u64>) -> bool {
-        match self {
-            Self::Any => true,
-            Self::NoStream => actual.is_none(),
-            Self::Exact(expected) => actual == Some(expected),
-        }
-    }
-}
-
-impl fmt::Display for ExpectedRevision {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Any => formatter.write_str("any"),
-            Self::NoStream => formatter.write_str("none (no stream)"),
-            Self::Exact(revision) => write!(formatter, "{revision}"),
-        }
-    }
-}
 
 /// An event to append: the caller's part of the envelope plus the payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,7 +99,8 @@ impl Head {
     /// The head of an empty log.
     pub const EMPTY: Head = Head {
         position: 0,
-        hash: crate::chain::GENESIS_HASH,
+        // The genesis hash (`chain::GENESIS_HASH`, checked by its test): the chain starts from 32 zero bytes.
+        hash: [0; 32],
         recorded_at: None,
     };
 }
@@ -269,17 +237,6 @@ mod tests {
 
     fn stream() -> StreamName {
         StreamName::parse("payment-1").unwrap()
-    }
-
-    #[test]
-    fn expected_revision_rules() {
-        assert!(ExpectedRevision::Any.is_satisfied_by(None));
-        assert!(ExpectedRevision::Any.is_satisfied_by(Some(3)));
-        assert!(ExpectedRevision::NoStream.is_satisfied_by(None));
-        assert!(!ExpectedRevision::NoStream.is_satisfied_by(Some(0)));
-        assert!(ExpectedRevision::Exact(3).is_satisfied_by(Some(3)));
-        assert!(!ExpectedRevision::Exact(3).is_satisfied_by(Some(2)));
-        assert!(!ExpectedRevision::Exact(0).is_satisfied_by(None));
     }
 
     #[test]

@@ -20,7 +20,8 @@ use uuid::Uuid;
 
 use crate::chain::event_hash;
 use crate::error::StoreError;
-use crate::event::{AppendOutcome, ExpectedRevision, Head, NewEvent, RecordedEvent, validate_append};
+use crate::event::{AppendOutcome, Head, NewEvent, RecordedEvent, validate_append};
+use crate::stream::ExpectedRevision;
 use crate::stream::StreamName;
 
 /// Most appends one group commit carries.

@@ -42,8 +42,8 @@ pub mod seal;
 
 pub use error::StoreError;
 pub use event::{
-    ACTOR_BYTES_MAX, AppendOutcome, BATCH_EVENTS_MAX, BATCH_PAYLOAD_BYTES_MAX, EVENT_TYPE_BYTES_MAX, ExpectedRevision,
-    Head, NewEvent, PAYLOAD_BYTES_MAX, READ_EVENTS_MAX, RecordedEvent,
+    ACTOR_BYTES_MAX, AppendOutcome, BATCH_EVENTS_MAX, BATCH_PAYLOAD_BYTES_MAX, EVENT_TYPE_BYTES_MAX, Head, NewEvent,
+    PAYLOAD_BYTES_MAX, READ_EVENTS_MAX, RecordedEvent,
 };
 #[cfg(feature = "kurrentdb")]
 pub use kurrentdb::KurrentDbStore;
@@ -53,5 +53,5 @@ pub use notify::HEAD_POLL_INTERVAL_MS;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
 pub use store::{EventStore, LogLayout};
-pub use stream::{STREAM_NAME_BYTES_MAX, StreamName};
+pub use stream::{ExpectedRevision, InvalidStreamName, STREAM_NAME_BYTES_MAX, StreamName};
 pub use subscription::{EventSubscription, SUBSCRIPTION_BATCH_EVENTS_MAX, SUBSCRIPTION_BUFFER_EVENTS_MAX, catch_up};

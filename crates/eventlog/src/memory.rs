@@ -18,13 +18,14 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::event::{
-    AppendOutcome, ExpectedRevision, Head, NewEvent, READ_EVENTS_MAX, RecordedEvent, check_positions_increasing,
-    check_revisions_dense, validate_append,
+    AppendOutcome, Head, NewEvent, READ_EVENTS_MAX, RecordedEvent, check_positions_increasing, check_revisions_dense,
+    validate_append,
 };
 use crate::notify;
 use crate::seal::{SEAL_EVENT_TYPE, SEAL_STREAM, Seal, next_seal};
 use crate::sparse::{StreamTip, chain_append, is_reserved};
 use crate::store::{EventStore, LogLayout};
+use crate::stream::ExpectedRevision;
 use crate::stream::StreamName;
 
 /// The position of the first event, as if the log held other records before it.

@@ -34,8 +34,7 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::event::{
-    AppendOutcome, ExpectedRevision, Head, NewEvent, READ_EVENTS_MAX, RecordedEvent, check_positions_dense,
-    check_revisions_dense,
+    AppendOutcome, Head, NewEvent, READ_EVENTS_MAX, RecordedEvent, check_positions_dense, check_revisions_dense,
 };
 use crate::group_commit::{
     APPEND_QUEUE_REQUESTS_MAX, GroupBuilder, GroupFailure, GroupPlan, PendingAppend, StoredState, assumed_state,
@@ -43,6 +42,7 @@ use crate::group_commit::{
 };
 use crate::notify;
 use crate::store::EventStore;
+use crate::stream::ExpectedRevision;
 use crate::stream::StreamName;
 
 /// Key of the transaction-scoped advisory lock that serializes schema migrations across instances.

@@ -11,7 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::StoreError;
-use crate::event::{AppendOutcome, ExpectedRevision, Head, NewEvent, RecordedEvent};
+use crate::event::{AppendOutcome, Head, NewEvent, RecordedEvent};
+use crate::stream::ExpectedRevision;
 use crate::stream::StreamName;
 use crate::subscription::{self, EventSubscription};
 

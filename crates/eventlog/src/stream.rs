@@ -1,11 +1,9 @@
-//! Validated stream names.
+//! Streams: validated stream names, and the revision an append expects a stream to be at.
 //!
-//! A stream name reaches SQL text columns, log lines and (later) KurrentDB, so it is parsed once at the edge
-//! into a type that is valid by construction: 1..=200 bytes of printable ASCII, no spaces.
+//! A stream name reaches SQL text columns, log lines and KurrentDB, so it is parsed once at the edge into a
+//! type that is valid by construction: 1..=200 bytes of printable ASCII, no spaces.
 
 use std::fmt;
-
-use crate::error::StoreError;
 
 /// Longest accepted stream name, in bytes.
 pub const STREAM_NAME_BYTES_MAX: usize = 200;
@@ -21,9 +19,9 @@ const REJECTED_NAME_ECHO_BYTES_MAX: usize = 64;
 pub struct StreamName(String);
 
 impl StreamName {
-    /// Parses `name`, refusing empty, over-long and non-printable names with
-    /// [`StoreError::InvalidStreamName`].
-    pub fn parse(name: impl Into<String>) -> Result<Self, StoreError> {
+    /// Parses `name`, refusing empty, over-long and non-printable names with [`InvalidStreamName`] (which
+    /// converts into [`crate::StoreError::InvalidStreamName`]).
+    pub fn parse(name: impl Into<String>) -> Result<Self, InvalidStreamName> {
         let name = name.into();
         let reason = if name.is_empty() {
             Some("empty")
@@ -36,7 +34,7 @@ impl StreamName {
         };
         match reason {
             None => Ok(Self(name)),
-            Some(reason) => Err(StoreError::InvalidStreamName {
+            Some(reason) => Err(InvalidStreamName {
                 name: echo(&name),
                 reason,
             }),
@@ -47,6 +45,16 @@ impl StreamName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// A stream name failed validation. Fix the input; retrying the same name fails the same way.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("stream name {name:?} is invalid: {reason}")]
+pub struct InvalidStreamName {
+    /// The rejected name, cut to its first 64 bytes.
+    pub name: String,
+    /// Which rule it broke.
+    pub reason: &'static str,
 }
 
 /// The first bytes of a rejected name, cut on a character boundary, for the error message.
@@ -77,10 +85,42 @@ impl AsRef<str> for StreamName {
 }
 
 impl TryFrom<&str> for StreamName {
-    type Error = StoreError;
+    type Error = InvalidStreamName;
 
     fn try_from(name: &str) -> Result<Self, Self::Error> {
         Self::parse(name)
+    }
+}
+
+/// The stream revision an append expects to find, checked atomically with the write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExpectedRevision {
+    /// Append whatever the stream holds (or create it).
+    Any,
+    /// The stream must not exist yet: its first event gets revision 0.
+    NoStream,
+    /// The stream's last event must have exactly this revision.
+    Exact(u64),
+}
+
+impl ExpectedRevision {
+    /// Whether a stream whose last revision is `actual` (`None`: no stream) satisfies this expectation.
+    pub fn is_satisfied_by(self, actual: Option<u64>) -> bool {
+        match self {
+            Self::Any => true,
+            Self::NoStream => actual.is_none(),
+            Self::Exact(expected) => actual == Some(expected),
+        }
+    }
+}
+
+impl fmt::Display for ExpectedRevision {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Any => formatter.write_str("any"),
+            Self::NoStream => formatter.write_str("none (no stream)"),
+            Self::Exact(revision) => write!(formatter, "{revision}"),
+        }
     }
 }
 
@@ -102,6 +142,17 @@ mod tests {
     }
 
     #[test]
+    fn expected_revision_rules() {
+        assert!(ExpectedRevision::Any.is_satisfied_by(None));
+        assert!(ExpectedRevision::Any.is_satisfied_by(Some(3)));
+        assert!(ExpectedRevision::NoStream.is_satisfied_by(None));
+        assert!(!ExpectedRevision::NoStream.is_satisfied_by(Some(0)));
+        assert!(ExpectedRevision::Exact(3).is_satisfied_by(Some(3)));
+        assert!(!ExpectedRevision::Exact(3).is_satisfied_by(Some(2)));
+        assert!(!ExpectedRevision::Exact(0).is_satisfied_by(None));
+    }
+
+    #[test]
     fn refuses_empty_long_spaced_and_non_ascii_names() {
         for (name, reason) in [
             (String::new(), "empty"),
@@ -111,7 +162,7 @@ mod tests {
             ("paiement-é".to_owned(), "not printable ascii without spaces"),
         ] {
             match StreamName::parse(name.clone()) {
-                Err(StoreError::InvalidStreamName {
+                Err(InvalidStreamName {
                     reason: actual,
                     name: echoed,
                 }) => {

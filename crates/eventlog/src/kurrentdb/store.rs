@@ -26,13 +26,14 @@ use super::mapping::{
 use super::url::{self, KurrentDbUrl};
 use crate::error::StoreError;
 use crate::event::{
-    AppendOutcome, ExpectedRevision, Head, NewEvent, READ_EVENTS_MAX, RecordedEvent, check_positions_increasing,
-    check_revisions_dense, validate_append,
+    AppendOutcome, Head, NewEvent, READ_EVENTS_MAX, RecordedEvent, check_positions_increasing, check_revisions_dense,
+    validate_append,
 };
 use crate::notify;
 use crate::seal::{SEAL_EVENT_TYPE, SEAL_EVENTS_MAX, SEAL_STREAM, Seal, next_seal};
 use crate::sparse::{StreamTip, chain_append, is_reserved};
 use crate::store::{EventStore, LogLayout};
+use crate::stream::ExpectedRevision;
 use crate::stream::StreamName;
 
 /// Longest one server call may take before it fails, in milliseconds.

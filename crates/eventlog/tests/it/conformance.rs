@@ -481,7 +481,7 @@ pub(crate) async fn garbage_is_refused_with_typed_errors_and_nothing_is_written<
     ] {
         assert!(
             matches!(
-                StreamName::parse(name.clone()),
+                StreamName::parse(name.clone()).map_err(StoreError::from),
                 Err(StoreError::InvalidStreamName { .. })
             ),
             "{name:?}"
