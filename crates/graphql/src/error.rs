@@ -4,8 +4,10 @@
 
 use async_graphql::ErrorExtensions;
 
-use crate::access::Role;
-use crate::limits::{BUSY_RETRY_AFTER_SECONDS, QueryLimit};
+use crate::role::Role;
+
+/// What a refused expensive query is told to wait before retrying (`Retry-After`).
+pub const BUSY_RETRY_AFTER_SECONDS: u64 = 1;
 
 /// `extensions.code` of a query refused because too many expensive ones are running (HTTP 429).
 pub(crate) const TOO_MANY_EXPENSIVE_QUERIES: &str = "TOO_MANY_EXPENSIVE_QUERIES";
@@ -152,5 +154,42 @@ impl From<ApiError> for async_graphql::Error {
                 | ApiError::Internal => {}
             }
         })
+    }
+}
+
+/// Which bound a query is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryLimit {
+    /// [`crate::Limits::fields_max`].
+    Fields,
+    /// [`crate::Limits::depth_max`].
+    Depth,
+    /// [`crate::Limits::complexity_max`].
+    Complexity,
+}
+
+impl QueryLimit {
+    /// The name in `extensions.limit`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Fields => "fields",
+            Self::Depth => "depth",
+            Self::Complexity => "complexity",
+        }
+    }
+
+    /// What the client is told.
+    pub(crate) fn refusal(&self, actual: usize, max: usize) -> String {
+        match self {
+            Self::Fields => format!(
+                "query too complex: it selects {actual} fields (each alias, and each fragment where it is \
+                 spread), more than the {max} allowed; split it into several requests"
+            ),
+            Self::Depth => format!("query too complex: it nests {actual} levels deep, more than the {max} allowed"),
+            Self::Complexity => format!(
+                "query too complex: its complexity is {actual}, more than the {max} allowed (a list counts its \
+                 `first` times its items, and nested lists multiply); ask for fewer items or fields"
+            ),
+        }
     }
 }

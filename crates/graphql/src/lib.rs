@@ -17,12 +17,14 @@ pub mod mutation;
 pub mod operations;
 pub mod query;
 pub mod reconciliation;
+mod role;
 mod schema;
 pub mod subscription;
 pub mod types;
 
-pub use access::{Principal, Role, RoleGuard};
+pub use access::RoleGuard;
 pub use context::ApiContext;
 pub use error::ApiError;
 pub use limits::{Limits, bound_message, retry_after_seconds};
+pub use role::{Principal, Role};
 pub use schema::{LedgerSchema, build, expensive_queries_running, sdl};

@@ -34,14 +34,13 @@ use futures_util::stream::{BoxStream, StreamExt as _};
 use tokio::sync::Semaphore;
 
 use crate::error::{ApiError, TOO_MANY_EXPENSIVE_QUERIES};
+pub use crate::error::{BUSY_RETRY_AFTER_SECONDS, QueryLimit};
 
 /// The longest line of an error message, in characters. The parser quotes the whole offending line of
 /// a query (which may be the whole request body) and serde a whole string value: longer lines are cut.
 pub const ERROR_LINE_CHARS_MAX: usize = 200;
 /// The longest error message, in characters; longer ones are cut.
 pub const ERROR_MESSAGE_CHARS_MAX: usize = 1_000;
-/// What a refused expensive query is told to wait before retrying (`Retry-After`).
-pub const BUSY_RETRY_AFTER_SECONDS: u64 = 1;
 /// Marks where a message was cut.
 const CUT_MARK: char = '…';
 /// Deepest nesting of selections and fragment spreads the field count follows (the parser allows 64
@@ -74,43 +73,6 @@ impl Default for Limits {
             response_bytes_max: 4 * 1024 * 1024,
             expensive_complexity_min: 5_000,
             expensive_concurrent_max: 4,
-        }
-    }
-}
-
-/// Which bound a query is over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueryLimit {
-    /// [`Limits::fields_max`].
-    Fields,
-    /// [`Limits::depth_max`].
-    Depth,
-    /// [`Limits::complexity_max`].
-    Complexity,
-}
-
-impl QueryLimit {
-    /// The name in `extensions.limit`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Fields => "fields",
-            Self::Depth => "depth",
-            Self::Complexity => "complexity",
-        }
-    }
-
-    /// What the client is told.
-    pub(crate) fn refusal(&self, actual: usize, max: usize) -> String {
-        match self {
-            Self::Fields => format!(
-                "query too complex: it selects {actual} fields (each alias, and each fragment where it is \
-                 spread), more than the {max} allowed; split it into several requests"
-            ),
-            Self::Depth => format!("query too complex: it nests {actual} levels deep, more than the {max} allowed"),
-            Self::Complexity => format!(
-                "query too complex: its complexity is {actual}, more than the {max} allowed (a list counts its \
-                 `first` times its items, and nested lists multiply); ask for fewer items or fields"
-            ),
         }
     }
 }

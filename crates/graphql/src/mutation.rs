@@ -5,7 +5,7 @@
 
 use async_graphql::{Context, ID, Object};
 
-use crate::access::{Role, RoleGuard, principal};
+use crate::access::{RoleGuard, principal};
 use crate::context::ApiContext;
 use crate::error::ApiError;
 use crate::input::{
@@ -13,6 +13,7 @@ use crate::input::{
     refund_request_id as parse_refund_request_id,
 };
 use crate::operations::{self, AcknowledgeAnomalyResult};
+use crate::role::Role;
 use crate::types::{PaymentResult, RefundResult};
 
 /// The root of all writes.
@@ -106,7 +107,11 @@ impl Mutation {
         Ok(api.ledger.refund(&actor.name, input).await.map_err(failed)?.into())
     }
 
-    /// Asks Antom for the refund's state now and records a final answer.
+    /// Asks Antom for the refund's state now and records a final answer, as the calling key (operator or admin):
+    /// SUCCESS or FAIL is recorded at once; a refund Antom never received (ORDER_NOT_EXIST) is sent again with the
+    /// same refundRequestId and its answer recorded; an answer that fails verification, or a refund still
+    /// processing at Antom, changes nothing. A final refund is answered from the log without asking Antom; an
+    /// unknown refundRequestId is F ORDER_NOT_EXIST. The read-only question is the `refund` query.
     #[graphql(guard = "RoleGuard::new(Role::Operator)")]
     async fn inquiry_refund(
         &self,

@@ -8,12 +8,13 @@ use projections::{
 };
 use time::{Date, OffsetDateTime};
 
-use crate::access::{Role, RoleGuard};
+use crate::access::RoleGuard;
 use crate::context::{ApiContext, Cutoff, EventWindow};
 use crate::cost::{self, EVENTS_PAGE_MAX, PAGE_SIZE_DEFAULT, first_bound};
 use crate::error::ApiError;
 use crate::input::{currency, payment_id, refund_request_id as parse_refund_request_id};
 use crate::operations::{self, Anomaly};
+use crate::role::Role;
 use crate::types::{DailyTotal, LedgerEvent, LedgerRefundStatus, Payment, PaymentStatus, Refund};
 
 /// Filters of `payments`.

@@ -5,10 +5,11 @@ use async_graphql::{Context, ID, Subscription};
 use futures_util::Stream;
 use futures_util::stream::StreamExt as _;
 
-use crate::access::{Role, RoleGuard};
+use crate::access::RoleGuard;
 use crate::context::ApiContext;
 use crate::error::ApiError;
 use crate::input::payment_id;
+use crate::role::Role;
 use crate::types::Refund;
 
 /// The root of all subscriptions.
