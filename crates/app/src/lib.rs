@@ -4,7 +4,7 @@
 //! payment's stream and appends the events ([`Ledger`]'s command methods),
 //! runs the refund saga (docs/domain.md) (record the request, call Antom, record
 //! its answer), settles refunds whose outcome is open with a background
-//! worker, and applies Antom's verified refund notifications.
+//! worker, and turns Antom's verified notifications (refunds, payments, captures, disputes) into commands.
 //!
 //! - [`Ledger`]: the one entry point; cheap to clone.
 //! - [`RefundGateway`]: Antom as the saga sees it; implemented for [`apo::ApoClient`].
@@ -52,6 +52,7 @@ pub use ledger::{
     LOOKUP_WAIT_MS_MAX, Ledger, LedgerOptions, NOTIFY_ACTOR, SETTLE_AFTER_MS_DEFAULT, SETTLE_BATCH_REFUNDS_MAX,
     WORKER_ACTOR,
 };
+pub use notify::NotificationAnswer;
 pub use queue::{
     CONFLICT_BACKOFF_MS_MAX, DECIDE_ATTEMPTS_MAX, LOAD_BATCH_EVENTS_MAX, STREAM_CACHE_PAYMENTS_MAX,
     STREAM_QUEUE_COMMANDS_MAX,

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime};
 
-use crate::http::AppState;
+use crate::state::AppState;
 use crate::store;
 
 /// Bytes buffered before a write to the output file or stdout.
@@ -152,8 +152,8 @@ pub(crate) async fn download(
     headers: HeaderMap,
     Query(query): Query<ExportQuery>,
 ) -> Response {
-    let Some(principal) = crate::http::principal_of(&state, &headers) else {
-        return crate::http::unauthenticated(&state);
+    let Some(principal) = state.principal(&headers) else {
+        return state.unauthenticated();
     };
     let Some((kind, format)) = file.split_once('.') else {
         return bad_request("expected /exports/{journal|refunds}.{csv|jsonl}");

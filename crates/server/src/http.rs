@@ -13,8 +13,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use apo::PublicKey;
-use app::Ledger;
 use async_graphql::Data;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
@@ -25,15 +23,13 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use eventlog::EventStore;
-use graphql::{LedgerSchema, Principal};
-use projections::ReadModels;
+use graphql::Principal;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::auth::KeyRing;
-use crate::metrics::{Gauges, Metrics};
+use crate::metrics::Gauges;
 use crate::notify;
+use crate::state::{AppState, payload_too_large};
 
 /// The header carrying the request id (set when absent, echoed back).
 const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -41,35 +37,6 @@ const REQUEST_ID_HEADER: &str = "x-request-id";
 const NOTIFY_PATH_ALL: &str = "/apo/notify";
 /// Longest time /readyz waits for the store.
 const READY_CHECK_TIMEOUT_MS: u64 = 2_000;
-
-/// What Antom's notifications are checked against.
-#[derive(Clone)]
-pub(crate) struct NotifyVerifier {
-    /// Antom's public key.
-    pub(crate) antom_public_key: PublicKey,
-    /// Our client id.
-    pub(crate) client_id: String,
-    /// Allowed skew of `Request-Time`.
-    pub(crate) clock_skew_max_ms: u64,
-}
-
-/// Everything the handlers share.
-#[derive(Clone)]
-pub(crate) struct AppState {
-    pub(crate) schema: LedgerSchema,
-    pub(crate) keys: Arc<KeyRing>,
-    pub(crate) ledger: Ledger,
-    pub(crate) store: Arc<dyn EventStore>,
-    pub(crate) read_models: Arc<dyn ReadModels>,
-    pub(crate) notify: NotifyVerifier,
-    pub(crate) metrics: Metrics,
-    /// The journal export's account names.
-    pub(crate) accounts: audit::Accounts,
-    /// Largest request body (and WebSocket message) accepted.
-    pub(crate) body_bytes_max: usize,
-    /// Largest report `POST /reconciliations` accepts.
-    pub(crate) report_bytes_max: usize,
-}
 
 /// The router with every route and layer.
 pub(crate) fn app(state: AppState, notify_path: &str) -> Router {
@@ -131,27 +98,6 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
     next.run(request).await
 }
 
-pub(crate) fn unauthenticated(state: &AppState) -> Response {
-    state.metrics.unauthorized();
-    let body = serde_json::json!({
-        "errors": [{
-            "message": "authentication required: send Authorization: Bearer <key>",
-            "extensions": { "code": "UNAUTHENTICATED" }
-        }]
-    });
-    (
-        StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, "Bearer")],
-        axum::Json(body),
-    )
-        .into_response()
-}
-
-pub(crate) fn principal_of(state: &AppState, headers: &HeaderMap) -> Option<Principal> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    state.keys.authenticate_header(value)
-}
-
 /// Refuses a request whose declared body is over `body_bytes_max` before anything reads it. A body of
 /// undeclared length (chunked) is cut at the limit by whatever reads it ([`DefaultBodyLimit`]).
 async fn refuse_large_bodies(State(body_bytes_max): State<usize>, request: Request, next: Next) -> Response {
@@ -164,22 +110,6 @@ async fn refuse_large_bodies(State(body_bytes_max): State<usize>, request: Reque
         return payload_too_large(body_bytes_max);
     }
     next.run(request).await
-}
-
-/// 413 with a GraphQL-shaped error; the connection is closed, as the rest of the body is never read.
-pub(crate) fn payload_too_large(body_bytes_max: usize) -> Response {
-    let body = serde_json::json!({
-        "errors": [{
-            "message": format!("the request body is over the limit of {body_bytes_max} bytes"),
-            "extensions": { "code": "PAYLOAD_TOO_LARGE", "bytesMax": body_bytes_max }
-        }]
-    });
-    (
-        StatusCode::PAYLOAD_TOO_LARGE,
-        [(header::CONNECTION, "close")],
-        axum::Json(body),
-    )
-        .into_response()
 }
 
 /// 400 for a request that is not GraphQL; the message quotes at most a short slice of the input.
@@ -211,8 +141,8 @@ async fn execute(state: &AppState, principal: Principal, request: async_graphql:
 /// POST: the key is checked before the body is read; the body is read up to `body_bytes_max` (413
 /// past it) and only then parsed.
 async fn graphql_post(State(state): State<AppState>, request: Request) -> Response {
-    let Some(principal) = principal_of(&state, request.headers()) else {
-        return unauthenticated(&state);
+    let Some(principal) = state.principal(request.headers()) else {
+        return state.unauthenticated();
     };
     let body = match Bytes::from_request(request, &state).await {
         Ok(body) => body,
@@ -288,8 +218,8 @@ async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, uri: Ori
     if !has_query {
         return crate::graphiql::page();
     }
-    let Some(principal) = principal_of(&state, &headers) else {
-        return unauthenticated(&state);
+    let Some(principal) = state.principal(&headers) else {
+        return state.unauthenticated();
     };
     if query.len() > state.body_bytes_max {
         return payload_too_large(state.body_bytes_max);
@@ -308,7 +238,7 @@ async fn graphql_ws(
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let from_header = principal_of(&state, &headers);
+    let from_header = state.principal(&headers);
     let keys = state.keys.clone();
     let schema = state.schema.clone();
     // A message over the limit fails the read before it is buffered, which ends the connection.

@@ -22,6 +22,7 @@ mod notify;
 mod reconcile;
 mod replay;
 mod startup;
+mod state;
 mod store;
 mod telemetry;
 mod verify;

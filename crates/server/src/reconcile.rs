@@ -174,7 +174,7 @@ pub(crate) struct UploadQuery {
 /// that cannot be read (cut before `<END>`, malformed) is a 422 naming the file: nothing is recorded.
 #[tracing::instrument(skip(state, request))]
 pub(crate) async fn upload(
-    axum::extract::State(state): axum::extract::State<crate::http::AppState>,
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
     axum::extract::Query(query): axum::extract::Query<UploadQuery>,
     request: axum::extract::Request,
 ) -> axum::response::Response {
@@ -182,8 +182,8 @@ pub(crate) async fn upload(
     use axum::http::StatusCode;
     use axum::response::IntoResponse as _;
 
-    let Some(principal) = crate::http::principal_of(&state, request.headers()) else {
-        return crate::http::unauthenticated(&state);
+    let Some(principal) = state.principal(request.headers()) else {
+        return state.unauthenticated();
     };
     let error = |status: StatusCode, code: &str, message: String| {
         let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
@@ -207,7 +207,7 @@ pub(crate) async fn upload(
     let body = match axum::body::Bytes::from_request(request, &state).await {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return crate::http::payload_too_large(state.report_bytes_max);
+            return crate::state::payload_too_large(state.report_bytes_max);
         }
         Err(rejection) => {
             return error(

@@ -21,9 +21,10 @@ use tokio::task::JoinHandle;
 
 use crate::auth::{ApiKey, KeyRing};
 use crate::config::{DemoSimulator, Settings};
-use crate::http::{AppState, NotifyVerifier, app};
+use crate::http::app;
 use crate::metrics::Metrics;
 use crate::mirror::{self, MirrorTarget, MirroredGateway};
+use crate::state::{AppState, NotifyVerifier};
 use crate::store;
 
 /// The demo's client id (the test vectors' sandbox id).
