@@ -8,6 +8,7 @@ mod as_of;
 mod audit_support;
 mod cli;
 mod e2e_crash;
+mod e2e_inquiry;
 mod e2e_race;
 mod e2e_settle;
 mod e2e_support;
