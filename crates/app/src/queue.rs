@@ -22,8 +22,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use domain::{EventDecodeError, FoldError, Payment, PaymentCommand, PaymentEvent, Policy, evolve};
+use domain::{EventDecodeError, FoldError, Payment, PaymentCommand, Policy};
 use eventlog::{EventStore, ExpectedRevision, StoreError, StreamName};
+use projections::{FoldedStream, StreamFoldError, fold_payment_stream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument as _;
 use uuid::Uuid;
@@ -47,21 +48,14 @@ const CONFLICTS_BEFORE_BACKOFF: usize = 2;
 /// Payments whose folded streams are kept while no command waits on them; the oldest goes first.
 pub const STREAM_CACHE_PAYMENTS_MAX: usize = 10_000;
 
-/// A payment stream folded up to a point.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Folded {
-    pub(crate) payment: Payment,
-    /// The stream's last revision; `None` when it does not exist.
-    pub(crate) revision: Option<u64>,
-    /// Global position of the stream's last event; 0 when it does not exist.
-    pub(crate) position: u64,
-}
+/// A payment stream folded up to a point (the same fold as-of reads and audit use).
+pub(crate) type Folded = FoldedStream;
 
-impl Folded {
-    fn expected(&self) -> ExpectedRevision {
-        self.revision
-            .map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact)
-    }
+/// The revision an append after `folded` expects.
+fn expected(folded: &Folded) -> ExpectedRevision {
+    folded
+        .revision
+        .map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact)
 }
 
 /// What a command (or a read) got.
@@ -344,7 +338,7 @@ impl StreamWorker {
                 events,
                 payment,
             } = plan;
-            match self.queues.store.append(&self.stream, folded.expected(), events).await {
+            match self.queues.store.append(&self.stream, expected(&folded), events).await {
                 Ok(outcome) => {
                     let before = folded.position;
                     let first_position = outcome.first_position;
@@ -409,38 +403,18 @@ impl StreamWorker {
 
     /// Reads and folds the events appended to the stream after `folded`; true when there were any.
     async fn read_since(&self, folded: Folded) -> Result<(Folded, bool), BatchFailure> {
-        fold_stream(self.queues.store.as_ref(), &self.stream, folded).await
-    }
-}
-
-/// Folds the events of `stream` after `folded` (the whole stream from `Folded::default()`), reading in pages
-/// of [`LOAD_BATCH_EVENTS_MAX`]; true when it read any.
-async fn fold_stream(
-    store: &dyn EventStore,
-    stream: &StreamName,
-    mut folded: Folded,
-) -> Result<(Folded, bool), BatchFailure> {
-    let mut moved = false;
-    loop {
-        let from = folded.revision.map_or(0, |last| last + 1);
-        let page = store
-            .read_stream(stream, from, LOAD_BATCH_EVENTS_MAX)
-            .await
-            .map_err(BatchFailure::Store)?;
-        for recorded in &page {
-            let position = recorded.position;
-            let event =
-                PaymentEvent::from_stored(&recorded.event_type, recorded.schema_version, &recorded.payload, &[])
-                    .map_err(|source| BatchFailure::Decode { position, source })?;
-            folded.payment =
-                evolve(folded.payment, &event).map_err(|source| BatchFailure::Fold { position, source })?;
-            folded.revision = Some(recorded.revision);
-            folded.position = position;
-            moved = true;
-        }
-        if page.len() < LOAD_BATCH_EVENTS_MAX {
-            return Ok((folded, moved));
-        }
+        let read = fold_payment_stream(
+            self.queues.store.as_ref(),
+            &self.stream,
+            folded,
+            LOAD_BATCH_EVENTS_MAX,
+            |_| false,
+        );
+        read.await.map_err(|error| match error {
+            StreamFoldError::Store(error) => BatchFailure::Store(error),
+            StreamFoldError::Decode { position, source } => BatchFailure::Decode { position, source },
+            StreamFoldError::Fold { position, source } => BatchFailure::Fold { position, source },
+        })
     }
 }
 

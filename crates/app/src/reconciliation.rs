@@ -313,7 +313,7 @@ pub async fn reconcile_reports(
             },
         ));
     }
-    let stream = StreamName::parse(reconciliation_stream_name(&run_id))?;
+    let stream = StreamName::parse(reconciliation_stream_name(&run_id)).map_err(eventlog::StoreError::from)?;
     let new_events = events
         .iter()
         .map(|event| {

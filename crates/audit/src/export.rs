@@ -16,13 +16,16 @@ use std::sync::Arc;
 
 use domain::{Currency, PaymentId, RefundRequestId};
 use eventlog::{EventStore, LogLayout, READ_EVENTS_MAX, RecordedEvent, StreamName};
-use projections::{Cursor, PAGE_SIZE_MAX, ReadModels, RefundFilter, RefundView, fold::refund_status_code};
+use projections::{
+    Cursor, FoldedStream, PAGE_SIZE_MAX, ReadModels, RefundFilter, RefundView, StreamFoldError,
+    fold::refund_status_code, fold_payment_stream,
+};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::encode::{Cell, Encoder, Format, decimal_text};
 use crate::error::AuditError;
-use crate::journal::{Accounts, JOURNAL_COLUMNS, JournalBuilder, JournalEntry, Observation, requested_amount};
+use crate::journal::{Accounts, JOURNAL_COLUMNS, JournalBuilder, JournalEntry, Observation};
 
 /// Events read per batch of a journal export.
 pub const EXPORT_BATCH_EVENTS_MAX: usize = READ_EVENTS_MAX;
@@ -233,33 +236,31 @@ async fn scan_to_time(store: &dyn EventStore, time: OffsetDateTime, end: u64) ->
     Ok((before, end + 1))
 }
 
-/// The amount of a refund requested before the export's first event, from its payment's stream.
+/// The amount of a refund requested before the export's first event: its payment's stream folded up to the
+/// success (the same fold the ledger decides with).
 async fn lookup_amount(
     store: &dyn EventStore,
     payment_id: &PaymentId,
     refund_request_id: &RefundRequestId,
     succeeded: &RecordedEvent,
 ) -> Result<domain::Money, AuditError> {
-    let stream = StreamName::parse(domain::payment_stream_name(payment_id)).map_err(|error| AuditError::Replay {
+    let replay_error = |reason: String| AuditError::Replay {
         position: succeeded.position,
-        reason: error.to_string(),
+        reason,
+    };
+    let stream =
+        StreamName::parse(domain::payment_stream_name(payment_id)).map_err(|error| replay_error(error.to_string()))?;
+    let before_success = |recorded: &RecordedEvent| recorded.position >= succeeded.position;
+    let fold = fold_payment_stream(store, &stream, FoldedStream::default(), READ_EVENTS_MAX, before_success);
+    let (folded, _) = fold.await.map_err(|error| match error {
+        StreamFoldError::Store(error) => AuditError::Store(error),
+        other => replay_error(other.to_string()),
     })?;
-    let mut from_revision = 0;
-    loop {
-        let events = store.read_stream(&stream, from_revision, READ_EVENTS_MAX).await?;
-        if let Some(amount) = requested_amount(&events, refund_request_id) {
-            return Ok(amount);
-        }
-        match events.last() {
-            Some(last) if events.len() == READ_EVENTS_MAX => from_revision = last.revision + 1,
-            _ => {
-                return Err(AuditError::Replay {
-                    position: succeeded.position,
-                    reason: format!("refund {refund_request_id} succeeded but was never requested"),
-                });
-            }
-        }
-    }
+    folded
+        .payment
+        .refund(refund_request_id)
+        .map(|refund| refund.refund_amount)
+        .ok_or_else(|| replay_error(format!("refund {refund_request_id} succeeded but was never requested")))
 }
 
 /// The refunds report's columns, in order.

@@ -194,16 +194,6 @@ impl JournalBuilder {
     }
 }
 
-/// The amount of `refund_request_id` among a payment stream's events, if it was requested there.
-pub fn requested_amount(events: &[RecordedEvent], refund_request_id: &RefundRequestId) -> Option<Money> {
-    events
-        .iter()
-        .filter(|event| event.event_type == "RefundRequested")
-        .filter_map(|event| decode_requested(event).ok())
-        .find(|requested| requested.refund_request_id == *refund_request_id)
-        .map(|requested| requested.refund_amount)
-}
-
 fn replay_error(event: &RecordedEvent, error: impl std::fmt::Display) -> AuditError {
     AuditError::Replay {
         position: event.position,

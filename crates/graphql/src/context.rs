@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use app::Ledger;
-use domain::{Payment as DomainPayment, PaymentEvent, PaymentId};
+use domain::{Payment as DomainPayment, PaymentId};
 use eventlog::{EventStore, RecordedEvent, StreamName};
-use projections::ReadModels;
+use projections::{FoldedStream, ReadModels};
 use time::OffsetDateTime;
 
 use crate::error::ApiError;
@@ -109,12 +109,7 @@ impl ApiContext {
         payment_id: &str,
         mut visit: impl FnMut(RecordedEvent) -> Visit,
     ) -> Result<(), ApiError> {
-        let payment_id = PaymentId::parse(payment_id).map_err(|error| ApiError::from_input("", &error))?;
-        let stream =
-            StreamName::parse(domain::payment_stream_name(&payment_id)).map_err(|error| ApiError::BadInput {
-                field: "paymentId".to_owned(),
-                message: format!("paymentId: {error}"),
-            })?;
+        let stream = payment_stream(payment_id)?;
         let mut from_revision = 0;
         loop {
             let batch = self
@@ -141,40 +136,32 @@ impl ApiContext {
         payment_id: &str,
         cutoff: Cutoff,
     ) -> Result<Option<(DomainPayment, u64)>, ApiError> {
-        let mut payment = DomainPayment::Unknown;
-        let mut last_position = 0;
-        let mut failure = None;
-        self.visit_payment_events(payment_id, |recorded| {
-            let past = match cutoff {
-                Cutoff::Position(position) => recorded.position > position,
-                Cutoff::Time(time) => recorded.recorded_at > time,
-            };
-            if past {
-                return Visit::Stop;
-            }
-            let folded =
-                PaymentEvent::from_stored(&recorded.event_type, recorded.schema_version, &recorded.payload, &[])
-                    .map_err(|error| ApiError::internal(&error))
-                    .and_then(|event| {
-                        let before = std::mem::replace(&mut payment, DomainPayment::Unknown);
-                        domain::evolve(before, &event).map_err(|error| ApiError::internal(&error))
-                    });
-            match folded {
-                Ok(next) => {
-                    payment = next;
-                    last_position = recorded.position;
-                    Visit::Continue
-                }
-                Err(error) => {
-                    failure = Some(error);
-                    Visit::Stop
-                }
-            }
-        })
-        .await?;
-        if let Some(error) = failure {
-            return Err(error);
-        }
-        Ok(payment.state().is_some().then_some((payment, last_position)))
+        let stream = payment_stream(payment_id)?;
+        let past = |recorded: &RecordedEvent| match cutoff {
+            Cutoff::Position(position) => recorded.position > position,
+            Cutoff::Time(time) => recorded.recorded_at > time,
+        };
+        let fold = projections::fold_payment_stream(
+            self.store.as_ref(),
+            &stream,
+            FoldedStream::default(),
+            STREAM_BATCH_EVENTS_MAX,
+            past,
+        );
+        let (folded, _) = fold.await.map_err(|error| ApiError::internal(&error))?;
+        Ok(folded
+            .payment
+            .state()
+            .is_some()
+            .then_some((folded.payment, folded.position)))
     }
+}
+
+/// The stream of the payment `payment_id` names (bad input when it names none).
+fn payment_stream(payment_id: &str) -> Result<StreamName, ApiError> {
+    let payment_id = PaymentId::parse(payment_id).map_err(|error| ApiError::from_input("", &error))?;
+    StreamName::parse(domain::payment_stream_name(&payment_id)).map_err(|error| ApiError::BadInput {
+        field: "paymentId".to_owned(),
+        message: format!("paymentId: {error}"),
+    })
 }

@@ -5,6 +5,8 @@
 //!
 //! - [`fold`]: pure folds from events to rows (payment balances, refunds, daily totals). No IO, so audit replay
 //!   and tests run the very same code.
+//! - [`fold_payment_stream`]: one payment's stream folded into the `domain` aggregate, page by page, for the
+//!   command side, as-of reads and audit.
 //! - [`ReadModels`]: the query API, with keyset [`Page`]s and read-your-writes through
 //!   [`ReadModels::wait_for_position`].
 //! - [`ProjectionStore`] / [`ProjectionWriter`]: the writer side, implemented by the SQLite and PostgreSQL
@@ -45,6 +47,7 @@ pub mod reconciliation;
 mod runner;
 mod sqlite;
 mod storage;
+mod stream;
 
 pub mod fold;
 
@@ -65,6 +68,7 @@ pub use runner::{
     STANDBY_POLL_INTERVAL_MS, WRITER_RETRY_INTERVAL_MS, projection_lag,
 };
 pub use sqlite::{SqliteReadModels, read_model_path};
+pub use stream::{FoldedStream, StreamFoldError, fold_payment_stream};
 
 use std::path::Path;
 use std::sync::Arc;

@@ -10,7 +10,6 @@
 //! limits themselves live in the schema (`graphql::limits`), so they hold
 //! over WebSocket too.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::Data;
