@@ -5,7 +5,6 @@
 //! promises outcomes ("an event id already stored anywhere is refused") and never names an index, a lock or a
 //! table. It is object safe and used as `Arc<dyn EventStore>`, hence `async_trait`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,7 +13,6 @@ use crate::error::StoreError;
 use crate::event::{AppendOutcome, Head, NewEvent, RecordedEvent};
 use crate::stream::ExpectedRevision;
 use crate::stream::StreamName;
-use crate::subscription::{self, EventSubscription};
 
 /// An append-only log of events, grouped in streams, in one global order.
 ///
@@ -29,7 +27,7 @@ use crate::subscription::{self, EventSubscription};
 ///   position `n`, every event below `n` is visible too, and no new event ever gets a position `<= n`. The
 ///   SQLite and PostgreSQL backends also make them dense (1, 2, 3, ..); KurrentDB's are its log offsets, with
 ///   holes. [`EventStore::layout`] says which, and readers that check density (the default
-///   [`EventStore::subscribe_all`], the projection runner, `verify`) check it only where it is promised.
+///   [`crate::catch_up`], the projection runner, `verify`) check it only where it is promised.
 /// - Every event is hash-chained (see [`crate::chain`]): to the previous event of the log on a
 ///   [`LogLayout::DenseChained`] store, to the previous event of its stream on a [`LogLayout::SparseSealed`]
 ///   one, whose global order is chained after the fact by seals (see [`crate::seal`]).
@@ -71,16 +69,6 @@ pub trait EventStore: Send + Sync + 'static {
     /// database are noticed within a bounded poll interval. The caller checks `head.position > position`: a
     /// timeout is not an error.
     async fn wait_for_position_after(&self, position: u64, timeout: Duration) -> Result<Head, StoreError>;
-
-    /// A catch-up subscription to the whole log from `from_position` (inclusive; 0 means the start): every event
-    /// exactly once, in position order, then new events as they are committed.
-    ///
-    /// The default reads through [`EventStore::read_all`] and [`EventStore::wait_for_position_after`] and checks
-    /// the positions as [`EventStore::layout`] promises them; a backend with native subscriptions may override
-    /// it. Must be called inside a Tokio runtime.
-    fn subscribe_all(self: Arc<Self>, from_position: u64) -> EventSubscription {
-        subscription::catch_up(self, from_position)
-    }
 
     /// How this store numbers positions and what its hash chain covers. SQLite and PostgreSQL:
     /// [`LogLayout::DenseChained`] (the default); KurrentDB: [`LogLayout::SparseSealed`].

@@ -62,8 +62,10 @@ impl Drop for EventSubscription {
     }
 }
 
-/// Subscribes to `store` from `from_position` (inclusive; 0 means the start) using `read_all` and
-/// `wait_for_position_after`. Must be called inside a Tokio runtime.
+/// A catch-up subscription to the whole log of `store` from `from_position` (inclusive; 0 means the start):
+/// every event exactly once, in position order, then new events as they are committed. It reads through
+/// [`EventStore::read_all`] and [`EventStore::wait_for_position_after`] and checks the positions as
+/// [`EventStore::layout`] promises them. Must be called inside a Tokio runtime.
 pub fn catch_up<S: EventStore + ?Sized>(store: Arc<S>, from_position: u64) -> EventSubscription {
     let (sender, events) = mpsc::channel(SUBSCRIPTION_BUFFER_EVENTS_MAX);
     let layout = store.layout();

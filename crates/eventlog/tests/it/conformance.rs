@@ -316,7 +316,7 @@ pub(crate) async fn concurrent_appends_reach_a_subscriber_once_and_in_order<H: H
     const TASKS_PER_HANDLE: usize = 4;
     const EVENTS_PER_TASK: usize = 50;
     let handles: Vec<Arc<H::Store>> = futures_join_all(HANDLES, || harness.open()).await;
-    let mut subscription = Arc::clone(&handles[0]).subscribe_all(0);
+    let mut subscription = eventlog::catch_up(Arc::clone(&handles[0]), 0);
 
     let mut writers = Vec::new();
     for (handle_index, handle) in handles.iter().enumerate() {
@@ -842,7 +842,7 @@ pub(crate) async fn subscription_starts_mid_log_and_follows_new_events<H: Harnes
     }
     let at = positions(&*store).await;
     let dyn_store: Arc<dyn EventStore> = store.clone();
-    let mut subscription = dyn_store.subscribe_all(at[3]);
+    let mut subscription = eventlog::catch_up(dyn_store, at[3]);
     let mut delivered = Vec::new();
     for _ in 0..2 {
         delivered.push(subscription.next().await.expect("open").expect("event").position);

@@ -87,7 +87,7 @@ async fn slow_commits_on_one_handle_still_become_visible_in_order() {
         .expect("connect the slow handle");
     let handles = [Arc::new(slow), harness.open().await];
     let reader = harness.open().await;
-    let mut subscription = Arc::clone(&reader).subscribe_all(0);
+    let mut subscription = eventlog::catch_up(Arc::clone(&reader), 0);
 
     let mut writers = Vec::new();
     for (handle_index, handle) in handles.iter().enumerate() {

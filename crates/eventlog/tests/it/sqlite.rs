@@ -104,7 +104,7 @@ async fn a_gap_or_an_edit_in_the_file_is_reported_as_corrupt() {
         Err(StoreError::Corrupt { .. }) => {}
         other => panic!("read_stream over a revision gap: {other:?}"),
     }
-    let mut subscription = Arc::clone(&store).subscribe_all(3);
+    let mut subscription = eventlog::catch_up(Arc::clone(&store), 3);
     match subscription.next().await {
         Some(Err(StoreError::Corrupt { position: 3, .. })) => {}
         other => panic!("subscription over a gap: {other:?}"),
