@@ -21,6 +21,7 @@ pub mod encode;
 pub mod export;
 pub mod journal;
 pub mod replay;
+mod report;
 pub mod verify;
 pub mod verify_sealed;
 

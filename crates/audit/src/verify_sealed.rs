@@ -12,7 +12,7 @@ use eventlog::seal::{SEAL_STREAM, Seal, SealFinding, SealVerifier};
 use eventlog::{EventStore, RecordedEvent, StoreError, StreamName};
 
 use crate::error::AuditError;
-use crate::verify::{Digest, Finding, VERIFY_BATCH_EVENTS_MAX, VerifyReport};
+use crate::report::{Digest, Finding, VERIFY_BATCH_EVENTS_MAX, VerifyReport};
 
 /// Seal events read per `read_stream` call while verifying (each seal lists at most
 /// [`eventlog::seal::SEAL_EVENTS_MAX`] events).
