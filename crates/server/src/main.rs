@@ -14,6 +14,7 @@
 mod auth;
 mod config;
 mod export;
+mod gateway;
 mod graphiql;
 mod http;
 mod metrics;

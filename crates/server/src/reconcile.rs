@@ -50,7 +50,7 @@ pub(crate) async fn run(settings: &crate::config::Settings, args: ReconcileArgs<
         None => format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned())),
     };
     let store = crate::store::open(&settings.store).await?;
-    let ledger = crate::startup::cli_ledger(settings, Arc::clone(&store)).await;
+    let ledger = crate::gateway::cli_ledger(settings, Arc::clone(&store)).await;
     let sources: Vec<Arc<dyn ReportSource>> = args
         .files
         .iter()
