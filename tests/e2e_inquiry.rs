@@ -15,6 +15,14 @@ use crate::e2e_support::{
 const INQUIRY: &str = "mutation($rid: ID!) { inquiryRefund(refundRequestId: $rid) {
   result { resultCode resultStatus resultMessage } refund { status ledgerStatus } position } }";
 
+/// `apo-sim` as Antom and a ledger on `store` whose settle worker stays idle: only `inquiryRefund` settles.
+fn idle_ledger(store: &str, folder: &std::path::Path) -> (Antom, Server) {
+    let port = free_loopback_port();
+    let antom = Antom::start(port);
+    let server = start_ledger(store, folder, &antom, port, Worker::Idle);
+    (antom, server)
+}
+
 /// `inquiryRefund` with `key`: the HTTP status and the JSON body.
 fn inquiry_as(server: &Server, key: &str, refund_request_id: &str) -> (u16, Value) {
     server.graphql_with(Some(key), INQUIRY, json!({ "rid": refund_request_id }))
@@ -54,9 +62,7 @@ fn bad_signatures(antom: &Antom, on: bool) {
 /// A U refund that Antom settled (its notification dropped): a badly signed inquiry answer is not taken, a
 /// good one settles the refund at once, as the operator who asked.
 fn a_u_refund_is_settled_by_inquiry(store: &str, folder: &std::path::Path) {
-    let port = free_loopback_port();
-    let antom = Antom::start(port);
-    let server = start_ledger(store, folder, &antom, port, Worker::Idle);
+    let (antom, server) = idle_ledger(store, folder);
     record_payment(&server, "PAY-I", "10000");
     antom.script("I-U", &["u,notify-drop"]);
     let answer = refund(&server, "I-U", "PAY-I", "3000");
@@ -119,9 +125,7 @@ fn inquiry_refund_settles_a_u_refund_and_ignores_a_bad_signature_on_postgres() {
 #[test]
 fn inquiry_refund_resends_a_refund_antom_never_received() {
     let (_guard, folder) = temp_folder();
-    let port = free_loopback_port();
-    let antom = Antom::start(port);
-    let server = start_ledger(&sqlite_store(&folder), &folder, &antom, port, Worker::Idle);
+    let (antom, server) = idle_ledger(&sqlite_store(&folder), &folder);
     record_payment(&server, "PAY-O", "10000");
     antom.script("O-1", &["5xx", "5xx", "5xx"]);
     let answer = refund(&server, "O-1", "PAY-O", "2000");
@@ -148,9 +152,7 @@ fn inquiry_refund_resends_a_refund_antom_never_received() {
 #[test]
 fn inquiry_refund_is_forbidden_to_a_viewer_and_writes_nothing() {
     let (_guard, folder) = temp_folder();
-    let port = free_loopback_port();
-    let antom = Antom::start(port);
-    let server = start_ledger(&sqlite_store(&folder), &folder, &antom, port, Worker::Idle);
+    let (antom, server) = idle_ledger(&sqlite_store(&folder), &folder);
     record_payment(&server, "PAY-V", "10000");
     antom.script("V-U", &["u,notify-drop"]);
     refund(&server, "V-U", "PAY-V", "1000");
