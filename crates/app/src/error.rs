@@ -121,3 +121,10 @@ pub enum AppError {
         anomaly: String,
     },
 }
+
+/// An invalid stream name is the store's refusal ([`eventlog::StoreError::InvalidStreamName`]).
+impl From<eventlog::InvalidStreamName> for AppError {
+    fn from(invalid: eventlog::InvalidStreamName) -> Self {
+        Self::Store(eventlog::StoreError::from(invalid))
+    }
+}

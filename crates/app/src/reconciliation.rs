@@ -74,6 +74,13 @@ pub enum ReconciliationError {
     ReadModels(#[from] projections::ProjectionError),
 }
 
+/// An invalid stream name is the store's refusal ([`eventlog::StoreError::InvalidStreamName`]).
+impl From<eventlog::InvalidStreamName> for ReconciliationError {
+    fn from(invalid: eventlog::InvalidStreamName) -> Self {
+        Self::Store(eventlog::StoreError::from(invalid))
+    }
+}
+
 /// Longest acknowledgement note, in characters.
 pub const ACKNOWLEDGEMENT_NOTE_CHARS_MAX: usize = 1_000;
 

@@ -33,3 +33,10 @@ pub enum AuditError {
         reason: String,
     },
 }
+
+/// An invalid stream name is the store's refusal ([`eventlog::StoreError::InvalidStreamName`]).
+impl From<eventlog::InvalidStreamName> for AuditError {
+    fn from(invalid: eventlog::InvalidStreamName) -> Self {
+        Self::Store(eventlog::StoreError::from(invalid))
+    }
+}
