@@ -9,7 +9,7 @@ use testkit::server::{OPERATOR_KEY, Server, VIEWER_KEY, sqlite_store, temp_folde
 
 use crate::e2e_support::{
     Antom, Worker, balance, events, events_of, eventually, free_loopback_port, ledger_status, record_payment, refund,
-    start_ledger,
+    start_ledger, wait_for_status,
 };
 
 const INQUIRY: &str = "mutation($rid: ID!) { inquiryRefund(refundRequestId: $rid) {
@@ -21,6 +21,13 @@ fn idle_ledger(store: &str, folder: &std::path::Path) -> (Antom, Server) {
     let antom = Antom::start(port);
     let server = start_ledger(store, folder, &antom, port, Worker::Idle);
     (antom, server)
+}
+
+/// Waits until the read models show `expected` (refunded, pending, refundable) for the payment.
+fn balance_becomes(server: &Server, payment_id: &str, expected: (u64, u64, u64)) {
+    eventually(&format!("{payment_id}'s balance to become {expected:?}"), || {
+        (balance(server, payment_id) == expected).then_some(())
+    });
 }
 
 /// `inquiryRefund` with `key`: the HTTP status and the JSON body.
@@ -84,12 +91,9 @@ fn a_u_refund_is_settled_by_inquiry(store: &str, folder: &std::path::Path) {
     assert_eq!(settled["refund"]["ledgerStatus"], "SUCCEEDED", "{settled}");
     assert_eq!(settled["refund"]["status"], "SUCCESS", "{settled}");
     assert_eq!(settled["result"]["resultStatus"], "S", "{settled}");
-    assert_eq!(
-        ledger_status(&server, "I-U").as_deref(),
-        Some("SUCCEEDED"),
-        "read your write"
-    );
-    assert_eq!(balance(&server, "PAY-I"), (3000, 0, 7000));
+    // The read models follow the log.
+    wait_for_status(&server, "I-U", "SUCCEEDED");
+    balance_becomes(&server, "PAY-I", (3000, 0, 7000));
     let stream = events(&server, "PAY-I");
     let succeeded = events_of(&stream, "I-U", "RefundSucceeded");
     assert_eq!(succeeded.len(), 1, "{stream:?}");
@@ -144,7 +148,8 @@ fn inquiry_refund_resends_a_refund_antom_never_received() {
     assert_eq!(succeeded.len(), 1, "{stream:?}");
     assert_eq!(succeeded[0]["actor"], "ops");
     assert_eq!(succeeded[0]["data"]["refundId"], refunds[0]["refundId"]);
-    assert_eq!(balance(&server, "PAY-O"), (2000, 0, 8000));
+    wait_for_status(&server, "O-1", "SUCCEEDED");
+    balance_becomes(&server, "PAY-O", (2000, 0, 8000));
     server.stop();
 }
 
