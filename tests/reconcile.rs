@@ -354,4 +354,27 @@ fn an_admin_uploads_a_report_over_http() {
     assert_eq!(acknowledged["note"], "made in Antom Dashboard, ticket FIN-7", "{page}");
     assert_eq!(head(), Value::from(ack_position), "one event for one acknowledgement");
     server.stop();
+
+    // replay rebuilds the runs and findings (with the acknowledgement) from the log and finds them equal;
+    // a finding changed behind the ledger's back is named.
+    let store = sqlite_store(&folder);
+    let replayed = run_binary(&store, &["replay"]);
+    assert_eq!(replayed.status.code(), Some(0), "{replayed:?}");
+    let connection = rusqlite::Connection::open(folder.join("ledger.read.db")).unwrap();
+    let changed = connection
+        .execute(
+            "UPDATE projection_reconciliation_findings SET data = replace(data, '-1200', '-1300')
+             WHERE data LIKE '%rf-req-9002%'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(connection);
+    let replayed = run_binary(&store, &["replay"]);
+    assert_eq!(replayed.status.code(), Some(1), "{replayed:?}");
+    let text = String::from_utf8_lossy(&replayed.stdout);
+    assert!(
+        text.contains("reconciliation finding") && text.contains(&run_id),
+        "{text}"
+    );
 }

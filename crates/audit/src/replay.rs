@@ -41,6 +41,8 @@ pub type DailyTotals = BTreeMap<(Date, &'static str, &'static str), (i64, i64)>;
 #[derive(Debug, Clone, Default)]
 pub struct Rebuilt {
     fold: BatchFold,
+    /// Reconciliation runs and findings (docs/adr/003-reconciliation.md).
+    reconciliations: projections::ReconciliationFold,
     /// The last position folded.
     pub last_position: u64,
     /// Payment events folded.
@@ -309,6 +311,8 @@ fn fold_batch(rebuilt: &mut Rebuilt, batch: &[eventlog::RecordedEvent]) -> Resul
         if let Some(envelope) = Envelope::decode(recorded).map_err(replay_error)? {
             rebuilt.fold.apply(&envelope).map_err(replay_error)?;
             rebuilt.events += 1;
+        } else if let Some(envelope) = projections::ReconciliationEnvelope::decode(recorded).map_err(replay_error)? {
+            rebuilt.reconciliations.apply(&envelope);
         }
     }
     Ok(())
@@ -334,6 +338,7 @@ pub async fn compare(rebuilt: &Rebuilt, live: &dyn ReadModels) -> Result<Vec<Dif
     compare_refunds(rebuilt, live, &mut differences).await?;
     compare_daily_totals(rebuilt, live, &mut differences).await?;
     compare_anomalies(rebuilt, live, &mut differences).await?;
+    compare_reconciliations(rebuilt, live, &mut differences).await?;
     Ok(differences)
 }
 
@@ -610,6 +615,78 @@ async fn compare_anomalies(
     for (position, view) in expected {
         let (_, rebuilt_text) = field_difference(None, Some(anomaly_fields(view)));
         differences.push(difference("anomaly", position.to_string(), None, rebuilt_text));
+    }
+    Ok(())
+}
+
+/// Runs and findings of reconciliations, live against rebuilt, as their stored JSON (a run's whole event, a
+/// finding with its acknowledgement).
+async fn compare_reconciliations(
+    rebuilt: &Rebuilt,
+    live: &dyn ReadModels,
+    differences: &mut Vec<Difference>,
+) -> Result<(), AuditError> {
+    let text = |value: &dyn std::fmt::Debug| format!("{value:?}");
+    let mut expected_runs: BTreeMap<&str, &projections::ReconciliationView> = rebuilt
+        .reconciliations
+        .runs
+        .iter()
+        .map(|(id, view)| (id.as_str(), view))
+        .collect();
+    let mut expected_findings: BTreeMap<(String, u64), &projections::FindingView> = rebuilt
+        .reconciliations
+        .findings
+        .iter()
+        .map(|(key, view)| (key.clone(), view))
+        .collect();
+    let mut before = None;
+    loop {
+        let runs = live.reconciliations(before, PAGE_SIZE_MAX).await?;
+        let Some(last) = runs.last() else { break };
+        before = Some(last.position);
+        for run in &runs {
+            let rebuilt_run = expected_runs.remove(run.run.run_id.as_str());
+            if rebuilt_run != Some(run) {
+                differences.push(difference(
+                    "reconciliation",
+                    run.run.run_id.clone(),
+                    Some(text(run)),
+                    rebuilt_run.map(|view| text(view)),
+                ));
+            }
+            let mut after_seq = None;
+            loop {
+                let filter = projections::FindingFilter { kind: None, after_seq };
+                let page = live
+                    .reconciliation_findings(&run.run.run_id, &filter, projections::FINDINGS_PAGE_MAX)
+                    .await?;
+                let Some(last) = page.last() else { break };
+                after_seq = Some(last.finding.seq);
+                for finding in &page {
+                    let key = (run.run.run_id.clone(), finding.finding.seq);
+                    let rebuilt_finding = expected_findings.remove(&key);
+                    if rebuilt_finding != Some(finding) {
+                        differences.push(difference(
+                            "reconciliation finding",
+                            format!("{}#{}", key.0, key.1),
+                            Some(text(finding)),
+                            rebuilt_finding.map(|view| text(view)),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for (run_id, view) in expected_runs {
+        differences.push(difference("reconciliation", run_id.to_owned(), None, Some(text(view))));
+    }
+    for ((run_id, seq), view) in expected_findings {
+        differences.push(difference(
+            "reconciliation finding",
+            format!("{run_id}#{seq}"),
+            None,
+            Some(text(view)),
+        ));
     }
     Ok(())
 }

@@ -61,7 +61,8 @@ pub use model::{
 pub use postgres::{PostgresReadModels, READ_POOL_CONNECTIONS_MAX, WRITER_LOCK_KEY};
 pub use read_models::{ProjectionStore, ProjectionWriter, ReadModels};
 pub use reconciliation::{
-    Acknowledgement, FINDINGS_PAGE_MAX, FindingFilter, FindingView, ReconciliationEnvelope, ReconciliationView,
+    Acknowledgement, FINDINGS_PAGE_MAX, FindingFilter, FindingView, ReconciliationEnvelope, ReconciliationFold,
+    ReconciliationView,
 };
 pub use runner::{
     ProjectionRunner, RUNNER_BATCH_EVENTS_MAX, RUNNER_RETRY_BACKOFF_MS, RunnerHandle, RunnerRole,

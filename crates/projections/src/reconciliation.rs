@@ -245,3 +245,57 @@ pub(crate) fn check_findings_page(first: usize) -> Result<(), ProjectionError> {
     }
     Ok(())
 }
+
+/// The reconciliation read models in memory, folded from the log exactly as the stores fold them (for
+/// `replay`, which rebuilds every read model from position 0 and compares).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconciliationFold {
+    /// Runs by id.
+    pub runs: std::collections::BTreeMap<String, ReconciliationView>,
+    /// Findings by run and seq.
+    pub findings: std::collections::BTreeMap<(String, u64), FindingView>,
+}
+
+impl ReconciliationFold {
+    /// Folds one event of a reconciliation stream.
+    pub fn apply(&mut self, envelope: &ReconciliationEnvelope) {
+        match &envelope.event {
+            ReconciliationEvent::ReconciliationRecorded(run) => {
+                self.runs.insert(
+                    run.run_id.clone(),
+                    ReconciliationView {
+                        position: envelope.position,
+                        recorded_at: envelope.recorded_at,
+                        actor: envelope.actor.clone(),
+                        run: run.clone(),
+                    },
+                );
+            }
+            ReconciliationEvent::ReconciliationFindingsRecorded(chunk) => {
+                for finding in &chunk.findings {
+                    self.findings.insert(
+                        (chunk.run_id.clone(), finding.seq),
+                        FindingView {
+                            run_id: chunk.run_id.clone(),
+                            finding: finding.clone(),
+                            acknowledgement: None,
+                        },
+                    );
+                }
+            }
+            ReconciliationEvent::ReconciliationFindingAcknowledged(acknowledged) => {
+                let key = (acknowledged.run_id.clone(), acknowledged.seq);
+                if let Some(finding) = self.findings.get_mut(&key)
+                    && finding.acknowledgement.is_none()
+                {
+                    finding.acknowledgement = Some(Acknowledgement {
+                        by: envelope.actor.clone(),
+                        at: acknowledged.acknowledged_at,
+                        note: acknowledged.note.clone(),
+                        position: envelope.position,
+                    });
+                }
+            }
+        }
+    }
+}
