@@ -6,6 +6,7 @@
 
 mod as_of;
 mod audit_support;
+mod backup;
 mod cli;
 mod e2e_crash;
 mod e2e_inquiry;
