@@ -264,6 +264,12 @@ fn a_query_that_asks_for_too_much_is_refused_before_it_runs() {
         .as_i64()
         .unwrap();
     assert_eq!(position, 100);
+    // The last query below reads every payment from the read models: wait until they show the whole log.
+    let caught_up = server.graphql(
+        "query($at: Int) { payment(paymentId: \"PAY-99\", atLeastPosition: $at) { paymentId } }",
+        json!({ "at": position }),
+    );
+    assert_eq!(caught_up["payment"]["paymentId"], "PAY-99", "{caught_up}");
 
     // The query: 200 aliases of 100 payments with their history.
     let aliases: Vec<String> = (0..200)
