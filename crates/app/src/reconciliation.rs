@@ -32,6 +32,9 @@ use crate::ledger::Ledger;
 /// Events read from the log per page while building the ledger's view.
 const LEDGER_PAGE_EVENTS: usize = 4_096;
 
+/// Payload bytes per append of a run's events, under the log's `BATCH_PAYLOAD_BYTES_MAX` (16 MiB).
+const APPEND_BYTES_MAX: usize = 8 * 1024 * 1024;
+
 /// Bytes read at a time while hashing a file.
 const HASH_BUFFER_BYTES: usize = 64 * 1024;
 
@@ -310,7 +313,10 @@ pub async fn reconcile_reports(
         findings_count: findings.len() as u64,
         reconciled_at: now,
     };
-    let mut events = vec![ReconciliationEvent::ReconciliationRecorded(recorded.clone())];
+    // The findings' chunks first, the run's event last: a run exists once its `ReconciliationRecorded` is in
+    // the log (a crash between appends leaves chunks of no run, which no query reaches). Appends are cut to the
+    // log's limits; every one happens only after every file reached `<END>`.
+    let mut events = Vec::new();
     for (chunk, part) in findings.chunks(FINDINGS_PER_CHUNK_MAX).enumerate() {
         events.push(ReconciliationEvent::ReconciliationFindingsRecorded(
             ReconciliationFindingsRecorded {
@@ -320,21 +326,37 @@ pub async fn reconcile_reports(
             },
         ));
     }
+    events.push(ReconciliationEvent::ReconciliationRecorded(recorded.clone()));
     let stream = StreamName::parse(reconciliation_stream_name(&run_id)).map_err(eventlog::StoreError::from)?;
-    let new_events = events
-        .iter()
-        .map(|event| {
-            let stored = event.to_stored();
-            NewEvent {
-                event_id: Uuid::new_v4(),
-                event_type: stored.event_type.to_owned(),
-                schema_version: stored.schema_version,
-                payload: stored.data,
-                actor: actor.to_owned(),
-            }
-        })
-        .collect();
-    let appended = store.append(&stream, ExpectedRevision::NoStream, new_events).await?;
+    let mut expected = ExpectedRevision::NoStream;
+    let mut group: Vec<NewEvent> = Vec::new();
+    let mut group_bytes = 0;
+    let mut appended = None;
+    let count = events.len();
+    for (index, event) in events.iter().enumerate() {
+        let stored = event.to_stored();
+        let new_event = NewEvent {
+            event_id: Uuid::new_v4(),
+            event_type: stored.event_type.to_owned(),
+            schema_version: stored.schema_version,
+            payload: stored.data,
+            actor: actor.to_owned(),
+        };
+        let full =
+            group_bytes + new_event.payload.len() > APPEND_BYTES_MAX || group.len() >= eventlog::BATCH_EVENTS_MAX;
+        if full && !group.is_empty() {
+            let outcome = store.append(&stream, expected, std::mem::take(&mut group)).await?;
+            expected = ExpectedRevision::Exact(outcome.last_revision);
+            group_bytes = 0;
+        }
+        group_bytes += new_event.payload.len();
+        group.push(new_event);
+        if index + 1 == count {
+            appended = Some(store.append(&stream, expected, std::mem::take(&mut group)).await?);
+        }
+    }
+    // The run's event is always there, so the last append happened.
+    let appended = appended.ok_or_else(|| ReconciliationError::Files("nothing to record".to_owned()))?;
     tracing::info!(
         run_id = %run_id,
         findings = findings.len(),

@@ -1,9 +1,10 @@
 //! The events of a reconciliation stream (`reconciliation-{runId}`): a run of Antom's reports against the
 //! ledger, its findings and their acknowledgements (docs/adr/003-reconciliation.md).
 //!
-//! A run is appended in one append, only after every file reached `<END>`: first [`ReconciliationRecorded`]
-//! (what was reconciled, the files' SHA-256, the counts per finding kind), then its findings in
-//! [`ReconciliationFindingsRecorded`] chunks of at most [`FINDINGS_PER_CHUNK_MAX`], in report order. The
+//! A run is appended only after every file reached `<END>`: its findings in [`ReconciliationFindingsRecorded`]
+//! chunks of at most [`FINDINGS_PER_CHUNK_MAX`], in report order, then [`ReconciliationRecorded`] (what was
+//! reconciled, the files' SHA-256, the counts per finding kind), in as few appends as the log's limits allow;
+//! the run exists once its `ReconciliationRecorded` does. The
 //! findings are thus covered by the hash chain and `verify`, and a replay of the log rebuilds the findings read
 //! model exactly. An admin's [`ReconciliationFindingAcknowledged`] is appended later with the stream's
 //! expected revision.
