@@ -56,7 +56,8 @@ pub use checkpoint::CHECKPOINT_POLL_INTERVAL_MS;
 pub use error::ProjectionError;
 pub use fold::{Batch, Envelope, PAYMENT_STREAM_PREFIX};
 pub use model::{
-    Cursor, DailyTotal, PAGE_SIZE_MAX, Page, PaymentFilter, PaymentStatus, PaymentView, RefundFilter, RefundView,
+    Cursor, DailyTotal, OPEN_REFUND_AGE_BOUNDS_SECONDS, OpenRefundAges, OpenRefundStats, PAGE_SIZE_MAX, Page,
+    PaymentFilter, PaymentStatus, PaymentView, RefundFilter, RefundView,
 };
 pub use postgres::{PostgresReadModels, READ_POOL_CONNECTIONS_MAX, WRITER_LOCK_KEY};
 pub use read_models::{ProjectionStore, ProjectionWriter, ReadModels};

@@ -364,3 +364,35 @@ mod tests {
         assert_eq!(PaymentStatus::parse("OTHER"), None);
     }
 }
+
+/// Upper bounds of the age buckets of [`OpenRefundStats`], in seconds: under 1 minute, 1 to 5 minutes, 5 to 15
+/// minutes, 15 minutes to 1 hour, 1 hour to 1 day; the last bucket holds everything older.
+pub const OPEN_REFUND_AGE_BOUNDS_SECONDS: [u64; 5] = [60, 300, 900, 3_600, 86_400];
+
+/// The open refunds of one state (`REQUESTED` or `PROCESSING`), counted by age, as of a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpenRefundAges {
+    /// Refunds per age bucket: `counts[i]` are younger than `OPEN_REFUND_AGE_BOUNDS_SECONDS[i]` and not
+    /// younger than the bound before; the last entry counts those at least the last bound old.
+    pub counts: [u64; OPEN_REFUND_AGE_BOUNDS_SECONDS.len() + 1],
+    /// When the oldest of them was requested (`None`: no open refund in this state).
+    pub oldest_requested_at: Option<OffsetDateTime>,
+}
+
+impl OpenRefundAges {
+    /// How many refunds are open in this state.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+/// Open refunds (requested or processing) by state and age: the metrics' gauge, computed from the read models
+/// on each scrape with the status index (`projection_refunds_by_status`), so it costs what the open refunds
+/// cost, not what all refunds cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpenRefundStats {
+    /// Refunds `REQUESTED` (accepted, Antom not yet known to be called).
+    pub requested: OpenRefundAges,
+    /// Refunds `PROCESSING` (sent, outcome not final or not known).
+    pub processing: OpenRefundAges,
+}

@@ -26,10 +26,14 @@ use crate::anomaly::{self, ANOMALY_COLUMNS, ANOMALY_TABLE_SQL, AnomalyRecord, An
 use crate::checkpoint::{raise, wait_for_checkpoint};
 use crate::error::ProjectionError;
 use crate::fold::{Batch, BatchFold, BatchKeys};
-use crate::model::{Cursor, CursorKind, DailyTotal, Page, PaymentFilter, PaymentView, RefundFilter, RefundView};
+use crate::model::{
+    Cursor, CursorKind, DailyTotal, OPEN_REFUND_AGE_BOUNDS_SECONDS, OpenRefundStats, Page, PaymentFilter, PaymentView,
+    RefundFilter, RefundView,
+};
 use crate::read_models::{ProjectionStore, ProjectionWriter, ReadModels};
 use crate::storage::{
-    self, DailyRecord, Dialect, PAYMENT_COLUMNS, Param, PaymentRecord, Query, REFUND_COLUMNS, RefundRecord,
+    self, DailyRecord, Dialect, OpenRefundRow, PAYMENT_COLUMNS, Param, PaymentRecord, Query, REFUND_COLUMNS,
+    RefundRecord,
 };
 
 /// Key of the session advisory lock held by the one writer of the read models ("projwrit").
@@ -319,6 +323,19 @@ fn refund_record(row: &Row) -> Result<RefundRecord, ProjectionError> {
     })
 }
 
+fn open_refund_row(row: &Row) -> Result<OpenRefundRow, ProjectionError> {
+    let mut younger_than = [0_i64; OPEN_REFUND_AGE_BOUNDS_SECONDS.len()];
+    for (index, count) in younger_than.iter_mut().enumerate() {
+        *count = row.try_get(3 + index).map_err(row_failed)?;
+    }
+    Ok(OpenRefundRow {
+        status: row.try_get(0).map_err(row_failed)?,
+        count: row.try_get(1).map_err(row_failed)?,
+        oldest_requested_at_ns: row.try_get(2).map_err(row_failed)?,
+        younger_than,
+    })
+}
+
 fn daily_record(row: &Row) -> Result<DailyRecord, ProjectionError> {
     Ok(DailyRecord {
         date: row.try_get(0).map_err(row_failed)?,
@@ -550,6 +567,13 @@ impl ReadModels for PostgresReadModels {
     async fn anomaly(&self, position: u64) -> Result<Option<AnomalyView>, ProjectionError> {
         let rows = self.query(&anomaly::anomaly_at(Dialect::Postgres, position)).await?;
         Ok(anomaly_views(&rows)?.pop())
+    }
+
+    #[tracing::instrument(skip(self), fields(backend = "postgres"))]
+    async fn open_refund_stats(&self, now: OffsetDateTime) -> Result<OpenRefundStats, ProjectionError> {
+        let rows = self.query(&storage::open_refund_stats(Dialect::Postgres, now)).await?;
+        let rows = rows.iter().map(open_refund_row).collect::<Result<Vec<_>, _>>()?;
+        storage::open_refund_stats_of(&rows)
     }
 
     #[tracing::instrument(skip(self), fields(backend = "postgres"))]

@@ -15,7 +15,7 @@ use time::{Date, OffsetDateTime};
 use crate::anomaly::AnomalyView;
 use crate::error::ProjectionError;
 use crate::fold::Batch;
-use crate::model::{Cursor, DailyTotal, Page, PaymentFilter, PaymentView, RefundFilter, RefundView};
+use crate::model::{Cursor, DailyTotal, OpenRefundStats, Page, PaymentFilter, PaymentView, RefundFilter, RefundView};
 
 /// Read access to the projected read models, consistent as of [`ReadModels::checkpoint`].
 ///
@@ -82,6 +82,10 @@ pub trait ReadModels: Send + Sync + 'static {
 
     /// One anomaly by the global position of its `RefundOutcomeAnomaly` event.
     async fn anomaly(&self, position: u64) -> Result<Option<AnomalyView>, ProjectionError>;
+
+    /// Open refunds (`REQUESTED`, `PROCESSING`) counted by state and age as of `now`, with the oldest of each
+    /// state (the metrics' gauges). Reads only the open refunds' index entries.
+    async fn open_refund_stats(&self, now: OffsetDateTime) -> Result<OpenRefundStats, ProjectionError>;
 
     /// Daily totals for the UTC dates `from..=to` (both inclusive), optionally of one currency, ordered by
     /// date, currency code and status code. Rows whose count dropped to zero (every refund moved to another

@@ -25,10 +25,14 @@ use crate::anomaly::{self, ANOMALY_COLUMNS, ANOMALY_TABLE_SQL, AnomalyRecord, An
 use crate::checkpoint::{raise, wait_for_checkpoint};
 use crate::error::ProjectionError;
 use crate::fold::{Batch, BatchFold, BatchKeys};
-use crate::model::{Cursor, CursorKind, DailyTotal, Page, PaymentFilter, PaymentView, RefundFilter, RefundView};
+use crate::model::{
+    Cursor, CursorKind, DailyTotal, OPEN_REFUND_AGE_BOUNDS_SECONDS, OpenRefundStats, Page, PaymentFilter, PaymentView,
+    RefundFilter, RefundView,
+};
 use crate::read_models::{ProjectionStore, ProjectionWriter, ReadModels};
 use crate::storage::{
-    self, DailyRecord, Dialect, PAYMENT_COLUMNS, Param, PaymentRecord, Query, REFUND_COLUMNS, RefundRecord,
+    self, DailyRecord, Dialect, OpenRefundRow, PAYMENT_COLUMNS, Param, PaymentRecord, Query, REFUND_COLUMNS,
+    RefundRecord,
 };
 
 /// Read connections a handle keeps open at most.
@@ -356,6 +360,19 @@ fn refund_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<RefundRecord> {
     })
 }
 
+fn open_refund_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<OpenRefundRow> {
+    let mut younger_than = [0_i64; OPEN_REFUND_AGE_BOUNDS_SECONDS.len()];
+    for (index, count) in younger_than.iter_mut().enumerate() {
+        *count = row.get(3 + index)?;
+    }
+    Ok(OpenRefundRow {
+        status: row.get(0)?,
+        count: row.get(1)?,
+        oldest_requested_at_ns: row.get(2)?,
+        younger_than,
+    })
+}
+
 fn daily_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<DailyRecord> {
     Ok(DailyRecord {
         date: row.get(0)?,
@@ -620,6 +637,15 @@ impl ReadModels for SqliteReadModels {
             .read(move |connection| query_records(connection, &query, anomaly_record))
             .await?;
         records.into_iter().next().map(AnomalyRecord::into_view).transpose()
+    }
+
+    #[tracing::instrument(skip(self), fields(backend = "sqlite"))]
+    async fn open_refund_stats(&self, now: OffsetDateTime) -> Result<OpenRefundStats, ProjectionError> {
+        let query = storage::open_refund_stats(Dialect::Sqlite, now);
+        let rows = self
+            .read(move |connection| query_records(connection, &query, open_refund_row))
+            .await?;
+        storage::open_refund_stats_of(&rows)
     }
 
     #[tracing::instrument(skip(self), fields(backend = "sqlite"))]

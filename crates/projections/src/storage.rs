@@ -18,7 +18,10 @@ use time::{Date, Month, OffsetDateTime};
 
 use crate::error::ProjectionError;
 use crate::fold::{DailyDelta, DailyKey, Dispute, PaymentRow, parse_refund_status, refund_status_code};
-use crate::model::{CursorKind, DailyTotal, Keyset, PAGE_SIZE_MAX, Page, PaymentFilter, RefundFilter, RefundView};
+use crate::model::{
+    CursorKind, DailyTotal, Keyset, OPEN_REFUND_AGE_BOUNDS_SECONDS, OpenRefundAges, OpenRefundStats, PAGE_SIZE_MAX,
+    Page, PaymentFilter, RefundFilter, RefundView,
+};
 
 /// Columns of `projection_payments` in the order [`PaymentRecord`] reads and writes them.
 pub(crate) const PAYMENT_COLUMNS: &str = "payment_id, currency, payment_amount, payment_method_type, payment_time_ns, \
@@ -525,6 +528,81 @@ pub(crate) fn open_refunds_after(
             limit_clause(conditions, limit)
         )
     })
+}
+
+/// Open refunds by state as of `now`: one row per open state that has refunds ([`OpenRefundRow`]'s columns).
+/// The status index (`status, requested_at_ns, ...`) covers it, so it reads only the open refunds' entries.
+pub(crate) fn open_refund_stats(dialect: Dialect, now: OffsetDateTime) -> Query {
+    let mut conditions = Conditions::new(dialect);
+    let requested = conditions.bind(Param::Text(
+        refund_status_code(domain::RefundStatus::Requested).to_owned(),
+    ));
+    let processing = conditions.bind(Param::Text(
+        refund_status_code(domain::RefundStatus::Processing).to_owned(),
+    ));
+    let mut columns = vec![
+        "status".to_owned(),
+        "COUNT(*)".to_owned(),
+        "MIN(requested_at_ns)".to_owned(),
+    ];
+    for bound in OPEN_REFUND_AGE_BOUNDS_SECONDS {
+        let since = now
+            .checked_sub(time::Duration::seconds(i64::try_from(bound).unwrap_or(i64::MAX)))
+            .unwrap_or(now);
+        let since = conditions.bind(Param::Integer(bound_to_ns(since)));
+        columns.push(format!("SUM(CASE WHEN requested_at_ns > {since} THEN 1 ELSE 0 END)"));
+    }
+    Query {
+        sql: format!(
+            "SELECT {} FROM projection_refunds WHERE status IN ({requested}, {processing}) GROUP BY status",
+            columns.join(", ")
+        ),
+        params: conditions.params,
+    }
+}
+
+/// A row of [`open_refund_stats`]: the state, how many, the oldest request time, and for each age bound how many
+/// are younger than it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OpenRefundRow {
+    pub(crate) status: String,
+    pub(crate) count: i64,
+    pub(crate) oldest_requested_at_ns: i64,
+    pub(crate) younger_than: [i64; OPEN_REFUND_AGE_BOUNDS_SECONDS.len()],
+}
+
+/// The statistics the rows of [`open_refund_stats`] describe.
+pub(crate) fn open_refund_stats_of(rows: &[OpenRefundRow]) -> Result<OpenRefundStats, ProjectionError> {
+    let mut stats = OpenRefundStats::default();
+    for row in rows {
+        let reader = RowReader {
+            table: "projection_refunds",
+            key: &row.status,
+        };
+        let ages = match parse_refund_status(&row.status) {
+            Some(domain::RefundStatus::Requested) => &mut stats.requested,
+            Some(domain::RefundStatus::Processing) => &mut stats.processing,
+            _ => return Err(reader.corrupt("an open-refund count of a status that is not open")),
+        };
+        let count = reader.unsigned("count", row.count)?;
+        let mut counts = [0_u64; OPEN_REFUND_AGE_BOUNDS_SECONDS.len() + 1];
+        let mut previous = 0_u64;
+        for (bucket, younger) in row.younger_than.iter().enumerate() {
+            let younger = reader.unsigned("count by age", *younger)?;
+            counts[bucket] = younger
+                .checked_sub(previous)
+                .ok_or_else(|| reader.corrupt("counts by age do not grow with the age"))?;
+            previous = younger;
+        }
+        counts[OPEN_REFUND_AGE_BOUNDS_SECONDS.len()] = count
+            .checked_sub(previous)
+            .ok_or_else(|| reader.corrupt("more refunds by age than in all"))?;
+        *ages = OpenRefundAges {
+            counts,
+            oldest_requested_at: Some(reader.time("requested_at", row.oldest_requested_at_ns)?),
+        };
+    }
+    Ok(stats)
 }
 
 /// Daily totals of `from..=to`.

@@ -285,6 +285,28 @@ pub(crate) async fn projects_balances_refunds_and_daily_totals<H: Harness>(harne
         1
     );
 
+    // r-a3 (requested) and r-a5 (processing) are open, both requested at DAY_3.
+    let stats = projections
+        .open_refund_stats(DAY_3 + TimeDuration::minutes(10))
+        .await
+        .expect("open refund stats");
+    assert_eq!(stats.requested.counts, [0, 0, 1, 0, 0, 0]);
+    assert_eq!(stats.processing.counts, [0, 0, 1, 0, 0, 0]);
+    assert_eq!(stats.requested.oldest_requested_at, Some(DAY_3));
+    assert_eq!(stats.processing.oldest_requested_at, Some(DAY_3));
+    let later = projections
+        .open_refund_stats(DAY_3 + TimeDuration::days(2))
+        .await
+        .expect("open refund stats");
+    assert_eq!(later.requested.counts, [0, 0, 0, 0, 0, 1]);
+    assert_eq!(later.processing.total(), 1);
+    let before = projections
+        .open_refund_stats(DAY_3 - TimeDuration::SECOND)
+        .await
+        .expect("open refund stats");
+    // Requested after `now` (a clock behind the log): counted as the youngest, never lost.
+    assert_eq!(before.requested.counts, [1, 0, 0, 0, 0, 0]);
+
     assert_daily_totals(&*projections).await;
     for id in ["p-alipay", "p-card", "p-jpy"] {
         assert_matches_domain(&*projections, &ledger, id).await;
