@@ -6,7 +6,8 @@
 //! [`crate::inquiry`]. A call returns `Err` only when nothing was sent;
 //! once bytes may have left, every failure is an `Unknown` outcome.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::Serialize;
@@ -16,6 +17,7 @@ use tracing::Instrument as _;
 use crate::error::ClientError;
 use crate::inquiry::{InquiryOutcome, InquiryRefundRequest, interpret_inquiry_response};
 use crate::keys::{PrivateKey, PublicKey};
+use crate::observe::{Api, CallClass, CallObserver};
 use crate::refund::{RefundOutcome, RefundRequest, interpret_refund_response};
 use crate::request_time::{RequestTimeStyle, format_request_time};
 use crate::response::{HEADER_CLIENT_ID, HEADER_REQUEST_TIME, HEADER_SIGNATURE, ResponseCheck, UnknownReason};
@@ -84,6 +86,7 @@ pub struct ApoClient {
     http: reqwest::Client,
     base_url: String,
     config: ApoConfig,
+    observer: Option<Arc<dyn CallObserver>>,
 }
 
 /// A raw HTTP answer, as the interpreters take it.
@@ -119,7 +122,18 @@ impl ApoClient {
             .map_err(|error| ClientError::InvalidConfig {
                 reason: format!("building the HTTP client: {error}"),
             })?;
-        Ok(Self { http, base_url, config })
+        Ok(Self {
+            http,
+            base_url,
+            config,
+            observer: None,
+        })
+    }
+
+    /// The same client reporting every attempt (API, outcome class, duration) to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn CallObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The configuration in use.
@@ -139,7 +153,7 @@ impl ApoClient {
         async {
             let body = encode(&request.to_wire()?)?;
             let path = signed_path(&self.config.client_id, REFUND_API_PATH);
-            self.call(&path, &body, |response, check| {
+            self.call(Api::Refund, &path, &body, |response, check| {
                 interpret_refund_response(response.status, &response.headers, &response.body, check, request)
             })
             .await
@@ -160,7 +174,7 @@ impl ApoClient {
         async {
             let body = encode(&request.to_wire()?)?;
             let path = signed_path(&self.config.client_id, INQUIRY_REFUND_API_PATH);
-            self.call(&path, &body, |response, check| {
+            self.call(Api::InquiryRefund, &path, &body, |response, check| {
                 interpret_inquiry_response(response.status, &response.headers, &response.body, check, request)
             })
             .await
@@ -173,6 +187,7 @@ impl ApoClient {
     /// `Request-Time` and signature each time.
     async fn call<O>(
         &self,
+        api: Api,
         path: &str,
         body: &[u8],
         interpret: impl Fn(&RawResponse, &ResponseCheck<'_>) -> O,
@@ -200,10 +215,14 @@ impl ApoClient {
                     return previous.ok_or(error);
                 }
             };
+            let started = Instant::now();
             let outcome = match self.send(path, body, signed).await {
                 Ok(response) => interpret(&response, &check),
                 Err(reason) => O::unknown(reason),
             };
+            if let Some(observer) = &self.observer {
+                observer.antom_call(api, outcome.class(), started.elapsed());
+            }
             let Some(reason) = outcome.unknown_reason() else {
                 tracing::info!(attempt, "antom answered");
                 return Ok(outcome);
@@ -296,6 +315,7 @@ fn encode(wire: &impl Serialize) -> Result<Vec<u8>, ClientError> {
 trait Outcome {
     fn unknown(reason: UnknownReason) -> Self;
     fn unknown_reason(&self) -> Option<&UnknownReason>;
+    fn class(&self) -> CallClass;
 }
 
 impl Outcome for RefundOutcome {
@@ -305,6 +325,13 @@ impl Outcome for RefundOutcome {
     fn unknown_reason(&self) -> Option<&UnknownReason> {
         RefundOutcome::unknown_reason(self)
     }
+    fn class(&self) -> CallClass {
+        match self {
+            RefundOutcome::Succeeded { .. } => CallClass::S,
+            RefundOutcome::Failed { .. } => CallClass::F,
+            RefundOutcome::Unknown { reason } => CallClass::of_unknown(reason),
+        }
+    }
 }
 
 impl Outcome for InquiryOutcome {
@@ -313,5 +340,13 @@ impl Outcome for InquiryOutcome {
     }
     fn unknown_reason(&self) -> Option<&UnknownReason> {
         InquiryOutcome::unknown_reason(self)
+    }
+    fn class(&self) -> CallClass {
+        match self {
+            InquiryOutcome::Succeeded { .. } => CallClass::S,
+            InquiryOutcome::Failed { .. } | InquiryOutcome::NotFound { .. } => CallClass::F,
+            InquiryOutcome::Processing => CallClass::U,
+            InquiryOutcome::Unknown { reason } => CallClass::of_unknown(reason),
+        }
     }
 }

@@ -20,6 +20,7 @@ pub mod error;
 pub mod inquiry;
 pub mod keys;
 pub mod notification;
+pub mod observe;
 pub mod refund;
 pub mod request_time;
 pub mod response;
@@ -33,6 +34,7 @@ pub use error::{ClientError, KeyError, MalformedField, NotificationError, Signat
 pub use inquiry::{InquiryOutcome, InquiryRefundRequest, interpret_inquiry_response};
 pub use keys::{PrivateKey, PublicKey};
 pub use notification::{NOTIFICATION_ACK_BODY, Notification, NotificationCheck, verify_notification};
+pub use observe::{Api, CallClass, CallObserver};
 pub use refund::{RefundOutcome, RefundRequest, interpret_refund_response};
 pub use request_time::RequestTimeStyle;
 pub use response::{ResponseCheck, UnknownReason};

@@ -19,6 +19,8 @@ use eventlog::{BATCH_EVENTS_MAX, NewEvent};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::observe::{Fact, note_facts};
+
 /// Most commands one batch decides and appends together; the rest wait for the next batch.
 pub const BATCH_COMMANDS_MAX: usize = 128;
 
@@ -65,6 +67,8 @@ pub(crate) struct BatchPlan {
     /// batch ([`BATCH_EVENTS_MAX`]) and wait for the next.
     pub(crate) planned: Vec<Planned>,
     pub(crate) events: Vec<NewEvent>,
+    /// What the events state for an observer, reported once they committed.
+    pub(crate) facts: Vec<Fact>,
     /// The payment after the whole batch.
     pub(crate) payment: Payment,
 }
@@ -90,6 +94,7 @@ pub(crate) fn plan_batch(
     let mut payment = payment.clone();
     let mut planned = Vec::with_capacity(commands.len());
     let mut events = Vec::new();
+    let mut facts = Vec::new();
     for (command, actor) in commands.iter().take(BATCH_COMMANDS_MAX) {
         let Some(command) = command else {
             planned.push(unchanged(&payment, events.len()));
@@ -116,6 +121,7 @@ pub(crate) fn plan_batch(
         let first = events.len();
         for event in &decided {
             payment = evolve(payment, event)?;
+            note_facts(event, actor, &mut facts);
             events.push(new_event(event, actor));
         }
         planned.push(Planned {
@@ -127,6 +133,7 @@ pub(crate) fn plan_batch(
     Ok(BatchPlan {
         planned,
         events,
+        facts,
         payment,
     })
 }

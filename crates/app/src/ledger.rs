@@ -15,6 +15,7 @@ use projections::ReadModels;
 use crate::clock::Clock;
 use crate::error::AppError;
 use crate::gateway::RefundGateway;
+use crate::observe::{NoObserver, Observer};
 use crate::queue::{Decided, PaymentQueues};
 
 /// The actor recorded on events the settle worker writes.
@@ -91,7 +92,7 @@ impl Ledger {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                queues: Arc::new(PaymentQueues::new(store, policy, clock)),
+                queues: Arc::new(PaymentQueues::new(store, policy, clock, Arc::new(NoObserver))),
                 read_models,
                 gateway,
                 options: LedgerOptions::default(),
@@ -134,6 +135,25 @@ impl Ledger {
         Ok(Self { inner: Arc::new(inner) })
     }
 
+    /// The same ledger reporting its facts (refunds decided and settled, anomalies, conflict retries, settle
+    /// passes) to `observer`. It gets a fresh set of payment queues, so call it before the ledger is used or
+    /// cloned: clones made before keep the old observer.
+    pub fn with_observer(self, observer: Arc<dyn Observer>) -> Self {
+        let queues = &self.inner.queues;
+        let inner = Inner {
+            queues: Arc::new(PaymentQueues::new(
+                Arc::clone(queues.store()),
+                queues.policy().clone(),
+                Arc::clone(queues.clock()),
+                observer,
+            )),
+            read_models: Arc::clone(&self.inner.read_models),
+            gateway: Arc::clone(&self.inner.gateway),
+            options: self.inner.options.clone(),
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
     /// How many appends this ledger (and its clones) had refused because another writer had moved the
     /// payment's stream since the decision, each followed by deciding again; since it was created. Commands
     /// on one payment inside one ledger never conflict with each other (they share the payment's queue), so
@@ -174,6 +194,10 @@ impl Ledger {
 
     pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
         self.inner.queues.clock()
+    }
+
+    pub(crate) fn observer(&self) -> &Arc<dyn Observer> {
+        self.inner.queues.observer()
     }
 }
 

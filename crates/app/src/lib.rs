@@ -8,6 +8,8 @@
 //!
 //! - [`Ledger`]: the one entry point; cheap to clone.
 //! - [`RefundGateway`]: Antom as the saga sees it; implemented for [`apo::ApoClient`].
+//! - [`Observer`]: the facts the server's metrics count (refunds decided and settled, anomalies, conflict
+//!   retries, settle passes); the crate knows no metrics library.
 //! - [`Clock`]: where "now" comes from ([`SystemClock`], [`ManualClock`] for tests).
 //! - [`AppError`]: what went wrong that is not an answer. Refusals by Antom's
 //!   rules (and "payment not found") are *answers* carrying Antom's result
@@ -34,6 +36,7 @@ mod input;
 mod ledger;
 mod lookup;
 mod notify;
+mod observe;
 mod payments;
 mod queue;
 pub mod reconciliation;
@@ -53,6 +56,7 @@ pub use ledger::{
     WORKER_ACTOR,
 };
 pub use notify::NotificationAnswer;
+pub use observe::{AnomalyKind, NoObserver, Observer, SettledBy};
 pub use queue::{
     CONFLICT_BACKOFF_MS_MAX, DECIDE_ATTEMPTS_MAX, LOAD_BATCH_EVENTS_MAX, STREAM_CACHE_PAYMENTS_MAX,
     STREAM_QUEUE_COMMANDS_MAX,

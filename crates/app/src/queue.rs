@@ -32,6 +32,7 @@ use uuid::Uuid;
 use crate::batch::{BATCH_COMMANDS_MAX, BatchCommand, BatchPlan, Planned, Verdict, plan_batch};
 use crate::clock::Clock;
 use crate::error::AppError;
+use crate::observe::{self, Observer};
 
 /// Commands that may wait on one payment; beyond it a command is refused with [`AppError::Busy`].
 pub const STREAM_QUEUE_COMMANDS_MAX: usize = 1_024;
@@ -108,6 +109,7 @@ pub(crate) struct PaymentQueues {
     store: Arc<dyn EventStore>,
     policy: Policy,
     clock: Arc<dyn Clock>,
+    observer: Arc<dyn Observer>,
     conflict_retries: AtomicU64,
     streams: Mutex<Streams>,
 }
@@ -150,11 +152,17 @@ impl std::fmt::Debug for PaymentQueues {
 }
 
 impl PaymentQueues {
-    pub(crate) fn new(store: Arc<dyn EventStore>, policy: Policy, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(
+        store: Arc<dyn EventStore>,
+        policy: Policy,
+        clock: Arc<dyn Clock>,
+        observer: Arc<dyn Observer>,
+    ) -> Self {
         Self {
             store,
             policy,
             clock,
+            observer,
             conflict_retries: AtomicU64::new(0),
             streams: Mutex::new(Streams::default()),
         }
@@ -166,6 +174,14 @@ impl PaymentQueues {
 
     pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    pub(crate) fn observer(&self) -> &Arc<dyn Observer> {
+        &self.observer
+    }
+
+    pub(crate) fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     pub(crate) fn conflict_retries(&self) -> u64 {
@@ -336,6 +352,7 @@ impl StreamWorker {
             let BatchPlan {
                 planned,
                 events,
+                facts,
                 payment,
             } = plan;
             match self.queues.store.append(&self.stream, expected(&folded), events).await {
@@ -347,11 +364,13 @@ impl StreamWorker {
                         revision: Some(outcome.last_revision),
                         position: outcome.last_position,
                     });
+                    observe::report(&*self.queues.observer, &facts);
                     answer(batch, planned, before, first_position);
                     return leftover;
                 }
                 Err(StoreError::Conflict { .. }) => {
                     self.queues.conflict_retries.fetch_add(1, Ordering::Relaxed);
+                    self.queues.observer.conflict_retry();
                     conflicts += 1;
                     tracing::debug!(stream = %self.stream, conflicts, "stream moved; deciding again");
                     if conflicts > CONFLICTS_BEFORE_BACKOFF {

@@ -92,6 +92,7 @@ impl Ledger {
         if report.examined > 0 {
             tracing::info!(?report, "settle pass done");
         }
+        self.observer().settle_pass(&report);
         Ok(report)
     }
 
