@@ -26,7 +26,7 @@ use graphql::Principal;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::metrics::Gauges;
+use crate::metrics;
 use crate::notify;
 use crate::state::{AppState, payload_too_large};
 
@@ -122,9 +122,43 @@ fn bad_request(message: &str) -> Response {
     (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
 }
 
+/// The operation type a request runs (the `operation` label): `query`, `mutation`, `subscription`, or
+/// `invalid` when the document does not parse or names no such operation (the schema answers the error).
+fn operation_type(request: &async_graphql::Request) -> &'static str {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        return "invalid";
+    };
+    let operation = match (&document.operations, request.operation_name.as_deref()) {
+        (DocumentOperations::Single(operation), _) => Some(operation),
+        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name),
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => operations.values().next(),
+        (DocumentOperations::Multiple(_), None) => None,
+    };
+    match operation.map(|operation| operation.node.ty) {
+        Some(OperationType::Query) => "query",
+        Some(OperationType::Mutation) => "mutation",
+        Some(OperationType::Subscription) => "subscription",
+        None => "invalid",
+    }
+}
+
 async fn execute(state: &AppState, principal: Principal, request: async_graphql::Request) -> Response {
+    let operation = operation_type(&request);
+    let started = std::time::Instant::now();
     let response = state.schema.execute(request.data(principal)).await;
-    state.metrics.graphql_request(response.errors.len());
+    let codes = response.errors.iter().map(|error| {
+        error
+            .extensions
+            .as_ref()
+            .and_then(|extensions| extensions.get("code"))
+            .and_then(|code| match code {
+                async_graphql::Value::String(code) => Some(code.as_str()),
+                async_graphql::Value::Enum(code) => Some(code.as_str()),
+                _ => None,
+            })
+    });
+    state.metrics.graphql_request(operation, started.elapsed(), codes);
     let retry_after_seconds = graphql::retry_after_seconds(&response);
     let mut http_response = GraphQLResponse::from(response).into_response();
     if let Some(seconds) = retry_after_seconds {
@@ -295,14 +329,14 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let log_head_position = state.store.head().await.map(|head| head.position).unwrap_or(0);
-    let projection_checkpoint = state.read_models.checkpoint().await.unwrap_or(0);
-    let text = state.metrics.render(Gauges {
-        log_head_position,
-        projection_checkpoint,
-        expensive_queries_running: graphql::expensive_queries_running(&state.schema),
-    });
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    let scraped = metrics::scrape_state(
+        &*state.store,
+        &*state.read_models,
+        graphql::expensive_queries_running(&state.schema),
+    )
+    .await;
+    let text = state.metrics.render(&scraped);
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 
 #[cfg(test)]

@@ -10,7 +10,23 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use time::OffsetDateTime;
 
+use crate::metrics::NotificationRefusal;
 use crate::state::AppState;
+
+/// The `reason` label of a notification that failed verification.
+fn unverified_reason(error: &apo::NotificationError) -> &'static str {
+    use apo::NotificationError as E;
+    match error {
+        E::MissingHeader { .. } => "missing_header",
+        E::WrongClientId { .. } => "wrong_client",
+        E::BadSignature(_) => "bad_signature",
+        E::BadRequestTime { .. } => "bad_request_time",
+        E::StaleRequestTime { .. } => "stale",
+        E::BodyTooLarge { .. } => "body_too_large",
+        E::MalformedBody(_) => "malformed_body",
+        E::UnknownNotifyType { .. } => "unknown_type",
+    }
+}
 
 /// `POST` handler of the notification paths.
 pub(crate) async fn handle(
@@ -28,7 +44,9 @@ pub(crate) async fn handle(
     let notification = match apo::verify_notification(&check, "POST", uri.path(), &headers, &body, now) {
         Ok(notification) => notification,
         Err(error) => {
-            state.metrics.notification(false);
+            state
+                .metrics
+                .notification_refused(NotificationRefusal::Unverified(unverified_reason(&error)));
             tracing::warn!(error = %error, "refused an Antom notification");
             return answer(
                 StatusCode::UNAUTHORIZED,
@@ -43,7 +61,7 @@ pub(crate) async fn handle(
     }
     match state.ledger.apply_notification(notification).await {
         Ok(NotificationAnswer::Acknowledge) => {
-            state.metrics.notification(true);
+            state.metrics.notification_accepted();
             (
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, "application/json")],
@@ -52,7 +70,9 @@ pub(crate) async fn handle(
                 .into_response()
         }
         Ok(NotificationAnswer::RetryLater(why)) => {
-            state.metrics.notification(false);
+            state
+                .metrics
+                .notification_refused(NotificationRefusal::NotApplicableYet);
             tracing::info!(reason = %why, "notification not applicable yet; Antom will send it again");
             answer(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -62,7 +82,7 @@ pub(crate) async fn handle(
             )
         }
         Err(error) => {
-            state.metrics.notification(false);
+            state.metrics.notification_refused(NotificationRefusal::NotApplied);
             tracing::error!(error = %error, "notification not applied");
             answer(
                 StatusCode::SERVICE_UNAVAILABLE,

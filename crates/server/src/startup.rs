@@ -23,7 +23,7 @@ use crate::auth::{ApiKey, KeyRing};
 use crate::config::{DemoSimulator, Settings};
 use crate::gateway::{Gateway, configured_gateway};
 use crate::http::app;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ObservedStore};
 use crate::mirror::{self, MirrorTarget, MirroredGateway};
 use crate::state::{AppState, NotifyVerifier};
 use crate::store;
@@ -82,12 +82,14 @@ impl Application {
         let runner = ProjectionRunner::start(event_store.clone(), projection_store.clone(), stopped(&stop));
         let read_models = projection_store.into_read_models();
 
+        let metrics = Metrics::new();
         let notify_url = format!("http://{local}{}", settings.notify_path);
         let (client, verifier, simulator) = if demo {
             demo_gateway(&notify_url, settings.demo_simulator).await?
         } else {
             configured_gateway(&settings)?
         };
+        let client = client.with_observer(Arc::new(metrics.clone()));
 
         let mut tasks = Vec::new();
         let mirror_target = match (&simulator, &settings.simulator_admin_url) {
@@ -112,12 +114,13 @@ impl Application {
             ..LedgerOptions::default()
         };
         let ledger = Ledger::new(
-            event_store.clone(),
+            ObservedStore::wrap(event_store.clone(), metrics.clone()),
             read_models.clone(),
             gateway,
             settings.policy.clone(),
             Arc::new(SystemClock),
         )
+        .with_observer(Arc::new(metrics.clone()))
         .with_options(options)
         .context("ledger options")?;
         tasks.push(ledger.spawn_worker(Duration::from_millis(settings.worker_interval_ms), stopped(&stop)));
@@ -138,7 +141,7 @@ impl Application {
             store: event_store,
             read_models,
             notify: verifier,
-            metrics: Metrics::default(),
+            metrics,
             accounts: settings.accounts.clone(),
             body_bytes_max: settings.body_bytes_max,
             report_bytes_max: settings.report_bytes_max,
