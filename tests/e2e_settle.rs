@@ -3,15 +3,15 @@
 //! does; a forged notification is refused and changes nothing. The ledger
 //! runs as `refund-ledger serve` against the `apo-sim` binary.
 
-use apo::{PrivateKey, sign};
-use serde_json::{Value, json};
-use testkit::antom::{CLIENT_ID, demo_key};
+use apo::PrivateKey;
+use serde_json::Value;
+use testkit::antom::demo_key;
 use testkit::postgres::ScratchDatabase;
-use testkit::server::{Server, sqlite_store, temp_folder};
+use testkit::server::{sqlite_store, temp_folder};
 
 use crate::e2e_support::{
-    Antom, Worker, balance, events, events_of, free_loopback_port, ledger_status, record_payment, refund, start_ledger,
-    wait_for_status,
+    Antom, Worker, balance, events, events_of, free_loopback_port, ledger_status, notify_refund, record_payment,
+    refund, start_ledger, wait_for_status,
 };
 
 fn assert_left_open(answer: &Value) {
@@ -134,34 +134,6 @@ fn a_refund_left_u_is_settled_by_a_notification_on_postgres() {
     a_notification_settles(&database.url, &folder);
 }
 
-/// Posts a refund notification for `refund_request_id` signed with `key` (or not signed at all).
-fn notify(server: &Server, refund_request_id: &str, key: Option<&PrivateKey>) -> (u16, String) {
-    let body = json!({
-        "notifyType": "REFUND_RESULT",
-        "result": { "resultCode": "SUCCESS", "resultStatus": "S", "resultMessage": "success" },
-        "refundStatus": "SUCCESS",
-        "refundRequestId": refund_request_id,
-        "refundId": "2026112800000001",
-        "refundAmount": { "currency": "USD", "value": "2500" },
-        "refundTime": "2026-11-28T08:00:00+08:00",
-    })
-    .to_string();
-    let path = "/apo/notify/refund";
-    let request_time = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).to_string();
-    let mut request = reqwest::blocking::Client::new()
-        .post(server.url(path))
-        .header("content-type", "application/json")
-        .header("Client-Id", CLIENT_ID)
-        .header("Request-Time", &request_time)
-        .body(body.clone());
-    if let Some(key) = key {
-        let signature = sign(key, "POST", path, CLIENT_ID, &request_time, body.as_bytes()).unwrap();
-        request = request.header("Signature", signature);
-    }
-    let response = request.send().unwrap();
-    (response.status().as_u16(), response.text().unwrap())
-}
-
 #[test]
 fn a_forged_notification_is_refused_and_changes_nothing() {
     let (_guard, folder) = temp_folder();
@@ -176,7 +148,7 @@ fn a_forged_notification_is_refused_and_changes_nothing() {
     // A well-formed RSA signature by the wrong key (the merchant's own), and no signature at all.
     let merchant_key = PrivateKey::from_file(&demo_key("merchant_private_pkcs8.pem")).unwrap();
     for key in [Some(&merchant_key), None] {
-        let (status, body) = notify(&server, "F-1", key);
+        let (status, body) = notify_refund(&server, "F-1", key);
         assert_eq!(status, 401, "{body}");
         assert!(body.contains("\"resultStatus\":\"F\""), "{body}");
     }
@@ -186,7 +158,7 @@ fn a_forged_notification_is_refused_and_changes_nothing() {
 
     // The same notification signed with Antom's key is applied: the refusal was the signature's.
     let antom_key = PrivateKey::from_file(&demo_key("antom_private_pkcs8.pem")).unwrap();
-    let (status, body) = notify(&server, "F-1", Some(&antom_key));
+    let (status, body) = notify_refund(&server, "F-1", Some(&antom_key));
     assert_eq!(status, 200, "{body}");
     wait_for_status(&server, "F-1", "SUCCEEDED");
     server.stop();

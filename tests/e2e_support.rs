@@ -279,3 +279,31 @@ pub(crate) fn events_of(events: &[Value], refund_request_id: &str, event_type: &
         .cloned()
         .collect()
 }
+
+/// Posts a refund notification for `refund_request_id` signed with `key` (or not signed at all).
+pub(crate) fn notify_refund(server: &Server, refund_request_id: &str, key: Option<&apo::PrivateKey>) -> (u16, String) {
+    let body = json!({
+        "notifyType": "REFUND_RESULT",
+        "result": { "resultCode": "SUCCESS", "resultStatus": "S", "resultMessage": "success" },
+        "refundStatus": "SUCCESS",
+        "refundRequestId": refund_request_id,
+        "refundId": "2026112800000001",
+        "refundAmount": { "currency": "USD", "value": "2500" },
+        "refundTime": "2026-11-28T08:00:00+08:00",
+    })
+    .to_string();
+    let path = "/apo/notify/refund";
+    let request_time = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).to_string();
+    let mut request = reqwest::blocking::Client::new()
+        .post(server.url(path))
+        .header("content-type", "application/json")
+        .header("Client-Id", CLIENT_ID)
+        .header("Request-Time", &request_time)
+        .body(body.clone());
+    if let Some(key) = key {
+        let signature = apo::sign(key, "POST", path, CLIENT_ID, &request_time, body.as_bytes()).unwrap();
+        request = request.header("Signature", signature);
+    }
+    let response = request.send().unwrap();
+    (response.status().as_u16(), response.text().unwrap())
+}

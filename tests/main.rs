@@ -10,6 +10,7 @@ mod backup;
 mod cli;
 mod e2e_crash;
 mod e2e_inquiry;
+mod e2e_metrics;
 mod e2e_race;
 mod e2e_settle;
 mod e2e_support;
