@@ -18,8 +18,7 @@
     reason = "a benchmark aborts on the first failure"
 )]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,15 +26,14 @@ use domain::{
     Currency, Money, OutcomeSource, PaymentEvent, PaymentId, PaymentMethodType, PaymentRecorded, RefundId,
     RefundProcessing, RefundRequestId, RefundRequested, RefundSucceeded,
 };
-use eventlog::{EventStore, ExpectedRevision, NewEvent, StreamName};
+use eventlog::{EventStore, ExpectedRevision};
 use projections::ReadModels;
 use time::OffsetDateTime;
 
-#[path = "../tests/it/postgres_sql.rs"]
-mod postgres_sql;
-use postgres_sql::simple_query;
+use testkit::log::{new_event as log_event, payment_stream};
+use testkit::postgres::ScratchDatabase;
+use testkit::server::Server;
 
-const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 /// Refunds per payment (1 + up to 2 events each stay under the append limit of 1,000 events).
 const REFUNDS_PER_PAYMENT: u64 = 400;
 /// Scrapes timed per case (after `WARMUP_SCRAPES`).
@@ -80,13 +78,10 @@ fn main() {
         },
     );
 
-    let admin_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
-    let name = format!("scrape_{}", uuid::Uuid::new_v4().simple());
-    match simple_query(&admin_url, &format!("CREATE DATABASE {name}")) {
-        Err(error) => println!("postgres     skipped: no PostgreSQL at {admin_url}: {error}"),
-        Ok(_) => {
-            let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
-            let url = format!("{base}/{name}");
+    match ScratchDatabase::try_create("scrape", None) {
+        Err(error) => println!("postgres     skipped: {error}"),
+        Ok(database) => {
+            let url = database.url.clone();
             runtime.block_on(async {
                 let store = eventlog::PostgresStore::connect(&url).await.unwrap();
                 write_log(&store, refunds, open_every).await;
@@ -106,9 +101,6 @@ fn main() {
                     })
                 },
             );
-            if let Err(error) = simple_query(&admin_url, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")) {
-                println!("could not drop {name}: {error}");
-            }
         }
     }
 }
@@ -125,12 +117,10 @@ fn bench_store(
     open_every: u64,
     open_read_models: impl FnOnce() -> ReadModelsFuture,
 ) {
-    let server = Server::start(store_url, folder);
-    let client = reqwest::blocking::Client::new();
-    let url = format!("http://127.0.0.1:{}/metrics", server.port);
+    let server = start_server(store_url, folder);
     let started = Instant::now();
     loop {
-        let text = client.get(&url).send().unwrap().text().unwrap();
+        let (_, text) = server.get("/metrics");
         let lag = sample(&text, "refund_ledger_projection_lag_events");
         let head = sample(&text, "refund_ledger_log_head_position");
         if head > 0.0 && lag == 0.0 {
@@ -170,10 +160,11 @@ fn bench_store(
     let mut scrapes = Vec::with_capacity(SCRAPES);
     for round in 0..WARMUP_SCRAPES + SCRAPES {
         let started = Instant::now();
-        let text = client.get(&url).send().unwrap().text().unwrap();
+        let (status, text) = server.get("/metrics");
         if round >= WARMUP_SCRAPES {
             scrapes.push(started.elapsed());
         }
+        assert_eq!(status, 200, "{text}");
         assert!(text.contains("refund_ledger_open_refunds{"));
     }
     report(name, "GET /metrics (whole scrape)", &mut scrapes);
@@ -212,15 +203,8 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn new_event(event: &PaymentEvent) -> NewEvent {
-    let stored = event.to_stored();
-    NewEvent {
-        event_id: uuid::Uuid::new_v4(),
-        event_type: stored.event_type.to_owned(),
-        schema_version: stored.schema_version,
-        payload: stored.data,
-        actor: "bench".to_owned(),
-    }
+fn new_event(event: &PaymentEvent) -> eventlog::NewEvent {
+    log_event(event, "bench")
 }
 
 /// Payments of `REFUNDS_PER_PAYMENT` refunds each; refund `i` is left requested when `i % open_every == 0`,
@@ -270,49 +254,24 @@ async fn write_log(store: &dyn EventStore, refunds: u64, open_every: u64) {
                 }))),
             }
         }
-        let stream = StreamName::parse(domain::payment_stream_name(&payment_id)).unwrap();
-        store.append(&stream, ExpectedRevision::NoStream, events).await.unwrap();
+        store
+            .append(&payment_stream(&payment_id), ExpectedRevision::NoStream, events)
+            .await
+            .unwrap();
         payment += 1;
     }
 }
 
-/// The binary in demo mode on `store`, its settle worker held off (the open refunds stay open); killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(store: &str, folder: &std::path::Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_refund-ledger"))
-            .args(["serve", "--demo"])
-            .current_dir(folder)
-            .env("REFUND_LEDGER_STORE", store)
-            .env("REFUND_LEDGER_LISTEN", "127.0.0.1:0")
-            .env("REFUND_LEDGER_SETTLE_AFTER_SECONDS", "100000000")
-            .env("REFUND_LEDGER_DEMO_SIMULATOR", "benchmark")
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the binary starts");
-        let mut reader = BufReader::new(child.stdout.take().unwrap());
-        let mut first_line = String::new();
-        reader.read_line(&mut first_line).unwrap();
-        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-        let port = first_line
-            .split_whitespace()
-            .skip_while(|word| *word != "port")
-            .nth(1)
-            .and_then(|port| port.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {first_line:?}"));
-        Self { child, port }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _killed = self.child.kill();
-        let _reaped = self.child.wait();
-    }
+/// The binary in demo mode on `store`, its settle worker held off (the open refunds stay open).
+fn start_server(store: &str, folder: &std::path::Path) -> Server {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_refund-ledger"));
+    command
+        .args(["serve", "--demo"])
+        .current_dir(folder)
+        .env("REFUND_LEDGER_STORE", store)
+        .env("REFUND_LEDGER_LISTEN", "127.0.0.1:0")
+        .env("REFUND_LEDGER_SETTLE_AFTER_SECONDS", "100000000")
+        .env("REFUND_LEDGER_DEMO_SIMULATOR", "benchmark")
+        .env("RUST_LOG", "error");
+    Server::spawn(command)
 }
