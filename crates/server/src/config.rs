@@ -638,6 +638,89 @@ mod tests {
         assert!(image.starts_with("docker.kurrent.io/"), "the official image: {image}");
     }
 
+    /// A repository file, read as text.
+    fn repository_file(path: &str) -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(path);
+        std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+    }
+
+    /// `--profile observability` wires Prometheus to the ledger's /metrics with the shipped alerts, and Grafana
+    /// to that Prometheus with the shipped dashboard.
+    #[test]
+    fn the_observability_profile_scrapes_the_ledger_and_shows_the_dashboard() {
+        let document = compose_file();
+        let services = &document["services"];
+        for service in ["prometheus", "grafana"] {
+            assert_eq!(
+                services[service]["profiles"],
+                serde_json::json!(["observability"]),
+                "{service}"
+            );
+        }
+        let prometheus = &services["prometheus"];
+        assert_eq!(
+            prometheus["depends_on"]["refund-ledger"]["condition"],
+            "service_healthy"
+        );
+        assert!(
+            prometheus["volumes"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!("./deploy/prometheus:/etc/prometheus:ro")),
+            "{prometheus}"
+        );
+        let config = yaml_to_json(&repository_file("deploy/prometheus/prometheus.yml")).unwrap();
+        assert_eq!(config["rule_files"], serde_json::json!(["alerts.yml"]));
+        let job = &config["scrape_configs"][0];
+        assert_eq!(job["metrics_path"], "/metrics");
+        let listen = services["refund-ledger"]["environment"]["REFUND_LEDGER_LISTEN"]
+            .as_str()
+            .unwrap();
+        let port = listen.rsplit_once(':').unwrap().1;
+        assert_eq!(
+            job["static_configs"][0]["targets"],
+            serde_json::json!([format!("refund-ledger:{port}")]),
+            "Prometheus scrapes the ledger where it listens"
+        );
+
+        let grafana = &services["grafana"];
+        let volumes = grafana["volumes"].as_array().unwrap();
+        assert!(volumes.contains(&serde_json::json!(
+            "./deploy/grafana/refund-ledger.json:/var/lib/grafana/dashboards/refund-ledger.json:ro"
+        )));
+        assert!(volumes.contains(&serde_json::json!(
+            "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro"
+        )));
+        let datasources = yaml_to_json(&repository_file(
+            "deploy/grafana/provisioning/datasources/prometheus.yml",
+        ))
+        .unwrap();
+        assert_eq!(datasources["datasources"][0]["url"], "http://prometheus:9090");
+        let uid = datasources["datasources"][0]["uid"].clone();
+        let providers = yaml_to_json(&repository_file(
+            "deploy/grafana/provisioning/dashboards/refund-ledger.yml",
+        ))
+        .unwrap();
+        assert_eq!(
+            providers["providers"][0]["options"]["path"],
+            "/var/lib/grafana/dashboards"
+        );
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&repository_file("deploy/grafana/refund-ledger.json")).unwrap();
+        let panels = dashboard["panels"].as_array().unwrap();
+        assert!(panels.len() >= 10, "a dashboard of the metrics");
+        for panel in panels.iter().filter(|panel| panel["type"] != "row") {
+            assert_eq!(panel["datasource"]["uid"], uid, "{}", panel["title"]);
+            assert!(
+                !panel["targets"].as_array().unwrap().is_empty(),
+                "{} queries something",
+                panel["title"]
+            );
+        }
+    }
+
     #[test]
     fn read_models_live_apart_only_from_a_kurrentdb_log() {
         let beside = resolve(FileConfig::default(), &env(&[])).unwrap();
