@@ -1,4 +1,4 @@
-//! Prometheus metrics through `prometheus-client` (docs/adr/009): one registry per service instance, every
+//! Prometheus metrics through `prometheus-client` (docs/adr/010): one registry per service instance, every
 //! family registered once, the text exposition (format 0.0.4) rendered on each scrape.
 //!
 //! The libraries know no metrics library: `app` reports its facts to an [`app::Observer`], `apo` each Antom
