@@ -150,6 +150,7 @@ impl Ledger {
             read_models: Arc::clone(&self.inner.read_models),
             gateway: Arc::clone(&self.inner.gateway),
             options: self.inner.options.clone(),
+            observed: Arc::clone(&self.inner.observed),
         };
         Self { inner: Arc::new(inner) }
     }

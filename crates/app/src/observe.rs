@@ -45,22 +45,26 @@ pub enum SettledBy {
     Notification,
     /// An inquiry by hand (`inquiryRefund` mutation).
     Inquiry,
+    /// A reconciliation run (Antom's report, confirmed by inquiry).
+    Reconciliation,
 }
 
 impl SettledBy {
-    /// The label value: `answer`, `worker`, `notification`, `inquiry`.
+    /// The label value: `answer`, `worker`, `notification`, `inquiry`, `reconciliation`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Answer => "answer",
             Self::Worker => "worker",
             Self::Notification => "notification",
             Self::Inquiry => "inquiry",
+            Self::Reconciliation => "reconciliation",
         }
     }
 
     fn of(source: OutcomeSource, actor: &str) -> Self {
         match source {
             OutcomeSource::Notification => Self::Notification,
+            OutcomeSource::Reconciliation => Self::Reconciliation,
             _ if actor == WORKER_ACTOR => Self::Worker,
             OutcomeSource::RefundResponse => Self::Answer,
             OutcomeSource::Inquiry => Self::Inquiry,
@@ -96,7 +100,7 @@ impl AnomalyKind {
         }
     }
 
-    /// The `source` label: `REFUND_RESPONSE`, `INQUIRY`, `NOTIFICATION`.
+    /// The `source` label: `REFUND_RESPONSE`, `INQUIRY`, `NOTIFICATION`, `RECONCILIATION`.
     pub fn source_str(&self) -> &'static str {
         source_str(self.source)
     }
@@ -107,6 +111,7 @@ fn source_str(source: OutcomeSource) -> &'static str {
         OutcomeSource::RefundResponse => "REFUND_RESPONSE",
         OutcomeSource::Inquiry => "INQUIRY",
         OutcomeSource::Notification => "NOTIFICATION",
+        OutcomeSource::Reconciliation => "RECONCILIATION",
     }
 }
 
