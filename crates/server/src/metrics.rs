@@ -18,8 +18,7 @@ use app::{AnomalyKind, Observer, SettleReport, SettledBy};
 use async_trait::async_trait;
 use domain::{OutcomeSource, RefundStatus, ResultCode, ResultStatus};
 use eventlog::{
-    AppendOutcome, EventStore, EventSubscription, ExpectedRevision, Head, LogLayout, NewEvent, RecordedEvent,
-    StoreError, StreamName,
+    AppendOutcome, EventStore, ExpectedRevision, Head, LogLayout, NewEvent, RecordedEvent, StoreError, StreamName,
 };
 use projections::{OPEN_REFUND_AGE_BOUNDS_SECONDS, OpenRefundAges, OpenRefundStats};
 use prometheus_client::encoding::prometheus_text;
@@ -664,10 +663,6 @@ impl EventStore for ObservedStore {
 
     async fn wait_for_position_after(&self, position: u64, timeout: Duration) -> Result<Head, StoreError> {
         self.inner.wait_for_position_after(position, timeout).await
-    }
-
-    fn subscribe_all(self: Arc<Self>, from_position: u64) -> EventSubscription {
-        Arc::clone(&self.inner).subscribe_all(from_position)
     }
 
     fn layout(&self) -> LogLayout {
