@@ -12,7 +12,7 @@
 use time::Date;
 use time::macros::format_description;
 
-use crate::schema::ReportKind;
+use crate::kind::ReportKind;
 
 /// What a report file's name says.
 #[derive(Debug, Clone, PartialEq, Eq)]

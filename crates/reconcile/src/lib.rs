@@ -20,6 +20,7 @@
 mod amount;
 mod error;
 mod file_name;
+mod kind;
 mod reader;
 mod record;
 mod row;
@@ -33,6 +34,7 @@ pub mod settlement;
 pub use amount::{AMOUNT_DIGITS_MAX, AmountProblem, SignedAmount};
 pub use error::ReconcileError;
 pub use file_name::ReportFileName;
+pub use kind::ReportKind;
 pub use matcher::{
     Finding, FindingCounts, FindingKind, LedgerBatch, LedgerPosition, LedgerRefund, LookupKeys,
     REPORT_DAY_OFFSET_DEFAULT, RefundKey, ReportDay, ReportLine, ReportOutcome, RowKey, match_row, missing_from_report,
@@ -42,6 +44,6 @@ pub use memory::{MemoryIndex, Reconciliation, reconcile_settlement_batch, reconc
 pub use reader::{END_MARKER, EndOfReport, ReportReader};
 pub use record::{COLUMNS_MAX, RECORD_BYTES_MAX};
 pub use row::{AntomIds, Fee, Quote, ReportStatus, Row, RowType};
-pub use schema::{AmountColumn, AmountRole, FeeKind, Field, Generation, ReportKind, Schema};
+pub use schema::{AmountColumn, AmountRole, FeeKind, Field, Generation, Schema};
 pub use settlement::{BatchTotals, ROW_TYPES_MAX, TypeTotals, check_settlement_row, compare_with_summary};
 pub use warning::{WARNINGS_DISTINCT_MAX, Warning, WarningKind, Warnings};

@@ -15,9 +15,10 @@ use rust_decimal::Decimal;
 use crate::amount::{AmountProblem, SignedAmount};
 use crate::error::ReconcileError;
 use crate::file_name::ReportFileName;
+use crate::kind::ReportKind;
 use crate::record::{Record, RecordError, RecordReader};
 use crate::row::{Fee, Quote, ReportStatus, Row, RowType};
-use crate::schema::{AmountColumn, AmountRole, Field, Generation, ReportKind, Schema, SchemaProblem};
+use crate::schema::{AmountColumn, AmountRole, Field, Generation, Schema, SchemaProblem};
 use crate::warning::{WarningKind, Warnings};
 
 /// The marker Antom writes as the last line of every report.
