@@ -3,31 +3,12 @@
 //!
 //! Kept in memory per instance (not in the log): it describes this process, and is reset by a restart.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
 use crate::ledger::Ledger;
-
-/// What this instance observed; shared by every clone of a [`Ledger`].
-#[derive(Debug, Default)]
-pub(crate) struct Observed {
-    worker_interval: Mutex<Option<Duration>>,
-    worker_last_run: Mutex<Option<OffsetDateTime>>,
-    antom_last_success: Mutex<Option<OffsetDateTime>>,
-}
-
-fn set<T>(slot: &Mutex<Option<T>>, value: T) {
-    // A poisoned lock only loses this observation.
-    if let Ok(mut slot) = slot.lock() {
-        *slot = Some(value);
-    }
-}
-
-fn get<T: Copy>(slot: &Mutex<Option<T>>) -> Option<T> {
-    slot.lock().ok().and_then(|slot| *slot)
-}
+use crate::running::{get, set};
 
 /// A snapshot of [`Observed`] with the worker's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -66,7 +66,7 @@ pub(crate) struct Inner {
     pub(crate) gateway: Arc<dyn RefundGateway>,
     pub(crate) options: LedgerOptions,
     /// What this instance observed of its worker and Antom (shared by the clones of `with_options`).
-    pub(crate) observed: Arc<crate::health::Observed>,
+    pub(crate) observed: Arc<crate::running::Observed>,
 }
 
 impl fmt::Debug for Ledger {

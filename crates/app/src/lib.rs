@@ -40,6 +40,7 @@ mod observe;
 mod payments;
 mod queue;
 pub mod reconciliation;
+mod running;
 mod saga;
 mod settle;
 

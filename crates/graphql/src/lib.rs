@@ -15,6 +15,7 @@ pub mod input;
 pub mod limits;
 pub mod mutation;
 pub mod operations;
+mod page;
 pub mod query;
 pub mod reconciliation;
 mod role;

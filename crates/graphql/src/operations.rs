@@ -154,8 +154,8 @@ pub(crate) async fn anomalies(
         .read_models
         .anomalies(after, first)
         .await
-        .map_err(crate::query::projection_error)?;
-    Ok(crate::query::connection(page, after.is_some()))
+        .map_err(crate::page::projection_error)?;
+    Ok(crate::page::connection(page, after.is_some()))
 }
 
 /// Parses the anomaly `acknowledgeAnomaly` names: exactly one of `position` and `id`.
@@ -321,7 +321,7 @@ pub(crate) async fn open_refunds(
         .read_models
         .open_refunds_page(requested_before, after, first)
         .await
-        .map_err(crate::query::projection_error)?;
+        .map_err(crate::page::projection_error)?;
     let mut connection = Connection::new(after.is_some(), page.has_next_page);
     connection.edges.extend(page.items.into_iter().map(|(cursor, view)| {
         let last_antom_contact = (view.status == domain::RefundStatus::Processing).then_some(view.updated_at);

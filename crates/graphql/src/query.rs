@@ -1,11 +1,9 @@
 //! Queries: balances, refunds, totals and the events behind them. Every
 //! query needs at least the viewer role.
 
-use async_graphql::connection::{Connection, Edge};
+use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, InputObject, Object};
-use projections::{
-    Cursor, PAGE_SIZE_MAX, PaymentFilter as ViewPaymentFilter, ProjectionError, RefundFilter as ViewRefundFilter,
-};
+use projections::{Cursor, PAGE_SIZE_MAX, PaymentFilter as ViewPaymentFilter, RefundFilter as ViewRefundFilter};
 use time::{Date, OffsetDateTime};
 
 use crate::access::RoleGuard;
@@ -14,6 +12,7 @@ use crate::cost::{self, EVENTS_PAGE_MAX, PAGE_SIZE_DEFAULT, first_bound};
 use crate::error::ApiError;
 use crate::input::{currency, payment_id, refund_request_id as parse_refund_request_id};
 use crate::operations::{self, Anomaly};
+use crate::page::{connection, projection_error};
 use crate::role::Role;
 use crate::types::{DailyTotal, LedgerEvent, LedgerRefundStatus, Payment, PaymentStatus, Refund};
 
@@ -58,30 +57,6 @@ fn cursor(after: Option<&str>) -> Result<Option<Cursor>, ApiError> {
             })
         })
         .transpose()
-}
-
-pub(crate) fn projection_error(error: ProjectionError) -> ApiError {
-    match error {
-        ProjectionError::InvalidCursor { reason } => ApiError::BadInput {
-            field: "after".to_owned(),
-            message: format!("after: {reason}"),
-        },
-        other => ApiError::internal(&other),
-    }
-}
-
-/// A Relay connection of a read-model page.
-pub(crate) fn connection<View, Node: async_graphql::OutputType + From<View>>(
-    page: projections::Page<View>,
-    has_previous_page: bool,
-) -> Connection<String, Node> {
-    let mut connection = Connection::new(has_previous_page, page.has_next_page);
-    connection.edges.extend(
-        page.items
-            .into_iter()
-            .map(|(cursor, view)| Edge::new(cursor.as_str().to_owned(), view.into())),
-    );
-    connection
 }
 
 fn position(field: &str, value: Option<i64>) -> Result<Option<u64>, ApiError> {
