@@ -18,10 +18,6 @@ use crate::gateway::RefundGateway;
 use crate::observe::{NoObserver, Observer};
 use crate::queue::{Decided, PaymentQueues};
 
-/// The actor recorded on events the settle worker writes.
-pub const WORKER_ACTOR: &str = "worker";
-/// The actor to record on events from Antom's notifications.
-pub const NOTIFY_ACTOR: &str = "apo-notify";
 /// How long a refund stays requested or processing before the worker asks Antom about it, by default.
 pub const SETTLE_AFTER_MS_DEFAULT: u64 = 5_000;
 /// Most open refunds one worker pass settles (the read models' page limit is higher).

@@ -25,6 +25,7 @@
 //! and finishes it); every step is idempotent. This crate knows no GraphQL,
 //! no SQL and no Antom JSON.
 
+mod actor;
 mod anomaly;
 mod answer;
 mod batch;
@@ -44,6 +45,7 @@ mod running;
 mod saga;
 mod settle;
 
+pub use actor::{NOTIFY_ACTOR, WORKER_ACTOR};
 pub use anomaly::{Acknowledged, AnomalyTarget};
 pub use answer::{CommandResult, REFUND_IN_PROCESS, RefundResult, RefundSnapshot, ResultInfo, SettleReport};
 pub use batch::{BATCH_COMMANDS_MAX, refund_request_event_id};
@@ -52,10 +54,7 @@ pub use error::AppError;
 pub use gateway::RefundGateway;
 pub use health::Health;
 pub use input::{CapturePaymentInput, OpenChargebackInput, RecordPaymentInput, RefundInput, ResolveChargebackInput};
-pub use ledger::{
-    LOOKUP_WAIT_MS_MAX, Ledger, LedgerOptions, NOTIFY_ACTOR, SETTLE_AFTER_MS_DEFAULT, SETTLE_BATCH_REFUNDS_MAX,
-    WORKER_ACTOR,
-};
+pub use ledger::{LOOKUP_WAIT_MS_MAX, Ledger, LedgerOptions, SETTLE_AFTER_MS_DEFAULT, SETTLE_BATCH_REFUNDS_MAX};
 pub use notify::NotificationAnswer;
 pub use observe::{AnomalyKind, NoObserver, Observer, SettledBy};
 pub use queue::{

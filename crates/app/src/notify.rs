@@ -18,10 +18,11 @@ use apo::notification::{
 };
 use domain::{ChargebackResolution, OutcomeSource, PaymentCommand, ResultCode, ResultStatus};
 
+use crate::actor::NOTIFY_ACTOR;
 use crate::answer::CommandResult;
 use crate::error::AppError;
 use crate::input::{CapturePaymentInput, OpenChargebackInput, RecordPaymentInput, ResolveChargebackInput};
-use crate::ledger::{Ledger, NOTIFY_ACTOR};
+use crate::ledger::Ledger;
 
 /// What to tell Antom about a notification.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,8 +9,8 @@ use std::fmt;
 
 use domain::{OutcomeSource, PaymentEvent, RefundStatus, ReportedOutcome, ResultCode, ResultStatus};
 
+use crate::actor::WORKER_ACTOR;
 use crate::answer::SettleReport;
-use crate::ledger::WORKER_ACTOR;
 
 /// Receives the ledger's facts. Every method has a no-op default; implementations must be cheap and must not
 /// block (they are called on the write path).

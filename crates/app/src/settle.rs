@@ -20,9 +20,10 @@ use apo::InquiryOutcome;
 use domain::{OutcomeSource, PaymentCommand, PaymentId, RefundRequestId, RefundStatus, ResultCode};
 use tokio::task::JoinHandle;
 
+use crate::actor::WORKER_ACTOR;
 use crate::answer::{RefundResult, SettleReport, answer, refused, snapshot, unknown_refund};
 use crate::error::AppError;
-use crate::ledger::{Ledger, WORKER_ACTOR};
+use crate::ledger::Ledger;
 
 /// The message recorded on a refund Antom's inquiry reported as FAIL (the inquiry gives no code).
 pub const INQUIRY_FAIL_MESSAGE: &str = "inquiryRefund reported refundStatus FAIL";
