@@ -20,6 +20,7 @@ mod graphql;
 mod limits;
 mod notify;
 mod operations;
+mod rebuild;
 mod reconcile;
 mod replay;
 mod subscription;

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use crate::audit_support::{AuditServer, Log, payment_with_refunds, run, stdout};
 
 /// Payments written straight to the store.
-const PAYMENTS: u64 = 2_000;
+pub(crate) const PAYMENTS: u64 = 2_000;
 
 /// The events of payment `index`: one of seven outcome kinds, in turn.
 fn payment_events(index: u64, time: OffsetDateTime) -> (PaymentId, Vec<NewEvent>) {
@@ -123,7 +123,7 @@ fn payment_events(index: u64, time: OffsetDateTime) -> (PaymentId, Vec<NewEvent>
     )
 }
 
-async fn write_many(store: &dyn EventStore) {
+pub(crate) async fn write_many(store: &dyn EventStore) {
     let time = OffsetDateTime::from_unix_timestamp(1_793_491_200).unwrap();
     for index in 0..PAYMENTS {
         let (payment_id, events) = payment_events(index, time);

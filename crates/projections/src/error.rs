@@ -127,6 +127,16 @@ pub enum ProjectionError {
         /// The panic or cancellation.
         reason: String,
     },
+
+    /// A rebuild stopped before the end of the log (its reader failed or went away); nothing was swapped in,
+    /// the read models are as they were.
+    ///
+    /// Run the rebuild again.
+    #[error("read-model rebuild stopped before the end of the log: {reason}")]
+    RebuildAborted {
+        /// Why it stopped.
+        reason: String,
+    },
 }
 
 impl ProjectionError {
@@ -149,7 +159,8 @@ impl ProjectionError {
             | Self::Decode { .. }
             | Self::Inconsistent { .. }
             | Self::CorruptRow { .. }
-            | Self::RunnerAborted { .. } => false,
+            | Self::RunnerAborted { .. }
+            | Self::RebuildAborted { .. } => false,
         }
     }
 }

@@ -43,6 +43,7 @@ mod error;
 mod model;
 mod postgres;
 mod read_models;
+mod rebuild;
 pub mod reconciliation;
 mod runner;
 mod sqlite;
@@ -61,6 +62,7 @@ pub use model::{
 };
 pub use postgres::{PostgresReadModels, READ_POOL_CONNECTIONS_MAX, WRITER_LOCK_KEY};
 pub use read_models::{ProjectionStore, ProjectionWriter, ReadModels};
+pub use rebuild::{RebuildStep, rebuild_read_models};
 pub use reconciliation::{
     Acknowledgement, FINDINGS_PAGE_MAX, FindingFilter, FindingView, ReconciliationEnvelope, ReconciliationFold,
     ReconciliationView,

@@ -17,7 +17,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use domain::{Currency, PaymentId, RefundRequestId};
 use futures_util::future::try_join_all;
 use time::{Date, OffsetDateTime};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient, NoTls, Row};
@@ -31,9 +31,10 @@ use crate::model::{
     RefundFilter, RefundView,
 };
 use crate::read_models::{ProjectionStore, ProjectionWriter, ReadModels};
+use crate::rebuild::{REBUILT_TABLES, RebuildStep, reader_gone};
 use crate::storage::{
     self, DailyRecord, Dialect, OpenRefundRow, PAYMENT_COLUMNS, Param, PaymentRecord, Query, REFUND_COLUMNS,
-    RefundRecord,
+    RefundRecord, position_i64,
 };
 
 /// Key of the session advisory lock held by the one writer of the read models ("projwrit").
@@ -622,6 +623,53 @@ impl ProjectionStore for PostgresReadModels {
 
     fn into_read_models(self: Arc<Self>) -> Arc<dyn ReadModels> {
         self
+    }
+
+    #[tracing::instrument(skip_all, fields(backend = "postgres"))]
+    async fn rebuild(
+        &self,
+        mut steps: mpsc::Receiver<RebuildStep>,
+        locked: oneshot::Sender<u64>,
+    ) -> Result<u64, ProjectionError> {
+        let mut pooled = self.client().await?;
+        // The plain client, whose transactions are the ones the batch folds take.
+        let client: &mut Client = &mut pooled;
+        let transaction = client.transaction().await.map_err(failed("begin rebuild"))?;
+        // The row lock fences the running writer: its next batch waits here, then finds the checkpoint moved.
+        let previous = read_checkpoint(&transaction, true).await?;
+        if locked.send(previous).is_err() {
+            return Err(reader_gone());
+        }
+        for table in REBUILT_TABLES {
+            transaction
+                .execute(format!("DELETE FROM {table}").as_str(), &[])
+                .await
+                .map_err(failed("empty read model"))?;
+        }
+        let mut position = 0;
+        loop {
+            match steps.recv().await {
+                Some(RebuildStep::Batch(batch)) => {
+                    batch.check(position)?;
+                    let fold = fold_on(&transaction, &batch).await?;
+                    write_fold(&transaction, &fold).await?;
+                    write_reconciliations(&transaction, &batch.reconciliations).await?;
+                    position = batch.last_position;
+                }
+                Some(RebuildStep::Done) => break,
+                None => return Err(reader_gone()),
+            }
+        }
+        transaction
+            .execute(
+                "UPDATE projection_checkpoint SET position = $1 WHERE id = 1",
+                &[&position_i64(position)],
+            )
+            .await
+            .map_err(failed("move checkpoint"))?;
+        transaction.commit().await.map_err(failed("commit rebuild"))?;
+        self.published.send_if_modified(|known| raise(known, position));
+        Ok(position)
     }
 }
 

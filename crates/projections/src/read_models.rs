@@ -11,11 +11,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use domain::{Currency, PaymentId, RefundRequestId};
 use time::{Date, OffsetDateTime};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::anomaly::AnomalyView;
 use crate::error::ProjectionError;
 use crate::fold::Batch;
 use crate::model::{Cursor, DailyTotal, OpenRefundStats, Page, PaymentFilter, PaymentView, RefundFilter, RefundView};
+use crate::rebuild::RebuildStep;
 
 /// Read access to the projected read models, consistent as of [`ReadModels::checkpoint`].
 ///
@@ -126,6 +128,18 @@ pub trait ProjectionStore: ReadModels {
 
     /// The same read models as a read-only handle, for the query layer.
     fn into_read_models(self: Arc<Self>) -> Arc<dyn ReadModels>;
+
+    /// Rebuilds every read model in ONE transaction: locks the checkpoint (fencing the running writer, whose
+    /// batches wait and then find the checkpoint moved), sends the stored checkpoint on `locked`, empties the
+    /// read-model tables, applies every step of `steps` from position 1 and, on [`RebuildStep::Done`], moves
+    /// the checkpoint to the last position and commits. Readers see the old rows until that commit.
+    ///
+    /// Use [`crate::rebuild_read_models`], which feeds it from the log.
+    async fn rebuild(
+        &self,
+        steps: mpsc::Receiver<RebuildStep>,
+        locked: oneshot::Sender<u64>,
+    ) -> Result<u64, ProjectionError>;
 }
 
 /// The writer lease: applies batches of events, each in one transaction with the checkpoint.

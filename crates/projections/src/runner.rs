@@ -283,7 +283,11 @@ async fn acquire_writer(
 ///
 /// On a dense log (SQLite, PostgreSQL) every position must be the one after the last; on a sparse one
 /// (KurrentDB) it must be greater, holes being the log's own.
-fn decode_batch(checkpoint: u64, recorded: &[RecordedEvent], layout: LogLayout) -> (Batch, Option<ProjectionError>) {
+pub(crate) fn decode_batch(
+    checkpoint: u64,
+    recorded: &[RecordedEvent],
+    layout: LogLayout,
+) -> (Batch, Option<ProjectionError>) {
     let mut batch = Batch {
         after_position: checkpoint,
         last_position: checkpoint,

@@ -19,7 +19,7 @@ use domain::{Currency, PaymentId, RefundRequestId};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params_from_iter};
 use time::{Date, OffsetDateTime};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use crate::anomaly::{self, ANOMALY_COLUMNS, ANOMALY_TABLE_SQL, AnomalyRecord, AnomalyView};
 use crate::checkpoint::{raise, wait_for_checkpoint};
@@ -30,9 +30,10 @@ use crate::model::{
     RefundFilter, RefundView,
 };
 use crate::read_models::{ProjectionStore, ProjectionWriter, ReadModels};
+use crate::rebuild::{REBUILT_TABLES, RebuildStep, reader_gone};
 use crate::storage::{
     self, DailyRecord, Dialect, OpenRefundRow, PAYMENT_COLUMNS, Param, PaymentRecord, Query, REFUND_COLUMNS,
-    RefundRecord,
+    RefundRecord, position_i64,
 };
 
 /// Read connections a handle keeps open at most.
@@ -681,6 +682,56 @@ impl ProjectionStore for SqliteReadModels {
 
     fn into_read_models(self: Arc<Self>) -> Arc<dyn ReadModels> {
         self
+    }
+
+    #[tracing::instrument(skip_all, fields(backend = "sqlite"))]
+    async fn rebuild(
+        &self,
+        mut steps: mpsc::Receiver<RebuildStep>,
+        locked: oneshot::Sender<u64>,
+    ) -> Result<u64, ProjectionError> {
+        let path = self.path.clone();
+        let checkpoint = blocking("rebuild read models", move || {
+            let mut connection = open_connection(&path, false)?;
+            // IMMEDIATE takes the write lock now: every other writer waits (or retries) until the commit.
+            let transaction = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(failed("begin rebuild"))?;
+            let previous = read_checkpoint(&transaction)?;
+            if locked.send(previous).is_err() {
+                return Err(reader_gone());
+            }
+            for table in REBUILT_TABLES {
+                transaction
+                    .execute(&format!("DELETE FROM {table}"), [])
+                    .map_err(failed("empty read model"))?;
+            }
+            let mut position = 0;
+            loop {
+                match steps.blocking_recv() {
+                    Some(RebuildStep::Batch(batch)) => {
+                        batch.check(position)?;
+                        let fold = fold_on(&transaction, &batch)?;
+                        write_fold(&transaction, &fold)?;
+                        write_reconciliations(&transaction, &batch.reconciliations)?;
+                        position = batch.last_position;
+                    }
+                    Some(RebuildStep::Done) => break,
+                    None => return Err(reader_gone()),
+                }
+            }
+            transaction
+                .execute(
+                    "UPDATE projection_checkpoint SET position = ?1 WHERE id = 1",
+                    [position_i64(position)],
+                )
+                .map_err(failed("move checkpoint"))?;
+            transaction.commit().map_err(failed("commit rebuild"))?;
+            Ok(position)
+        })
+        .await?;
+        self.published.send_if_modified(|known| raise(known, checkpoint));
+        Ok(checkpoint)
     }
 }
 

@@ -5,6 +5,8 @@
 //!   and print its digest (`check` is a hidden alias).
 //! - `replay [--to-position N | --as-of TIME]`: rebuild the projections from the log and compare them with
 //!   the read models.
+//! - `rebuild`: rebuild every read model from the log in one transaction and swap it in with the checkpoint,
+//!   while a running service keeps serving the old rows.
 //! - `export journal|refunds [--format csv|jsonl] [--from T] [--to T] [--currency C] [--output FILE]`: the
 //!   double-entry journal or the refunds report, streamed.
 //! - `reconcile FILE... [--format csv|jsonl] [--output FILE] [--actor NAME]`: reconcile Antom's reports against
@@ -20,6 +22,7 @@ mod http;
 mod metrics;
 mod mirror;
 mod notify;
+mod rebuild;
 mod reconcile;
 mod replay;
 mod startup;
@@ -85,6 +88,11 @@ enum Command {
         #[arg(long)]
         as_of: Option<String>,
     },
+    /// Rebuild every read model from the log and swap it in, with the checkpoint, in one transaction.
+    ///
+    /// Safe while servers run: their projection writer waits for the swap and resumes after it; queries see
+    /// the old rows until then. Run `replay` first to see what differs.
+    Rebuild,
     /// Export the journal (double-entry lines of succeeded refunds) or the refunds report, streamed.
     Export {
         /// `journal` or `refunds`.
@@ -165,6 +173,7 @@ fn main() -> ExitCode {
             Command::Serve { demo } => serve(settings, demo).await.map(|()| verify::Verdict::Intact),
             Command::Verify { digest } => verify::run(store::open(&settings.store).await?, digest.as_deref()).await,
             Command::Replay { to_position, as_of } => replay::run(&settings, to_position, as_of.as_deref()).await,
+            Command::Rebuild => rebuild::run(&settings).await,
             Command::Export {
                 kind,
                 format,

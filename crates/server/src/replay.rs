@@ -22,14 +22,17 @@ use crate::verify::Verdict;
 /// How often the progress bar redraws, in milliseconds.
 const PROGRESS_REFRESH_MS: u64 = 200;
 
-/// A progress bar on stderr when it is a terminal; hidden otherwise (logs and pipes stay clean).
-fn progress_bar(end: u64) -> ProgressBar {
+/// A progress bar on stderr, labelled `label`, when it is a terminal; hidden otherwise (logs and pipes stay
+/// clean).
+pub(crate) fn progress_bar(label: &str, end: u64) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(end), ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template("replay {bar:40} {pos}/{len} events  {per_sec}  ETA {eta}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style = ProgressStyle::with_template(&format!(
+        "{label} {{bar:40}} {{pos}}/{{len}} events  {{per_sec}}  ETA {{eta}}"
+    ))
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
     bar.enable_steady_tick(Duration::from_millis(PROGRESS_REFRESH_MS));
     bar
@@ -54,7 +57,7 @@ pub(crate) async fn run(settings: &Settings, to_position: Option<u64>, as_of: Op
         (None, Some(bound)) => replay::end_position(store.as_ref(), bound, head).await?,
         (None, None) => head,
     };
-    let bar = progress_bar(end);
+    let bar = progress_bar("replay", end);
     let progress_bar = bar.clone();
     let rebuilt = replay::rebuild(store.as_ref(), end, &mut move |position| {
         progress_bar.set_position(position);
