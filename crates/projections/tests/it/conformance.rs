@@ -12,7 +12,7 @@ use eventlog::{EventStore, ExpectedRevision, NewEvent};
 use projections::fold::{Batch, BatchFold};
 use projections::{
     Cursor, DailyTotal, Envelope, PAGE_SIZE_MAX, PaymentFilter, PaymentStatus, PaymentView, ProjectionError,
-    RUNNER_BATCH_EVENTS_MAX, ReadModels, RefundFilter, RefundView, projection_lag,
+    RUNNER_BATCH_EVENTS_MAX, ReadModels, RebuildStep, RefundFilter, RefundView, projection_lag, rebuild_read_models,
 };
 use time::macros::{date, datetime};
 use time::{Duration as TimeDuration, OffsetDateTime};
@@ -33,6 +33,7 @@ macro_rules! conformance_suite {
             refuses_foreign_cursors_and_oversized_pages,
             restarted_runner_resumes_at_the_checkpoint,
             a_batch_is_applied_at_most_once,
+            a_rebuild_swaps_in_on_commit_and_fences_the_writer,
             undecodable_event_stops_the_runner_after_what_precedes_it,
             read_models_equal_a_replay_from_position_zero,
             a_long_log_is_applied_in_bounded_batches,
@@ -814,6 +815,68 @@ pub(crate) async fn a_batch_is_applied_at_most_once<H: Harness>(harness: &H) {
     })
     .await;
     assert!(freed.is_ok(), "a dropped lease is free again");
+}
+
+pub(crate) async fn a_rebuild_swaps_in_on_commit_and_fences_the_writer<H: Harness>(harness: &H) {
+    let mut ledger = Ledger::new(harness.store().await);
+    let last = write_scenario(&mut ledger).await;
+    let projections = harness.projections().await;
+    let mut writer = projections.try_writer().await.expect("lease").expect("free");
+    assert_eq!(
+        writer.apply(batch_from(&*ledger.store, 0).await).await.expect("apply"),
+        last
+    );
+    let applied = snapshot(&*projections, &SCENARIO_PAYMENTS, &SCENARIO_REFUNDS).await;
+
+    // A rebuild in flight: readers keep the old rows; cut off before the end, it commits nothing.
+    let (steps, received) = tokio::sync::mpsc::channel(2);
+    let (locked, locked_received) = tokio::sync::oneshot::channel();
+    let rebuilding = {
+        let projections = Arc::clone(&projections);
+        tokio::spawn(async move { projections.rebuild(received, locked).await })
+    };
+    assert_eq!(locked_received.await.expect("locked"), last);
+    let mut first = batch_from(&*ledger.store, 0).await;
+    first.events.truncate(3);
+    first.last_position = first.events.last().expect("three events").position;
+    steps.send(RebuildStep::Batch(first)).await.expect("sent");
+    assert_eq!(
+        snapshot(&*projections, &SCENARIO_PAYMENTS, &SCENARIO_REFUNDS).await,
+        applied,
+        "readers see the old rows during a rebuild"
+    );
+    drop(steps);
+    assert!(matches!(
+        rebuilding.await.expect("joins"),
+        Err(ProjectionError::RebuildAborted { .. })
+    ));
+    assert_eq!(
+        snapshot(&*projections, &SCENARIO_PAYMENTS, &SCENARIO_REFUNDS).await,
+        applied
+    );
+    assert_eq!(projections.checkpoint().await.expect("checkpoint"), last);
+
+    // An event the writer has not applied yet: the rebuild takes it, and the writer's batch for it is refused.
+    ledger.now = DAY_3 + TimeDuration::hours(1);
+    let newer = ledger.succeed("p-alipay", "r-a3").await.expect("written");
+    let mut positions = Vec::new();
+    let checkpoint = rebuild_read_models(Arc::clone(&ledger.store), &*projections, &mut |position, end| {
+        positions.push((position, end));
+    })
+    .await
+    .expect("rebuilt");
+    assert_eq!(checkpoint, newer);
+    assert_eq!(positions.last(), Some(&(newer, newer)));
+    match writer.apply(batch_from(&*ledger.store, last).await).await {
+        Err(ProjectionError::CheckpointMoved { expected, actual }) => assert_eq!((expected, actual), (last, newer)),
+        other => panic!("a fenced writer applied a batch: {other:?}"),
+    }
+    assert_eq!(projections.checkpoint().await.expect("checkpoint"), newer);
+    for id in SCENARIO_PAYMENTS {
+        assert_matches_domain(&*projections, &ledger, id).await;
+    }
+    let rebuilt = snapshot(&*projections, &SCENARIO_PAYMENTS, &SCENARIO_REFUNDS).await;
+    assert_ne!(rebuilt, applied, "the newer success is in the rebuilt rows");
 }
 
 pub(crate) async fn undecodable_event_stops_the_runner_after_what_precedes_it<H: Harness>(harness: &H) {
