@@ -129,6 +129,18 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX projection_reconciliation_findings_by_kind ON projection_reconciliation_findings (run_id, kind, seq);
 "#,
     ANOMALY_TABLE_SQL,
+    // The open-refunds gauge of every /metrics scrape reads `projection_refunds_by_status` alone (an index-only
+    // scan) only where the visibility map is fresh; with the default thresholds autovacuum leaves a table that
+    // grew by 100,000 refunds unvisited, and each scrape then reads the heap page of every open refund (measured
+    // by the scrape bench: ~5 ms against ~0.7 ms for 4,000 open refunds among 100,000). Refunds are inserted
+    // and updated all day, so let autovacuum visit the table after 1% of it changed.
+    r#"
+    ALTER TABLE projection_refunds SET (
+        autovacuum_vacuum_scale_factor = 0.01,
+        autovacuum_vacuum_insert_scale_factor = 0.01,
+        autovacuum_analyze_scale_factor = 0.01
+    );
+"#,
 ];
 
 /// Read models in a PostgreSQL database; any number of handles and instances may share it.
