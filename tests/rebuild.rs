@@ -1,12 +1,18 @@
 //! `refund-ledger rebuild` on both stores: read-model rows edited behind the ledger's back make `replay` fail;
 //! `rebuild` runs while refunds keep flowing through the service; afterwards `replay` finds the read models
-//! equal to the log, every refund of the log in them once.
+//! equal to the log, every refund of the log in them once. The admin mutation `rebuildReadModels` repairs a row
+//! the same way inside the running service.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::audit_support::{AuditServer, Log, payment_with_refunds, run, stdout};
+use serde_json::json;
+use testkit::server::OPERATOR_KEY;
+
+use crate::audit_support::{ADMIN_KEY, AuditServer, Log, payment_with_refunds, run, stdout};
 use crate::replay::{PAYMENTS, write_many};
+
+const REBUILD: &str = "mutation { rebuildReadModels { position } }";
 
 /// The `N refunds` count a replay printed.
 fn refunds_rebuilt(text: &str) -> u64 {
@@ -55,6 +61,15 @@ fn rebuild_tests(log: &Log) {
         stdout(&rebuilt).contains("rebuild: OK, the read models were rebuilt from the log and swapped in at position "),
         "{rebuilt:?}"
     );
+    server.wait_projected();
+
+    // The admin mutation does the same inside the running service; an operator may not.
+    let forbidden = server.graphql_as(OPERATOR_KEY, REBUILD, json!({}));
+    assert_eq!(forbidden["errors"][0]["extensions"]["code"], "FORBIDDEN", "{forbidden}");
+    log.execute_on_read_models("DELETE FROM projection_refunds WHERE refund_request_id = 'MANY-9-R';");
+    let answer = server.graphql_as(ADMIN_KEY, REBUILD, json!({}));
+    let position = answer["data"]["rebuildReadModels"]["position"].as_u64();
+    assert!(position.is_some_and(|position| position > 0), "{answer}");
     server.wait_projected();
     server.stop();
 

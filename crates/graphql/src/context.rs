@@ -7,7 +7,7 @@ use std::time::Duration;
 use app::Ledger;
 use domain::{Payment as DomainPayment, PaymentId};
 use eventlog::{EventStore, RecordedEvent, StreamName};
-use projections::{FoldedStream, ReadModels};
+use projections::{FoldedStream, ProjectionStore, ReadModels};
 use time::OffsetDateTime;
 
 use crate::error::ApiError;
@@ -24,6 +24,8 @@ pub struct ApiContext {
     pub read_models: Arc<dyn ReadModels>,
     /// The event log: events and as-of reads.
     pub store: Arc<dyn EventStore>,
+    /// The read models' writer side, for `rebuildReadModels`.
+    pub projections: Arc<dyn ProjectionStore>,
     /// Longest wait for `atLeastPosition`.
     pub wait_for_position_max: Duration,
 }

@@ -3,6 +3,8 @@
 //! Antom's rules are *results* (`resultStatus: F` with the code), malformed
 //! input is a `BAD_USER_INPUT` error that writes nothing.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, ID, Object};
 
 use crate::access::{RoleGuard, principal};
@@ -161,4 +163,29 @@ impl Mutation {
         let target = operations::anomaly_target(position, id.as_ref())?;
         Ok(operations::acknowledge(api, &actor.name, target, &note).await?)
     }
+
+    /// Rebuilds every read model from the log and swaps it in, with the checkpoint, in one transaction (as
+    /// `refund-ledger rebuild` does): queries keep reading the old rows until then, and the running projection
+    /// writer waits and resumes after the swap. Answers once the swap committed. Admin only: it reads every
+    /// event.
+    #[graphql(guard = "RoleGuard::new(Role::Admin)")]
+    async fn rebuild_read_models(&self, context: &Context<'_>) -> async_graphql::Result<ReadModelsRebuilt> {
+        let api = context.data::<ApiContext>()?;
+        let actor = principal(context)?;
+        tracing::info!(actor = %actor.name, "read-model rebuild asked");
+        let position =
+            projections::rebuild_read_models(Arc::clone(&api.store), api.projections.as_ref(), &mut |_, _| {})
+                .await
+                .map_err(|error| ApiError::internal(&error))?;
+        Ok(ReadModelsRebuilt {
+            position: i64::try_from(position).unwrap_or(i64::MAX),
+        })
+    }
+}
+
+/// The answer to `rebuildReadModels`.
+#[derive(Debug, Clone, async_graphql::SimpleObject)]
+pub struct ReadModelsRebuilt {
+    /// The checkpoint the rebuilt read models were swapped in at: they reflect the log up to this position.
+    pub position: i64,
 }

@@ -80,7 +80,7 @@ impl Application {
         let event_store = store::open(&settings.store).await?;
         let projection_store = store::open_projection_store(&settings).await?;
         let runner = ProjectionRunner::start(event_store.clone(), projection_store.clone(), stopped(&stop));
-        let read_models = projection_store.into_read_models();
+        let read_models = projection_store.clone().into_read_models();
 
         let metrics = Metrics::new();
         let notify_url = format!("http://{local}{}", settings.notify_path);
@@ -131,6 +131,7 @@ impl Application {
             ledger: ledger.clone(),
             read_models: read_models.clone(),
             store: event_store.clone(),
+            projections: projection_store,
             wait_for_position_max: Duration::from_millis(settings.wait_for_position_ms_max),
         };
         let schema = graphql::build(context, settings.query_limits);
