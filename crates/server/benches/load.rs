@@ -218,28 +218,37 @@ async fn bench_store(name: &str, store: &str, folder: &Path, signature: Duration
     let time_max = Duration::from_secs(REFUND_SECONDS_MAX);
     refund_load(&client, REFUND_CLIENTS_SATURATING, WARMUP_REFUNDS, time_max, "warm").await;
 
-    let started = Instant::now();
-    let before = Cpu::now(&ledger, &simulator);
-    let mut latencies = refund_load(&client, REFUND_CLIENTS_SATURATING, REFUND_COUNT_MAX, time_max, "busy").await;
     let case = format!("refunds, {REFUND_CLIENTS_SATURATING} clients");
-    let used = Cpu::now(&ledger, &simulator).since(before);
-    report(name, &case, &mut latencies, started.elapsed(), used, Some(signature));
-
-    let started = Instant::now();
-    let before = Cpu::now(&ledger, &simulator);
-    let mut latencies = refund_rate(&client, payments).await;
+    let busy = refund_load(&client, REFUND_CLIENTS_SATURATING, REFUND_COUNT_MAX, time_max, "busy");
+    measure(name, &case, (&ledger, &simulator), Some(signature), busy).await;
     let case = format!("refunds @ {REFUND_RATE_PER_SECOND}/s offered");
-    let used = Cpu::now(&ledger, &simulator).since(before);
-    report(name, &case, &mut latencies, started.elapsed(), used, Some(signature));
-
-    let started = Instant::now();
-    let before = Cpu::now(&ledger, &simulator);
-    let mut latencies = query_load(&client, payments).await;
+    measure(
+        name,
+        &case,
+        (&ledger, &simulator),
+        Some(signature),
+        refund_rate(&client, payments),
+    )
+    .await;
     let case = format!("payment queries @ {QUERY_RATE_PER_SECOND}/s");
-    let used = Cpu::now(&ledger, &simulator).since(before);
-    report(name, &case, &mut latencies, started.elapsed(), used, None);
+    measure(name, &case, (&ledger, &simulator), None, query_load(&client, payments)).await;
     ledger.stop();
     simulator.stop();
+}
+
+/// Runs one case (`load` answers its latencies) and reports it with the CPU the ledger and the simulator used.
+async fn measure(
+    name: &str,
+    case: &str,
+    (ledger, simulator): (&Process, &Process),
+    signature: Option<Duration>,
+    load: impl std::future::Future<Output = Vec<Duration>>,
+) {
+    let started = Instant::now();
+    let before = Cpu::now(ledger, simulator);
+    let mut latencies = load.await;
+    let used = Cpu::now(ledger, simulator).since(before);
+    report(name, case, &mut latencies, started.elapsed(), used, signature);
 }
 
 /// Records `payments` payments from `REFUND_CLIENTS_SATURATING` concurrent clients.
