@@ -176,6 +176,16 @@ fn metrics_follow_the_refunds(store: &str, folder: &Path) {
         total(&samples, "refund_ledger_eventlog_append_duration_seconds_count", &[]) >= 4.0,
         "{text}"
     );
+    assert_eq!(
+        total(&samples, "refund_ledger_eventlog_group_appends_count", &[]),
+        total(&samples, "refund_ledger_eventlog_append_duration_seconds_count", &[]),
+        "every append reports the size of its group commit: {text}"
+    );
+    assert!(
+        total(&samples, "refund_ledger_eventlog_group_appends_sum", &[])
+            >= total(&samples, "refund_ledger_eventlog_group_appends_count", &[]),
+        "a group holds at least its own append: {text}"
+    );
     assert_eq!(total(&samples, "refund_ledger_anomalies_total", &[]), 0.0, "{text}");
     assert!(
         total(&samples, "refund_ledger_settle_worker_last_run_timestamp_seconds", &[]) > 0.0,

@@ -82,6 +82,9 @@ pub struct AppendOutcome {
     pub first_position: u64,
     /// Global position of the batch's last event.
     pub last_position: u64,
+    /// How many appends (this one included) the store committed in the same transaction: the size of its group
+    /// commit (ADR 001); 1 on a backend that commits each append alone.
+    pub group_appends: usize,
 }
 
 /// The end of the log: its last committed event.

@@ -272,7 +272,12 @@ pub(crate) fn plan_group(head: &Head, now: OffsetDateTime, stored: &StoredState,
             last_revision,
             first_position,
             last_position: position,
+            group_appends: 0,
         }));
+    }
+    let group_appends = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+    for outcome in outcomes.iter_mut().flatten() {
+        outcome.group_appends = group_appends;
     }
     let head = match rows.last() {
         Some(last) => Head {
@@ -379,7 +384,8 @@ mod tests {
             Some(AppendOutcome {
                 last_revision: 6,
                 first_position: 11,
-                last_position: 12
+                last_position: 12,
+                group_appends: 3
             })
         );
         assert!(matches!(
@@ -391,7 +397,8 @@ mod tests {
             Some(AppendOutcome {
                 last_revision: 0,
                 first_position: 13,
-                last_position: 13
+                last_position: 13,
+                group_appends: 3
             })
         );
         assert!(matches!(
@@ -405,7 +412,8 @@ mod tests {
             Some(AppendOutcome {
                 last_revision: 7,
                 first_position: 14,
-                last_position: 14
+                last_position: 14,
+                group_appends: 3
             })
         );
 

@@ -121,6 +121,7 @@ impl SparseMemoryStore {
             last_revision: recorded.last().map_or(0, |event| event.revision),
             first_position: recorded.first().map_or(0, |event| event.position),
             last_position: recorded.last().map_or(0, |event| event.position),
+            group_appends: 1,
         };
         log.extend(recorded);
         outcome

@@ -42,6 +42,8 @@ const APPEND_SECONDS_BUCKETS: [f64; 12] = [
 ];
 /// Bucket bounds of events per append (a payment's batch of commands; at most `eventlog::BATCH_EVENTS_MAX`).
 const APPEND_EVENTS_BUCKETS: [f64; 9] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+/// Bucket bounds of appends per group commit (at most the store's group bound, 128 requests).
+const GROUP_APPENDS_BUCKETS: [f64; 8] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
 /// The `age` labels of the open-refund buckets, matching [`OPEN_REFUND_AGE_BOUNDS_SECONDS`].
 const AGE_LABELS: [&str; OPEN_REFUND_AGE_BOUNDS_SECONDS.len() + 1] =
     ["lt_1m", "1m_5m", "5m_15m", "15m_1h", "1h_1d", "ge_1d"];
@@ -84,6 +86,7 @@ struct Families {
     antom_last_success: Gauge,
     append_seconds: Histogram,
     append_events: Histogram,
+    group_appends: Histogram,
     log_head_position: Gauge,
     projection_checkpoint: Gauge,
     projection_lag_events: Gauge,
@@ -296,6 +299,12 @@ impl Metrics {
             "events per append (one payment's batch of decided commands)",
             append_events.clone(),
         );
+        let group_appends = Histogram::new(GROUP_APPENDS_BUCKETS);
+        registry.register(
+            "eventlog_group_appends",
+            "appends committed together in one group commit, observed once per append (a group of n counts n times)",
+            group_appends.clone(),
+        );
         let log_head_position = Gauge::default();
         registry.register(
             "log_head_position",
@@ -365,6 +374,7 @@ impl Metrics {
             antom_last_success,
             append_seconds,
             append_events,
+            group_appends,
             log_head_position,
             projection_checkpoint,
             projection_lag_events,
@@ -484,8 +494,10 @@ impl Metrics {
             .inc();
     }
 
-    fn appended(&self, events: usize, elapsed: Duration) {
+    fn appended(&self, events: usize, group_appends: usize, elapsed: Duration) {
         self.inner.append_seconds.observe(elapsed.as_secs_f64());
+        // A group holds at most eventlog's group bound of appends; f64 holds it exactly.
+        self.inner.group_appends.observe(group_appends as f64);
         // Event counts per append are at most eventlog::BATCH_EVENTS_MAX; f64 holds them exactly.
         self.inner.append_events.observe(events as f64);
     }
@@ -638,8 +650,8 @@ impl EventStore for ObservedStore {
         let count = events.len();
         let started = Instant::now();
         let outcome = self.inner.append(stream, expected, events).await;
-        if outcome.is_ok() {
-            self.metrics.appended(count, started.elapsed());
+        if let Ok(appended) = &outcome {
+            self.metrics.appended(count, appended.group_appends, started.elapsed());
         }
         outcome
     }

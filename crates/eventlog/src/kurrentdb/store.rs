@@ -288,6 +288,7 @@ impl Inner {
             last_revision: last.revision,
             first_position,
             last_position,
+            group_appends: 1,
         })
     }
 
