@@ -315,50 +315,55 @@ async fn refund_load(
     all
 }
 
-/// Balance queries at `QUERY_RATE_PER_SECOND`, each sent at its scheduled time on its own task.
+/// Balance queries at `QUERY_RATE_PER_SECOND` for `QUERY_SECONDS`, rotating over the payments.
 async fn query_load(client: &Client, payments: usize) -> Vec<Duration> {
-    let total = QUERY_RATE_PER_SECOND * QUERY_SECONDS;
-    let interval = Duration::from_nanos(1_000_000_000 / QUERY_RATE_PER_SECOND);
-    let start = tokio::time::Instant::now();
-    let mut tasks = Vec::with_capacity(usize::try_from(total).unwrap());
-    for index in 0..total {
-        let scheduled = start + interval * u32::try_from(index).unwrap();
-        tokio::time::sleep_until(scheduled).await;
+    open_loop(QUERY_RATE_PER_SECOND, QUERY_SECONDS, |index| {
         let client = client.clone();
-        let payment = payment_id(usize::try_from(index).unwrap() % payments);
-        tasks.push(tokio::spawn(async move {
-            let data = client.graphql(PAYMENT, json!({ "id": payment })).await;
+        async move {
+            let data = client
+                .graphql(PAYMENT, json!({ "id": payment_id(index % payments) }))
+                .await;
             assert!(data["payment"]["refundedAmount"]["value"].is_string(), "{data}");
-            scheduled.elapsed()
-        }));
-    }
-    let mut latencies = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        latencies.push(task.await.unwrap());
-    }
-    latencies
+        }
+    })
+    .await
 }
 
-/// Refunds at `REFUND_RATE_PER_SECOND`, each sent at its scheduled time on its own task, rotating over the
-/// payments; every answer must be S.
+/// Refunds at `REFUND_RATE_PER_SECOND` for `REFUND_RATE_SECONDS`, rotating over the payments; every answer
+/// must be S.
 async fn refund_rate(client: &Client, payments: usize) -> Vec<Duration> {
-    let total = REFUND_RATE_PER_SECOND * REFUND_RATE_SECONDS;
-    let interval = Duration::from_nanos(1_000_000_000 / REFUND_RATE_PER_SECOND);
+    open_loop(REFUND_RATE_PER_SECOND, REFUND_RATE_SECONDS, |index| {
+        let client = client.clone();
+        let variables = json!({
+            "rid": format!("BENCH-rate-{index}"),
+            "pid": payment_id(index % payments),
+            "value": REFUND_MINOR_UNITS,
+        });
+        async move {
+            let data = client.graphql(REFUND, variables).await;
+            assert_eq!(data["refund"]["result"]["resultStatus"], "S", "{data}");
+        }
+    })
+    .await
+}
+
+/// Sends request `index` of `rate * seconds` at its scheduled time, each on its own task, and answers each
+/// one's latency from its scheduled time (open loop: a stall is not hidden).
+async fn open_loop<Request, Answer>(rate: u64, seconds: u64, send: Request) -> Vec<Duration>
+where
+    Request: Fn(usize) -> Answer,
+    Answer: std::future::Future<Output = ()> + Send + 'static,
+{
+    let total = usize::try_from(rate * seconds).unwrap();
+    let interval = Duration::from_nanos(1_000_000_000 / rate);
     let start = tokio::time::Instant::now();
-    let mut tasks = Vec::with_capacity(usize::try_from(total).unwrap());
+    let mut tasks = Vec::with_capacity(total);
     for index in 0..total {
         let scheduled = start + interval * u32::try_from(index).unwrap();
         tokio::time::sleep_until(scheduled).await;
-        let client = client.clone();
-        let sequence = usize::try_from(index).unwrap();
-        let variables = json!({
-            "rid": format!("BENCH-rate-{sequence}"),
-            "pid": payment_id(sequence % payments),
-            "value": REFUND_MINOR_UNITS,
-        });
+        let request = send(index);
         tasks.push(tokio::spawn(async move {
-            let data = client.graphql(REFUND, variables).await;
-            assert_eq!(data["refund"]["result"]["resultStatus"], "S", "{data}");
+            request.await;
             scheduled.elapsed()
         }));
     }
