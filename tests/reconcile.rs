@@ -18,18 +18,30 @@ use crate::e2e_support::{
 };
 use crate::support::binary;
 
-#[test]
-fn every_finding_kind_end_to_end_on_sqlite() {
-    let (_guard, folder) = temp_folder();
-    every_finding_kind_end_to_end(&sqlite_store(&folder), &folder);
+/// Two tests running `$body(store, folder)`: on SQLite (`$sqlite`) and on a scratch PostgreSQL database
+/// (`$postgres`), each in a folder of its own.
+macro_rules! on_both_stores {
+    ($sqlite:ident, $postgres:ident, $body:ident) => {
+        #[test]
+        fn $sqlite() {
+            let (_guard, folder) = temp_folder();
+            $body(&sqlite_store(&folder), &folder);
+        }
+
+        #[test]
+        fn $postgres() {
+            let (_guard, folder) = temp_folder();
+            let database = ScratchDatabase::create("e2e");
+            $body(&database.url, &folder);
+        }
+    };
 }
 
-#[test]
-fn every_finding_kind_end_to_end_on_postgres() {
-    let (_guard, folder) = temp_folder();
-    let database = ScratchDatabase::create("e2e");
-    every_finding_kind_end_to_end(&database.url, &folder);
-}
+on_both_stores!(
+    every_finding_kind_end_to_end_on_sqlite,
+    every_finding_kind_end_to_end_on_postgres,
+    every_finding_kind_end_to_end
+);
 
 fn every_finding_kind_end_to_end(store: &str, folder: &Path) {
     let port = free_loopback_port();
@@ -51,10 +63,7 @@ fn every_finding_kind_end_to_end(store: &str, folder: &Path) {
     });
     server.stop();
 
-    let day = OffsetDateTime::now_utc()
-        .to_offset(UtcOffset::from_hms(8, 0, 0).unwrap())
-        .date();
-    let date = format!("{:04}{:02}{:02}", day.year(), u8::from(day.month()), day.day());
+    let date = report_date();
     let discrepancies = "drop=R-DROP&changeAmount=R-CHG&extraRefund=R-DASH&reverse=R-REV&duplicate=R-DUP";
     let report = fetch_report(&antom, &date, discrepancies, folder);
 
@@ -154,6 +163,172 @@ fn every_finding_kind_end_to_end(store: &str, folder: &Path) {
     assert_eq!(anomalies[0]["data"]["source"], "RECONCILIATION", "{anomalies:?}");
     wait_for_status(&server, "R-REV", "SUCCEEDED");
     server.stop();
+}
+
+on_both_stores!(
+    report_statuses_end_to_end_on_sqlite,
+    report_statuses_end_to_end_on_postgres,
+    report_statuses_end_to_end
+);
+
+/// The report's statuses against the ledger's terminal states: a G2 day that lists a FAILED and a REJECTED
+/// refund as refunded (LEDGER_NOT_SUCCEEDED), a G3 day that reports a succeeded refund FAIL and another still
+/// PROCESSING (STATUS_DIFFERS), first without an Antom gateway (the run says what it leaves undone), then with
+/// one (anomalies recorded where a terminal state is contradicted, the open refund settled).
+fn report_statuses_end_to_end(store: &str, folder: &Path) {
+    let port = free_loopback_port();
+    let antom = Antom::start(port);
+    antom.script("S-FAIL", &["u-fail"]);
+    antom.script("S-PEND", &["u,notify-drop"]);
+    let server = start_ledger(store, folder, &antom, port, Worker::Idle);
+    record_payment(&server, "P-1", "100000");
+    record_payment(&server, "P-2", "500");
+    for id in ["S-OK1", "S-OK2"] {
+        refund(&server, id, "P-1", "1000");
+        wait_for_status(&server, id, "SUCCEEDED");
+    }
+    refund(&server, "S-FAIL", "P-1", "1000");
+    refund(&server, "S-REJ", "P-2", "1000");
+    wait_for_status(&server, "S-REJ", "REJECTED");
+    refund(&server, "S-PEND", "P-1", "1000");
+    wait_for_status(&server, "S-PEND", "PROCESSING");
+    wait_for_status(&server, "S-FAIL", "FAILED");
+    eventually("Antom to settle S-PEND", || {
+        let payment = antom.payment("P-1");
+        (payment["succeededMinorUnits"].as_u64() == Some(3000)).then_some(())
+    });
+    server.stop();
+
+    let date = report_date();
+    let g2 = fetch_report(
+        &antom,
+        &date,
+        "generation=g2&status=S-FAIL:SUCCESS&extraRefund=S-REJ",
+        &folder.join("g2"),
+    );
+    let g3 = fetch_report(&antom, &date, "status=S-OK1:FAIL,S-OK2:PROCESSING", &folder.join("g3"));
+
+    // Without a gateway nothing is settled and no anomaly recorded, and the run says so.
+    let undone = run_binary(store, &["reconcile", &g2, "--format", "jsonl"]);
+    assert_eq!(undone.status.code(), Some(1), "{undone:?}");
+    let summary = String::from_utf8_lossy(&undone.stderr);
+    assert!(
+        summary.contains("no Antom gateway configured: 1 LEDGER_PENDING refund(s) NOT settled by this run")
+            && summary.contains("the settle worker of a running service"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("no Antom gateway configured: 2 finding(s) whose RefundOutcomeAnomaly was NOT recorded"),
+        "{summary}"
+    );
+    let findings = jsonl(&undone.stdout);
+    let pending = only(&findings, "S-PEND", "LEDGER_PENDING");
+    assert_says(
+        pending,
+        "not settled by this run (no Antom gateway configured): the settle worker of a running service, or a \
+             later run with a gateway, will settle it",
+    );
+    let not_succeeded = only(&findings, "S-FAIL", "LEDGER_NOT_SUCCEEDED");
+    assert_says(not_succeeded, "no anomaly recorded by this run");
+
+    // With the gateway: G2 says refunded what the ledger holds FAILED and REJECTED.
+    let run = reconcile(store, &antom, &[&g2, "--format", "jsonl"]);
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    let findings = jsonl(&run.stdout);
+    for id in ["S-FAIL", "S-REJ"] {
+        let finding = only(&findings, id, "LEDGER_NOT_SUCCEEDED");
+        assert_says(finding, "recorded for operators as a RefundOutcomeAnomaly");
+    }
+    assert_eq!(
+        only(&findings, "S-FAIL", "LEDGER_NOT_SUCCEEDED")["ledgerStatus"],
+        "FAILED"
+    );
+    assert_eq!(
+        only(&findings, "S-REJ", "LEDGER_NOT_SUCCEEDED")["ledgerStatus"],
+        "REJECTED"
+    );
+    let pending = only(&findings, "S-PEND", "LEDGER_PENDING");
+    assert_says(
+        pending,
+        "settled through inquiryRefund: the ledger now holds it SUCCEEDED",
+    );
+
+    // G3 says FAIL for a refund the ledger holds SUCCEEDED (an anomaly) and PROCESSING for another (not one).
+    let run = reconcile(store, &antom, &[&g3, "--format", "jsonl"]);
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    let findings = jsonl(&run.stdout);
+    let failed = only(&findings, "S-OK1", "STATUS_DIFFERS");
+    assert_eq!(failed["ledgerStatus"], "SUCCEEDED", "{failed}");
+    assert_says(failed, "recorded for operators as a RefundOutcomeAnomaly");
+    let processing = only(&findings, "S-OK2", "STATUS_DIFFERS");
+    assert_says(processing, "no anomaly recorded: the report's status is not final");
+    assert_eq!(kinds(&findings, "S-FAIL"), ["MATCHED"], "G3 lists it FAIL: agreed");
+    assert_eq!(kinds(&findings, "S-PEND"), ["MATCHED"], "settled by the first run");
+
+    // The anomalies are on the refunds' own histories, once each; no state changed.
+    let server = start_ledger(store, folder, &antom, port, Worker::Idle);
+    for (payment, id, reported) in [
+        ("P-1", "S-FAIL", "SUCCESS"),
+        ("P-2", "S-REJ", "SUCCESS"),
+        ("P-1", "S-OK1", "FAIL"),
+    ] {
+        let history = events(&server, payment);
+        let anomalies = events_of(&history, id, "RefundOutcomeAnomaly");
+        assert_eq!(anomalies.len(), 1, "{id}: {history:#?}");
+        assert_eq!(anomalies[0]["data"]["reported"]["status"], reported, "{anomalies:?}");
+        assert_eq!(anomalies[0]["data"]["source"], "RECONCILIATION", "{anomalies:?}");
+    }
+    let history = events(&server, "P-1");
+    assert!(
+        events_of(&history, "S-OK2", "RefundOutcomeAnomaly").is_empty(),
+        "{history:#?}"
+    );
+    wait_for_status(&server, "S-OK1", "SUCCEEDED");
+    wait_for_status(&server, "S-FAIL", "FAILED");
+    wait_for_status(&server, "S-REJ", "REJECTED");
+    server.stop();
+    assert!(verified_events(store) > 0);
+}
+
+/// Asserts that `finding`'s message says `text`.
+fn assert_says(finding: &Value, text: &str) {
+    let message = finding["message"].as_str().unwrap_or_default();
+    assert!(message.contains(text), "{finding}");
+}
+
+/// Day T of reports made now (Antom's GMT+8 day), as `yyyyMMdd`.
+fn report_date() -> String {
+    let day = OffsetDateTime::now_utc()
+        .to_offset(UtcOffset::from_hms(8, 0, 0).unwrap())
+        .date();
+    format!("{:04}{:02}{:02}", day.year(), u8::from(day.month()), day.day())
+}
+
+/// Findings printed as JSON Lines.
+fn jsonl(bytes: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// The kinds of the findings about refund `id`, in order.
+fn kinds(findings: &[Value], id: &str) -> Vec<String> {
+    findings
+        .iter()
+        .filter(|finding| finding["refundRequestId"] == id)
+        .map(|finding| finding["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The one finding of `kind` about refund `id`.
+fn only<'a>(findings: &'a [Value], id: &str, kind: &str) -> &'a Value {
+    let matching: Vec<&Value> = findings
+        .iter()
+        .filter(|finding| finding["refundRequestId"] == id && finding["kind"] == kind)
+        .collect();
+    assert_eq!(matching.len(), 1, "{id} {kind}: {findings:#?}");
+    matching[0]
 }
 
 /// Downloads the day's transaction details report into `folder` under Antom's file name; answers its path.

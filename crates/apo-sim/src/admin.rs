@@ -281,6 +281,12 @@ struct ReportQuery {
     extra_refund: Option<String>,
     reverse: Option<String>,
     duplicate: Option<String>,
+    /// `R1:FAIL`, `R2:SUCCESS`, `R3:PROCESSING`, comma-separated.
+    status: Option<String>,
+    /// `R1` (the settlement 1.00 off in minor units of 100) or `R1:-3`, comma-separated.
+    settlement_off: Option<String>,
+    /// `REFUND` or `TOTAL:250`, comma-separated: summary rows moved off the details.
+    summary_off: Option<String>,
     #[serde(default)]
     truncate: bool,
 }
@@ -317,6 +323,18 @@ impl ReportQuery {
             extra_refund: list(&self.extra_refund),
             reverse: list(&self.reverse),
             duplicate: list(&self.duplicate),
+            status: list(&self.status)
+                .iter()
+                .map(|entry| Discrepancies::parse_status(entry))
+                .collect::<Result<_, _>>()?,
+            settlement_off: list(&self.settlement_off)
+                .iter()
+                .map(|entry| Discrepancies::parse_delta("settlementOff", "REFUND_REQUEST_ID", entry))
+                .collect::<Result<_, _>>()?,
+            summary_off: list(&self.summary_off)
+                .iter()
+                .map(|entry| Discrepancies::parse_delta("summaryOff", "SUMMARY_TYPE", entry))
+                .collect::<Result<_, _>>()?,
             truncate: self.truncate,
         };
         discrepancies.validate()?;

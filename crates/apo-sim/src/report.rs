@@ -170,6 +170,16 @@ pub struct Discrepancies {
     pub reverse: Vec<String>,
     /// Write these refunds' rows twice.
     pub duplicate: Vec<String>,
+    /// Report these refunds with this status (`SUCCESS`, `FAIL` or `PROCESSING`) whatever the simulator holds;
+    /// a refund the report would leave out (G2 lists succeeded refunds only, a batch settles succeeded ones) is
+    /// added with that status. The G3 transaction details write the status; every report lists the row.
+    pub status: Vec<(String, &'static str)>,
+    /// Move these refunds' `settlementAmountValue` by the given minor units, leaving the transaction amount and
+    /// the fees as they are (the row breaks Antom's settlement formula); the summary follows the rows.
+    pub settlement_off: Vec<(String, i64)>,
+    /// Move the settlement summary's row of this type (`REFUND`, `PAYMENT`, `TOTAL`) by the given minor units,
+    /// so it no longer adds up with the details.
+    pub summary_off: Vec<(String, i64)>,
     /// Leave out the `<END>` line, as a file cut in transit.
     pub truncate: bool,
 }
@@ -183,6 +193,9 @@ impl Discrepancies {
             self.extra_refund.len(),
             self.reverse.len(),
             self.duplicate.len(),
+            self.status.len(),
+            self.settlement_off.len(),
+            self.summary_off.len(),
         ];
         if lengths.iter().any(|length| *length > DISCREPANCIES_MAX) {
             return Err(report_error(format!(
@@ -194,6 +207,12 @@ impl Discrepancies {
 
     /// Reads `changeAmount` entries: `R1` (+100 minor units) or `R1:-250`.
     pub fn parse_change(entry: &str) -> Result<(String, i64), SimError> {
+        Self::parse_delta("changeAmount", "REFUND_REQUEST_ID", entry)
+    }
+
+    /// Reads `settlementOff` (`R1`, `R1:-3`) and `summaryOff` (`REFUND`, `TOTAL:250`) entries: a name and minor
+    /// units (100 when not given), named `option` in the error.
+    pub fn parse_delta(option: &str, subject: &str, entry: &str) -> Result<(String, i64), SimError> {
         match entry.split_once(':') {
             None => Ok((entry.to_owned(), 100)),
             Some((id, delta)) => delta
@@ -204,10 +223,26 @@ impl Discrepancies {
                 .map(|delta| (id.to_owned(), delta))
                 .ok_or_else(|| {
                     report_error(format!(
-                        "changeAmount {entry:?}: expected REFUND_REQUEST_ID[:MINOR_UNITS], at most 16 digits"
+                        "{option} {entry:?}: expected {subject}[:MINOR_UNITS], at most 16 digits"
                     ))
                 }),
         }
+    }
+
+    /// Reads a `status` entry: `R1:FAIL` (`SUCCESS`, `FAIL` or `PROCESSING`).
+    pub fn parse_status(entry: &str) -> Result<(String, &'static str), SimError> {
+        let status = match entry.split_once(':') {
+            Some((id, status)) if !id.is_empty() => ["SUCCESS", "FAIL", "PROCESSING"]
+                .into_iter()
+                .find(|known| known.eq_ignore_ascii_case(status.trim()))
+                .map(|status| (id.to_owned(), status)),
+            _ => None,
+        };
+        status.ok_or_else(|| {
+            report_error(format!(
+                "status {entry:?}: expected REFUND_REQUEST_ID:SUCCESS, :FAIL or :PROCESSING"
+            ))
+        })
     }
 }
 
@@ -252,11 +287,13 @@ struct Settled {
     gross_minor: i64,
     fee_minor: i64,
     quote: Option<QuoteSpec>,
+    /// What `settlementOff` moved the settlement amount by (0: the formula holds).
+    off_minor: i64,
 }
 
 impl Settled {
     fn net_minor(&self) -> i64 {
-        self.gross_minor + self.fee_minor
+        self.gross_minor + self.fee_minor + self.off_minor
     }
 }
 
@@ -277,6 +314,7 @@ pub(crate) fn build(
         ReportKind::TransactionDetails => transaction_entries(snapshot, settings, &day, generation),
         ReportKind::SettlementDetails | ReportKind::SettlementSummary => settled_entries(snapshot, settings, &day),
     };
+    report_statuses(&mut entries, snapshot, settings, discrepancies)?;
     inject(&mut entries, discrepancies, settings, &day)?;
     let text_end = if discrepancies.truncate { "" } else { "<END>\n" };
     let settlement_date = date.next_day().unwrap_or(date);
@@ -299,7 +337,14 @@ pub(crate) fn build(
             } else {
                 (
                     format!("settlementSummary_{currency}_{batch}_000.csv"),
-                    summary_csv(&entries, settings, generation, currency, &batch, &day),
+                    summary_csv(
+                        &entries,
+                        settings,
+                        generation,
+                        (currency, &batch),
+                        &day,
+                        &discrepancies.summary_off,
+                    )?,
                 )
             };
             Ok(ReportFile {
@@ -477,6 +522,7 @@ fn settle(amount_minor: i64, currency: Currency, fee_bps: u32, settings: &Report
         gross_minor: gross,
         fee_minor: -i64::try_from(fee_minor).unwrap_or(0),
         quote,
+        off_minor: 0,
     }
 }
 
@@ -488,6 +534,36 @@ fn to_minor(value: Decimal, currency: Currency) -> i64 {
         .trunc()
         .mantissa();
     i64::try_from(minor_units).unwrap_or(0)
+}
+
+/// The `status` discrepancies: the named refunds' rows get the status, and a refund the report leaves out is
+/// added with it.
+fn report_statuses(
+    entries: &mut Vec<Entry>,
+    snapshot: &Snapshot,
+    settings: &ReportSettings,
+    discrepancies: &Discrepancies,
+) -> Result<(), SimError> {
+    for (id, status) in &discrepancies.status {
+        let mut found = false;
+        for entry in entries
+            .iter_mut()
+            .filter(|entry| entry.row_type == "REFUND" && entry.request_id == *id)
+        {
+            entry.status = status;
+            found = true;
+        }
+        if !found {
+            let refund = snapshot
+                .refunds
+                .iter()
+                .find(|refund| refund.refund_request_id.as_str() == id)
+                .ok_or_else(|| report_error(format!("status {id:?}: the simulator has no refund with this id")))?;
+            entries.push(refund_entry(refund, status, settings));
+        }
+    }
+    sort(entries);
+    Ok(())
 }
 
 fn inject(
@@ -511,6 +587,11 @@ fn inject(
             );
         }
     }
+    for (id, delta) in &discrepancies.settlement_off {
+        for entry in entries.iter_mut().filter(|entry| named(entry, id)) {
+            entry.settlement.off_minor = *delta;
+        }
+    }
     for id in &discrepancies.duplicate {
         let copies: Vec<Entry> = entries.iter().filter(|entry| named(entry, id)).cloned().collect();
         entries.extend(copies);
@@ -525,6 +606,7 @@ fn inject(
                 settlement: Settled {
                     gross_minor: -entry.settlement.gross_minor,
                     fee_minor: 0,
+                    off_minor: 0,
                     ..entry.settlement
                 },
                 created: entry.created + time::Duration::SECOND,
@@ -781,14 +863,17 @@ fn details_csv(
     text
 }
 
+/// The summary of a batch (`batch`: its settlement currency and id), each row of a type named in `offsets`
+/// moved by its minor units.
 fn summary_csv(
     entries: &[Entry],
     settings: &ReportSettings,
     generation: ReportGeneration,
-    currency: Currency,
-    batch: &str,
+    batch: (Currency, &str),
     day: &Day,
-) -> String {
+    offsets: &[(String, i64)],
+) -> Result<String, SimError> {
+    let (currency, batch) = batch;
     let settlement_date = day.date.next_day().unwrap_or(day.date);
     let (acquirer_column, time_column, fee_column, fee_currency_column, acquirer, time) = match generation {
         ReportGeneration::G3 => (
@@ -815,6 +900,14 @@ fn summary_csv(
     let mut types: Vec<&'static str> = entries.iter().map(|entry| entry.row_type).collect();
     types.sort_unstable();
     types.dedup();
+    if let Some((unknown, _)) = offsets
+        .iter()
+        .find(|(name, _)| name != "TOTAL" && !types.contains(&name.as_str()))
+    {
+        return Err(report_error(format!(
+            "summaryOff {unknown:?}: the batch has no row of this type"
+        )));
+    }
     let mut total = (0usize, 0i64, 0i64);
     for row_type in types.into_iter().chain(std::iter::once("TOTAL")) {
         let (count, net, fee) = if row_type == "TOTAL" {
@@ -829,6 +922,12 @@ fn summary_csv(
             total = (total.0 + sums.0, total.1 + sums.1, total.2 + sums.2);
             sums
         };
+        let off: i64 = offsets
+            .iter()
+            .filter(|(name, _)| name == row_type)
+            .map(|(_, delta)| delta)
+            .sum();
+        let net = net + off;
         let cells = [
             batch.to_owned(),
             settings.customer_id.clone(),
@@ -843,7 +942,7 @@ fn summary_csv(
         ];
         push_row(&mut text, &cells);
     }
-    text
+    Ok(text)
 }
 
 fn compact_dashed(date: Date) -> String {
@@ -930,6 +1029,14 @@ mod tests {
     }
 
     fn report(kind: ReportKind, generation: ReportGeneration, discrepancies: &Discrepancies) -> ReportFile {
+        try_report(kind, generation, discrepancies).unwrap()
+    }
+
+    fn try_report(
+        kind: ReportKind,
+        generation: ReportGeneration,
+        discrepancies: &Discrepancies,
+    ) -> Result<ReportFile, SimError> {
         build(
             &snapshot(),
             &usd_settlement(),
@@ -939,7 +1046,6 @@ mod tests {
             generation,
             discrepancies,
         )
-        .unwrap()
     }
 
     #[test]
@@ -1021,6 +1127,7 @@ mod tests {
             reverse: vec!["R2".into()],
             duplicate: vec!["R3".into()],
             truncate: true,
+            ..Discrepancies::default()
         };
         let file = report(ReportKind::TransactionDetails, ReportGeneration::G3, &discrepancies);
         assert!(!file.text.contains(",R1,"));
@@ -1042,18 +1149,70 @@ mod tests {
             reverse: vec!["R3".into()],
             ..Discrepancies::default()
         };
+        assert!(try_report(ReportKind::TransactionDetails, ReportGeneration::G3, &unknown).is_err());
+    }
+
+    #[test]
+    fn statuses_and_settlement_amounts_are_injected_where_asked() {
+        // R1 is reported failed, R3 (processing at the simulator) refunded; G2 leaves R3 out unless told.
+        let statuses = Discrepancies {
+            status: vec![("R1".into(), "FAIL"), ("R3".into(), "SUCCESS")],
+            ..Discrepancies::default()
+        };
+        let g3 = report(ReportKind::TransactionDetails, ReportGeneration::G3, &statuses);
+        assert!(g3.text.contains(",R1,,,,,,REFUND,FAIL,"), "{}", g3.text);
+        assert!(g3.text.contains(",R3,,,,,,REFUND,SUCCESS,"), "{}", g3.text);
+        let g2 = report(ReportKind::TransactionDetails, ReportGeneration::G2, &statuses);
+        assert!(g2.text.contains(",SIMREF000000000000000003,P1,R3,"), "{}", g2.text);
+        let unknown = Discrepancies {
+            status: vec![("NOPE".into(), "FAIL")],
+            ..Discrepancies::default()
+        };
+        assert!(try_report(ReportKind::TransactionDetails, ReportGeneration::G3, &unknown).is_err());
+
+        // R1's settlement is 0.05 USD off its amount plus fees; the summary's REFUND row follows the rows, and
+        // its PAYMENT row is moved 1.00 off the details.
+        let settlement = Discrepancies {
+            settlement_off: vec![("R1".into(), -5)],
+            summary_off: vec![("PAYMENT".into(), 100)],
+            ..Discrepancies::default()
+        };
+        let details = report(ReportKind::SettlementDetails, ReportGeneration::G3, &settlement);
         assert!(
-            build(
-                &snapshot(),
-                &usd_settlement(),
-                ReportKind::TransactionDetails,
-                date!(2026 - 03 - 04),
-                None,
-                ReportGeneration::G3,
-                &unknown
-            )
-            .is_err()
+            details
+                .text
+                .contains(",REFUND,2026-03-04T16:40:11+08:00,2026-03-05,-30.00,USD,,,-30.05,USD,,,0.00,USD"),
+            "{}",
+            details.text
         );
+        let summary = report(ReportKind::SettlementSummary, ReportGeneration::G3, &settlement);
+        let lines: Vec<&str> = summary.text.lines().collect();
+        assert!(
+            lines[1].contains(",PAYMENT,") && lines[1].contains(",2,129.74,USD,"),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[2].contains(",REFUND,") && lines[2].contains(",2,-37.97,USD,"),
+            "{}",
+            lines[2]
+        );
+        assert!(
+            lines[3].contains(",TOTAL,") && lines[3].contains(",4,90.77,USD,"),
+            "{}",
+            lines[3]
+        );
+        assert_eq!(
+            Discrepancies::parse_status("R1:processing").unwrap(),
+            ("R1".to_owned(), "PROCESSING")
+        );
+        assert!(Discrepancies::parse_status("R1:LOST").is_err());
+        assert!(Discrepancies::parse_status(":FAIL").is_err());
+        let no_such_type = Discrepancies {
+            summary_off: vec![("DISPUTE".into(), 1)],
+            ..Discrepancies::default()
+        };
+        assert!(try_report(ReportKind::SettlementSummary, ReportGeneration::G3, &no_such_type).is_err());
     }
 
     #[test]

@@ -15,8 +15,9 @@ use std::sync::Arc;
 
 use domain::{
     FINDINGS_PER_CHUNK_MAX, Money, PaymentEvent, PaymentId, ReconciledFile, ReconciliationEvent,
-    ReconciliationFindingAcknowledged, ReconciliationFindingsRecorded, ReconciliationRecorded, RecordedFinding,
-    RefundRequestId, RefundStatus, ReportedAmount, reconciliation_stream_name,
+    ReconciliationFindingAcknowledged, ReconciliationFindingsRecorded, ReconciliationRecorded, RecordedFee,
+    RecordedFinding, RecordedQuote, RecordedSettlement, RefundRequestId, RefundStatus, ReportedAmount,
+    reconciliation_stream_name,
 };
 use eventlog::{EventStore, ExpectedRevision, NewEvent, StreamName};
 use reconcile::{
@@ -259,6 +260,18 @@ pub struct RunOutcome {
 }
 
 impl RunOutcome {
+    /// Findings whose settlement or anomaly this run left to others, because it had no Antom gateway: LEDGER_PENDING
+    /// refunds not settled, anomalies not recorded.
+    pub fn left_undone(&self) -> (u64, u64) {
+        let count = |note: &str| {
+            self.findings
+                .iter()
+                .filter(|finding| finding.message.ends_with(note))
+                .count() as u64
+        };
+        (count(NOT_SETTLED_WITHOUT_GATEWAY), count(NO_ANOMALY_WITHOUT_GATEWAY))
+    }
+
     /// Findings other than MATCHED.
     pub fn discrepancies(&self) -> u64 {
         self.recorded
@@ -292,9 +305,12 @@ pub async fn reconcile_reports(
             .map_err(|error| ReconciliationError::Reader(error.to_string()))??
     };
     let mut findings = recorded_findings(&result.findings);
-    if let Some(ledger) = ledger {
-        settle_pending(ledger, actor, &mut findings).await;
-        record_anomalies(ledger, actor, &refunds, &mut findings).await;
+    match ledger {
+        Some(ledger) => {
+            settle_pending(ledger, actor, &mut findings).await;
+            record_anomalies(ledger, actor, &refunds, &mut findings).await;
+        }
+        None => say_left_undone(&mut findings),
     }
     let mut counts = BTreeMap::new();
     for finding in &findings {
@@ -564,17 +580,67 @@ fn recorded_findings(findings: &[Finding]) -> Vec<RecordedFinding> {
             line: finding.report.as_ref().map(|line| line.line),
             refund_request_id: finding.refund_request_id.clone(),
             refund_id: finding.refund_id.clone(),
-            report_amount: finding.report_amount.map(|amount| ReportedAmount {
-                currency: amount.currency().code().to_owned(),
-                value: amount.minor_units().to_string(),
-            }),
+            report_amount: finding.report_amount.map(reported),
             ledger_position: finding.ledger.map(|ledger| ledger.position),
             ledger_status: finding.ledger.map(|ledger| ledger.status),
             ledger_amount: finding.ledger.map(|ledger| ledger.refund_amount),
+            report_status: finding.report_status.as_ref().map(|status| status.as_str().to_owned()),
+            settlement: finding.settlement.as_ref().map(recorded_settlement),
             message: finding.message.clone(),
         })
         .collect()
 }
+
+fn reported(amount: reconcile::SignedAmount) -> ReportedAmount {
+    ReportedAmount {
+        currency: amount.currency().code().to_owned(),
+        value: amount.minor_units().to_string(),
+    }
+}
+
+fn recorded_settlement(settlement: &reconcile::RowSettlement) -> RecordedSettlement {
+    RecordedSettlement {
+        amount: reported(settlement.amount),
+        converted: settlement.converted.map(reported),
+        fees: settlement
+            .fees
+            .iter()
+            .map(|fee| RecordedFee {
+                kind: fee.kind.as_str().to_owned(),
+                amount: reported(fee.amount),
+            })
+            .collect(),
+        quote: settlement.quote.map(|quote| RecordedQuote {
+            base: quote.base.code().to_owned(),
+            quote: quote.quote.code().to_owned(),
+            price: quote.price.to_string(),
+        }),
+    }
+}
+
+/// What [`reconcile_reports`] leaves undone without an Antom gateway (`ledger` is `None`, as for the CLI without
+/// `REFUND_LEDGER_ANTOM_*`): no refund is settled by inquiry and no anomaly recorded. Each finding concerned says
+/// so and who will do it; [`RunOutcome::left_undone`] counts them.
+fn say_left_undone(findings: &mut [RecordedFinding]) {
+    for finding in findings.iter_mut() {
+        let note = if finding.kind == FindingKind::LedgerPending.as_str() {
+            NOT_SETTLED_WITHOUT_GATEWAY
+        } else if anomaly_command(finding).is_some() {
+            NO_ANOMALY_WITHOUT_GATEWAY
+        } else {
+            continue;
+        };
+        finding.message = format!("{}; {note}", finding.message);
+    }
+}
+
+/// The note on a LEDGER_PENDING finding of a run without an Antom gateway.
+pub const NOT_SETTLED_WITHOUT_GATEWAY: &str = "not settled by this run (no Antom gateway configured): the settle \
+     worker of a running service, or a later run with a gateway, will settle it";
+
+/// The note on a finding that would record an anomaly, in a run without an Antom gateway.
+pub const NO_ANOMALY_WITHOUT_GATEWAY: &str = "no anomaly recorded by this run (no Antom gateway configured): \
+     upload the report to the service (POST /reconciliations) or run again with a gateway to record it";
 
 /// LEDGER_PENDING findings: asks Antom through the normal inquiry path and says what came of it.
 async fn settle_pending(ledger: &Ledger, actor: &str, findings: &mut [RecordedFinding]) {
@@ -604,48 +670,96 @@ async fn settle_pending(ledger: &Ledger, actor: &str, findings: &mut [RecordedFi
     }
 }
 
-/// LEDGER_NOT_SUCCEEDED and REFUND_REVERSAL findings: a `RefundOutcomeAnomaly` (source `RECONCILIATION`) on
-/// the payment's stream through the payment's queue, as for any outcome report that contradicts a terminal
-/// state; the refund's state is unchanged. A report seen again records no second anomaly (the aggregate keeps
-/// one per reported outcome). The finding's message says what was recorded.
+/// What a finding asks of the payment's aggregate, when it contradicts a terminal state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AnomalyCommand {
+    /// REFUND_REVERSAL: `ReportRefundReversed`.
+    Reversed,
+    /// LEDGER_NOT_SUCCEEDED (Antom refunded what the ledger holds FAILED or REJECTED): `ConfirmRefundSucceeded`.
+    Succeeded,
+    /// STATUS_DIFFERS where the report says FAIL and the ledger holds the refund SUCCEEDED: `ConfirmRefundFailed`.
+    Failed,
+}
+
+/// The anomaly a finding records, if any. A STATUS_DIFFERS finding is one only when the report's status is a
+/// final FAIL against the ledger's SUCCEEDED; a PROCESSING status against a terminal state is not: Antom has
+/// not decided yet, so nothing contradicts the ledger's outcome (docs/adr/003-reconciliation.md).
+fn anomaly_command(finding: &RecordedFinding) -> Option<AnomalyCommand> {
+    match finding.kind.as_str() {
+        kind if kind == FindingKind::RefundReversal.as_str() => Some(AnomalyCommand::Reversed),
+        kind if kind == FindingKind::LedgerNotSucceeded.as_str() => Some(AnomalyCommand::Succeeded),
+        kind if kind == FindingKind::StatusDiffers.as_str()
+            && finding.report_status.as_deref() == Some(reconcile::ReportStatus::Failed.as_str())
+            && finding.ledger_status == Some(RefundStatus::Succeeded) =>
+        {
+            Some(AnomalyCommand::Failed)
+        }
+        _ => None,
+    }
+}
+
+/// Findings that contradict a terminal state (REFUND_REVERSAL, LEDGER_NOT_SUCCEEDED, and STATUS_DIFFERS with the
+/// report's FAIL against SUCCEEDED): a `RefundOutcomeAnomaly` (source `RECONCILIATION`) on the payment's stream
+/// through the payment's queue, as for any outcome report that contradicts a terminal state; the refund's state is
+/// unchanged. A report seen again records no second anomaly (the aggregate keeps one per reported outcome). The
+/// finding's message says what was recorded, or why nothing was.
 async fn record_anomalies(ledger: &Ledger, actor: &str, refunds: &[LedgerRefund], findings: &mut [RecordedFinding]) {
     let payments: HashMap<&str, &LedgerRefund> = refunds
         .iter()
         .map(|refund| (refund.refund_request_id.as_str(), refund))
         .collect();
     for finding in findings.iter_mut() {
-        let reversal = finding.kind == FindingKind::RefundReversal.as_str();
-        if !reversal && finding.kind != FindingKind::LedgerNotSucceeded.as_str() {
+        if finding.kind == FindingKind::StatusDiffers.as_str() && anomaly_command(finding).is_none() {
+            finding.message = format!(
+                "{}; no anomaly recorded: the report's status is not final, so it contradicts no outcome (a later \
+                 report settles it)",
+                finding.message
+            );
             continue;
         }
+        let Some(wanted) = anomaly_command(finding) else {
+            continue;
+        };
         let Some(refund) = finding.refund_request_id.as_deref().and_then(|id| payments.get(id)) else {
             continue;
         };
         let id = refund.refund_request_id.clone();
-        let command = if reversal {
-            domain::PaymentCommand::ReportRefundReversed {
+        let command = match wanted {
+            AnomalyCommand::Reversed => domain::PaymentCommand::ReportRefundReversed {
                 refund_request_id: id.clone(),
                 source: domain::OutcomeSource::Reconciliation,
-            }
-        } else {
-            let Some(refund_id) = finding
-                .refund_id
-                .as_deref()
-                .and_then(|refund_id| domain::RefundId::parse(refund_id).ok())
-            else {
-                finding.message = format!(
-                    "{}; no anomaly recorded: the report names no Antom refundId for it",
-                    finding.message
-                );
-                continue;
-            };
-            domain::PaymentCommand::ConfirmRefundSucceeded {
+            },
+            AnomalyCommand::Failed => domain::PaymentCommand::ConfirmRefundFailed {
                 refund_request_id: id.clone(),
-                refund_id,
-                // The refund is FAILED or REJECTED: the aggregate records the report as an anomaly and never
-                // uses this time (only a pending refund would take it).
-                refund_time: refund.refund_time.unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                // Reports carry no result code: Antom's generic failure stands for the report's FAIL.
+                result_code: domain::ResultCode::ProcessFail,
+                result_message: format!(
+                    "reported FAIL by {} line {}",
+                    finding.file.as_deref().unwrap_or("the report"),
+                    finding.line.unwrap_or_default()
+                ),
                 source: domain::OutcomeSource::Reconciliation,
+            },
+            AnomalyCommand::Succeeded => {
+                let Some(refund_id) = finding
+                    .refund_id
+                    .as_deref()
+                    .and_then(|refund_id| domain::RefundId::parse(refund_id).ok())
+                else {
+                    finding.message = format!(
+                        "{}; no anomaly recorded: the report names no Antom refundId for it",
+                        finding.message
+                    );
+                    continue;
+                };
+                domain::PaymentCommand::ConfirmRefundSucceeded {
+                    refund_request_id: id.clone(),
+                    refund_id,
+                    // The refund is FAILED or REJECTED: the aggregate records the report as an anomaly and never
+                    // uses this time (only a pending refund would take it).
+                    refund_time: refund.refund_time.unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                    source: domain::OutcomeSource::Reconciliation,
+                }
             }
         };
         let outcome = match ledger.record_outcome(actor, &refund.payment_id, &id, command).await {

@@ -36,7 +36,7 @@ pub use policy::{MethodPolicy, Policy, REFUND_WINDOW_DAYS_DEFAULT};
 pub use reconciliation::{
     FINDINGS_PER_CHUNK_MAX, RECONCILIATION_EVENT_TYPES, RECONCILIATION_STREAM_PREFIX, ReconciledFile,
     ReconciliationEvent, ReconciliationFindingAcknowledged, ReconciliationFindingsRecorded, ReconciliationRecorded,
-    RecordedFinding, ReportedAmount, reconciliation_stream_name,
+    RecordedFee, RecordedFinding, RecordedQuote, RecordedSettlement, ReportedAmount, reconciliation_stream_name,
 };
 pub use result_code::{ResultCode, ResultStatus};
 pub use state::{Chargeback, Payment, PaymentState, Refund, refundable_amount};

@@ -124,9 +124,56 @@ pub struct RecordedFinding {
     /// The ledger's amount.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ledger_amount: Option<crate::money::Money>,
+    /// The row's `status` as the report states it (`SUCCESS`, `FAIL`, `PROCESSING`; G3 transaction details).
+    /// Added after the first runs: older findings have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_status: Option<String>,
+    /// The settlement side of a settled REFUND row of a settlement batch (on the row's first finding only): what
+    /// the journal's settlement lines are made of. Added after the first runs: older findings have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settlement: Option<RecordedSettlement>,
     /// A sentence for people: what differs, what was done.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+}
+
+/// The settlement side of a settlement details row, as the report states it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedSettlement {
+    /// `settlementAmountValue` in `settlementCurrency` (net of fees; negative for a refund).
+    pub amount: ReportedAmount,
+    /// `convertedTransactionAmountValue` in `convertedCurrency` (G3): the gross after FX, as Antom rounded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub converted: Option<ReportedAmount>,
+    /// Every non-empty fee cell, in the report's column order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fees: Vec<RecordedFee>,
+    /// The FX quote of the row, when the currencies differ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote: Option<RecordedQuote>,
+}
+
+/// One fee cell of a row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedFee {
+    /// The column's G3 stem: `paymentMethodFee`, `taxFee`, `fxFee`, ...
+    pub kind: String,
+    /// Its amount (charged fees are negative).
+    pub amount: ReportedAmount,
+}
+
+/// `quoteCurrencyPair` and `quotePrice`: one `base` is `price` `quote`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedQuote {
+    /// Left side of the pair (ISO 4217).
+    pub base: String,
+    /// Right side of the pair.
+    pub quote: String,
+    /// The rate exactly as the report printed it (its digits are the precision the report shows).
+    pub price: String,
 }
 
 /// A chunk of a run's findings, in order.

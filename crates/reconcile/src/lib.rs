@@ -37,8 +37,8 @@ pub use file_name::ReportFileName;
 pub use kind::ReportKind;
 pub use matcher::{
     Finding, FindingCounts, FindingKind, LedgerBatch, LedgerPosition, LedgerRefund, LookupKeys,
-    REPORT_DAY_OFFSET_DEFAULT, RefundKey, ReportDay, ReportLine, ReportOutcome, RowKey, match_row, missing_from_report,
-    row_key, status_finding,
+    REPORT_DAY_OFFSET_DEFAULT, RefundKey, ReportDay, ReportLine, ReportOutcome, RowKey, RowSettlement, match_row,
+    missing_from_report, row_key, status_finding,
 };
 pub use memory::{MemoryIndex, Reconciliation, reconcile_settlement_batch, reconcile_transaction_details};
 pub use reader::{END_MARKER, EndOfReport, ReportReader};

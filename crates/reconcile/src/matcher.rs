@@ -15,7 +15,8 @@ use domain::{Money, PaymentId, RefundId, RefundRequestId, RefundStatus};
 use time::{Date, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 use crate::amount::SignedAmount;
-use crate::row::{AntomIds, ReportStatus, Row, RowType};
+use crate::kind::ReportKind;
+use crate::row::{AntomIds, Fee, Quote, ReportStatus, Row, RowType};
 
 /// The offset of "day T" when nothing else is known. Antom's current pages do not state the zone of the
 /// report day; the older cashier pages put the cut-off at 23:59:59 GMT+8.
@@ -160,8 +161,43 @@ pub struct Finding {
     pub report_amount: Option<SignedAmount>,
     /// The ledger's side (none when the ledger does not know the refund).
     pub ledger: Option<LedgerPosition>,
+    /// The row's `status` (G3 transaction details), as the report states it.
+    pub report_status: Option<ReportStatus>,
+    /// The settlement side of a settled REFUND row (settlement details only), on the row's first finding and
+    /// never on a duplicate's, so each settled row is carried once: what the journal's settlement lines are made
+    /// of.
+    pub settlement: Option<RowSettlement>,
     /// A sentence for people: what differs, what to do.
     pub message: String,
+}
+
+/// The settlement side of one settlement details row, exactly as the report states it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowSettlement {
+    /// `settlementAmountValue` in `settlementCurrency`: what moved in the settlement account (net of fees).
+    pub amount: SignedAmount,
+    /// `convertedTransactionAmountValue` (G3): the gross after FX, already rounded by Antom.
+    pub converted: Option<SignedAmount>,
+    /// Every non-empty fee cell.
+    pub fees: Vec<Fee>,
+    /// The FX quote, when the row has one.
+    pub quote: Option<Quote>,
+}
+
+impl RowSettlement {
+    /// The settlement side of a settlement details row; `None` for other reports and rows without a settlement
+    /// amount.
+    pub fn of(row: &Row) -> Option<Self> {
+        if row.schema().kind() != ReportKind::SettlementDetails {
+            return None;
+        }
+        Some(Self {
+            amount: row.settlement_amount()?,
+            converted: row.converted_amount(),
+            fees: row.fees().to_vec(),
+            quote: row.quote(),
+        })
+    }
 }
 
 /// Findings counted per kind (what a reconciliation run records).
@@ -348,6 +384,21 @@ pub fn match_row(
     ledger: Option<&LedgerRefund>,
     earlier: Option<&ReportLine>,
 ) -> Vec<Finding> {
+    let mut findings = row_findings(row, file, ledger, earlier);
+    if *row.row_type() == RowType::Refund && earlier.is_none() {
+        if let Some(first) = findings.first_mut() {
+            first.settlement = RowSettlement::of(row);
+        }
+    }
+    findings
+}
+
+fn row_findings(
+    row: &Row,
+    file: &Arc<str>,
+    ledger: Option<&LedgerRefund>,
+    earlier: Option<&ReportLine>,
+) -> Vec<Finding> {
     if !is_refund_row(row) {
         return Vec::new();
     }
@@ -372,6 +423,8 @@ pub fn match_row(
             status: refund.status,
             refund_amount: refund.refund_amount,
         }),
+        report_status: row.status().cloned(),
+        settlement: None,
         message,
     };
     let row_type = row.row_type().as_str();
@@ -563,6 +616,8 @@ pub fn missing_from_report(refund: &LedgerRefund, day: &ReportDay, in_report: bo
             status: refund.status,
             refund_amount: refund.refund_amount,
         }),
+        report_status: None,
+        settlement: None,
         message: format!(
             "the ledger's refund succeeded on {} but the day's report does not list it",
             day.date()

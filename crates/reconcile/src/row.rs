@@ -172,6 +172,16 @@ impl ReportStatus {
             Self::Other(text.to_owned())
         }
     }
+
+    /// The status as one word: `SUCCESS`, `FAIL`, `PROCESSING`, or the text of a status not understood.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Success => "SUCCESS",
+            Self::Failed => "FAIL",
+            Self::Processing => "PROCESSING",
+            Self::Other(text) => text,
+        }
+    }
 }
 
 /// `quoteCurrencyPair` and `quotePrice`: one unit of `base` is `price` units of `quote`.

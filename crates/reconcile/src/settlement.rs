@@ -42,6 +42,8 @@ pub fn check_settlement_row(row: &Row, file: &Arc<str>) -> Option<Finding> {
         refund_id: None,
         report_amount: Some(settlement),
         ledger: None,
+        report_status: None,
+        settlement: None,
         message,
     };
     let target = settlement.currency();
@@ -412,6 +414,8 @@ fn summary_finding(
         refund_id: None,
         report_amount: amount,
         ledger: None,
+        report_status: None,
+        settlement: None,
         message,
     }
 }
@@ -443,6 +447,49 @@ mod tests {
 
     fn check(line: &str) -> Option<Finding> {
         check_settlement_row(&details(&[line])[0], &Arc::from("settlementItems_USD_1_000.csv"))
+    }
+
+    #[test]
+    fn a_settled_refund_row_carries_its_settlement_once() {
+        let settled = details(&[
+            "1,R2,REFUND,2026-03-06,-1200,JPY,-8.02,USD,JPY/USD,0.0066,-0.10,USD",
+            "1,R2,REFUND,2026-03-06,-1200,JPY,-8.02,USD,JPY/USD,0.0066,-0.10,USD",
+            "1,P1,PAYMENT,2026-03-06,100.00,USD,96.80,USD,,,-3.20,USD",
+        ]);
+        let file: Arc<str> = Arc::from("settlementItems_USD_1_000.csv");
+        let findings = crate::matcher::match_row(&settled[0], &file, None, None);
+        assert_eq!(findings[0].kind, FindingKind::UnknownToLedger);
+        let settlement = findings[0].settlement.as_ref().unwrap();
+        assert_eq!(
+            (settlement.amount.minor_units(), settlement.amount.currency().code()),
+            (-802, "USD")
+        );
+        assert_eq!(settlement.fees.len(), 1);
+        assert_eq!(settlement.fees[0].kind, FeeKind::PaymentMethod);
+        assert_eq!(settlement.fees[0].amount.minor_units(), -10);
+        let quote = settlement.quote.unwrap();
+        assert_eq!(
+            (quote.base.code(), quote.quote.code(), quote.price.to_string()),
+            ("JPY", "USD", "0.0066".to_owned())
+        );
+        let earlier = ReportLine {
+            file: Arc::clone(&file),
+            line: 2,
+        };
+        let duplicate = crate::matcher::match_row(&settled[1], &file, None, Some(&earlier));
+        assert_eq!(duplicate[0].kind, FindingKind::Duplicate);
+        assert_eq!(duplicate[0].settlement, None, "a duplicate row is not settled twice");
+        assert!(crate::matcher::match_row(&settled[2], &file, None, None).is_empty());
+        // Transaction details carry settlement columns too, but settle nothing.
+        let day = rows(
+            "transactionItems_20260306_000.csv",
+            "transactionRequestId,transactionType,status,transactionAmountValue,transactionCurrency,\
+             settlementAmountValue,settlementCurrency",
+            &["R2,REFUND,FAIL,-12.00,USD,-12.00,USD"],
+        );
+        let findings = crate::matcher::match_row(&day[0], &file, None, None);
+        assert_eq!(findings[0].settlement, None);
+        assert_eq!(findings[0].report_status, Some(crate::row::ReportStatus::Failed));
     }
 
     #[test]

@@ -118,6 +118,20 @@ pub(crate) fn summary(outcome: &RunOutcome) -> String {
         run.findings_count,
         outcome.discrepancies()
     ));
+    let (not_settled, no_anomaly) = outcome.left_undone();
+    if not_settled > 0 {
+        text.push_str(&format!(
+            "  no Antom gateway configured: {not_settled} LEDGER_PENDING refund(s) NOT settled by this run; the settle \
+             worker of a running service, or a later run with REFUND_LEDGER_ANTOM_* set, will settle them\n"
+        ));
+    }
+    if no_anomaly > 0 {
+        text.push_str(&format!(
+            "  no Antom gateway configured: {no_anomaly} finding(s) whose RefundOutcomeAnomaly was NOT recorded by \
+             this run; upload the report (POST /reconciliations) or run again with REFUND_LEDGER_ANTOM_* set to \
+             record them\n"
+        ));
+    }
     text
 }
 

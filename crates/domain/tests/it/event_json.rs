@@ -9,8 +9,9 @@ use domain::{
     AnomalyAcknowledged, ChargebackOpened, ChargebackResolution, ChargebackResolved, DisputeId, EVENT_TYPES,
     EventDecodeError, OutcomeSource, PaymentCaptured, PaymentEvent, RECONCILIATION_EVENT_TYPES, ReconciledFile,
     ReconciliationEvent, ReconciliationFindingAcknowledged, ReconciliationFindingsRecorded, ReconciliationRecorded,
-    RecordedFinding, RefundFailed, RefundId, RefundOutcomeAnomaly, RefundProcessing, RefundRejected, RefundRequested,
-    RefundStatus, RefundSucceeded, ReportedAmount, ReportedOutcome, ResultCode, Upcaster,
+    RecordedFee, RecordedFinding, RecordedQuote, RecordedSettlement, RefundFailed, RefundId, RefundOutcomeAnomaly,
+    RefundProcessing, RefundRejected, RefundRequested, RefundStatus, RefundSucceeded, ReportedAmount, ReportedOutcome,
+    ResultCode, Upcaster,
 };
 use time::Duration;
 
@@ -133,6 +134,8 @@ fn reconciliation_examples() -> Vec<ReconciliationEvent> {
                     ledger_position: Some(7),
                     ledger_status: Some(RefundStatus::Succeeded),
                     ledger_amount: Some(usd("2500")),
+                    report_status: Some("SUCCESS".into()),
+                    settlement: None,
                     message: String::new(),
                 },
                 RecordedFinding {
@@ -149,7 +152,49 @@ fn reconciliation_examples() -> Vec<ReconciliationEvent> {
                     ledger_position: None,
                     ledger_status: None,
                     ledger_amount: None,
+                    report_status: None,
+                    settlement: None,
                     message: "a refund the ledger never asked for".into(),
+                },
+                // A settled row of a settlement batch: its settlement side, for the journal.
+                RecordedFinding {
+                    seq: 3,
+                    kind: "MATCHED".into(),
+                    file: Some("settlementItems_USD_2026030611000000001_000.csv".into()),
+                    line: Some(3),
+                    refund_request_id: Some("R-2".into()),
+                    refund_id: Some("202601011235".into()),
+                    report_amount: Some(ReportedAmount {
+                        currency: "JPY".into(),
+                        value: "-1200".into(),
+                    }),
+                    ledger_position: Some(9),
+                    ledger_status: Some(RefundStatus::Succeeded),
+                    ledger_amount: Some(domain::Money::parse("refundAmount", "JPY", "1200").unwrap()),
+                    report_status: None,
+                    settlement: Some(RecordedSettlement {
+                        amount: ReportedAmount {
+                            currency: "USD".into(),
+                            value: "-802".into(),
+                        },
+                        converted: Some(ReportedAmount {
+                            currency: "USD".into(),
+                            value: "-792".into(),
+                        }),
+                        fees: vec![RecordedFee {
+                            kind: "paymentMethodFee".into(),
+                            amount: ReportedAmount {
+                                currency: "USD".into(),
+                                value: "-10".into(),
+                            },
+                        }],
+                        quote: Some(RecordedQuote {
+                            base: "JPY".into(),
+                            quote: "USD".into(),
+                            price: "0.0066".into(),
+                        }),
+                    }),
+                    message: String::new(),
                 },
             ],
         }),
@@ -218,6 +263,21 @@ fn stored_json_matches_the_checked_in_contract() {
             event
         );
     }
+}
+
+/// A finding recorded before `reportStatus` and `settlement` existed decodes with neither.
+#[test]
+fn findings_recorded_before_the_settlement_fields_still_decode() {
+    let old = br#"{"runId":"r","chunk":0,"findings":[{"seq":1,"kind":"MATCHED","file":"f.csv","line":2,
+        "refundRequestId":"R-1","reportAmount":{"currency":"USD","value":"-2500"},"ledgerPosition":7,
+        "ledgerStatus":"SUCCEEDED","ledgerAmount":{"currency":"USD","value":"2500"}}]}"#;
+    let event = ReconciliationEvent::from_stored("ReconciliationFindingsRecorded", 1, old).unwrap();
+    let ReconciliationEvent::ReconciliationFindingsRecorded(chunk) = event else {
+        panic!("wrong type")
+    };
+    assert_eq!(chunk.findings[0].report_status, None);
+    assert_eq!(chunk.findings[0].settlement, None);
+    assert_eq!(chunk.findings[0].line, Some(2));
 }
 
 /// A pre-release form of RefundRequested held the amount as `amount` in major units.

@@ -1079,6 +1079,8 @@ async fn append_reconciliation(store: &dyn EventStore, run_id: &str, findings: u
             ledger_position: Some(seq),
             ledger_status: Some(RefundStatus::Succeeded),
             ledger_amount: Some(money("USD", 100)),
+            report_status: None,
+            settlement: None,
             message: String::new(),
         })
         .collect();
