@@ -95,6 +95,11 @@ pub(crate) struct Antom {
 impl Antom {
     /// Starts the simulator; its notifications go to a ledger on `ledger_port`.
     pub(crate) fn start(ledger_port: u16) -> Self {
+        Self::start_with(ledger_port, &[])
+    }
+
+    /// [`Antom::start`] with more `apo-sim` arguments (report settings: `--settlement-currency`, `--quote`...).
+    pub(crate) fn start_with(ledger_port: u16, arguments: &[&str]) -> Self {
         let port = free_loopback_port();
         let child = Command::new(apo_sim_binary())
             .args(["--listen", &format!("127.0.0.1:{port}"), "--client-id", CLIENT_ID])
@@ -112,6 +117,7 @@ impl Antom {
                 "--timeout-hold-ms",
                 &SIM_TIMEOUT_HOLD_MS.to_string(),
             ])
+            .args(arguments)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -75,7 +75,7 @@ fn export_tests(log: &Log) {
     let (_, csv) = server.get("/exports/journal.csv", Some(VIEWER_KEY));
     let csv = text(csv);
     assert!(csv.starts_with(
-        "date,recordedAt,refundRequestId,refundId,paymentId,currency,account,debit,credit,position,hash\r\n"
+        "date,recordedAt,refundRequestId,refundId,paymentId,currency,account,debit,credit,position,hash,runId,file,line\r\n"
     ));
     assert_eq!(csv.matches("\r\n").count(), 9, "{csv}");
     assert_eq!(csv.matches('\n').count(), 9, "every line ends CRLF: {csv}");

@@ -290,6 +290,150 @@ fn report_statuses_end_to_end(store: &str, folder: &Path) {
     assert!(verified_events(store) > 0);
 }
 
+on_both_stores!(
+    settlement_batches_end_to_end_on_sqlite,
+    settlement_batches_end_to_end_on_postgres,
+    settlement_batches_end_to_end
+);
+
+/// A settlement batch in G3 and in G2 (refunds in USD settled in EUR at a fixed quote, with a refund fee): one
+/// row's settlement moved off its amount plus fees (SETTLEMENT_MISMATCH) and the summary's REFUND row moved off
+/// the details (SUMMARY_MISMATCH), reconciled as details and summary together; `export journal` then books each
+/// settled row (clearing, FX conversion, the fee, the FX difference of the row that is off, the settlement
+/// account), balanced per currency and traced to the run and the report line.
+fn settlement_batches_end_to_end(store: &str, folder: &Path) {
+    let port = free_loopback_port();
+    let antom = Antom::start_with(
+        port,
+        &[
+            "--settlement-currency",
+            "EUR",
+            "--quote",
+            "EUR/USD=1.0850",
+            "--refund-fee-bps",
+            "150",
+        ],
+    );
+    let server = start_ledger(store, folder, &antom, port, Worker::Idle);
+    record_payment(&server, "P-1", "100000");
+    for (id, value) in [("B-1", "1000"), ("B-2", "2000"), ("B-3", "3000")] {
+        refund(&server, id, "P-1", value);
+        wait_for_status(&server, id, "SUCCEEDED");
+    }
+    server.stop();
+
+    let date = report_date();
+    for generation in ["g3", "g2"] {
+        let query = format!("generation={generation}&settlementOff=B-2:-7&summaryOff=REFUND:100");
+        let into = folder.join(generation);
+        let items = fetch(&antom, &format!("settlements/{date}/items"), &query, &into);
+        let summary = fetch(&antom, &format!("settlements/{date}/summary"), &query, &into);
+        let run = reconcile(store, &antom, &[&items, &summary, "--format", "jsonl"]);
+        assert_eq!(run.status.code(), Some(1), "{generation}: {run:?}");
+        let text = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            text.contains("(SETTLEMENT_BATCH)") && text.contains("settlement batch: "),
+            "{text}"
+        );
+        let findings = jsonl(&run.stdout);
+        let items_name = Path::new(&items).file_name().unwrap().to_str().unwrap();
+        let summary_name = Path::new(&summary).file_name().unwrap().to_str().unwrap();
+        for id in ["B-1", "B-3"] {
+            assert_eq!(kinds(&findings, id), ["MATCHED"], "{generation}: {findings:#?}");
+        }
+        assert_eq!(
+            kinds(&findings, "B-2"),
+            ["MATCHED", "SETTLEMENT_MISMATCH"],
+            "{generation}: {findings:#?}"
+        );
+        let mismatch = only(&findings, "B-2", "SETTLEMENT_MISMATCH");
+        assert_eq!(mismatch["file"], items_name, "{mismatch}");
+        let mismatches: Vec<&Value> = findings
+            .iter()
+            .filter(|finding| finding["kind"] == "SUMMARY_MISMATCH")
+            .collect();
+        assert!(!mismatches.is_empty(), "{generation}: {findings:#?}");
+        assert!(
+            mismatches.iter().all(|finding| finding["file"] == summary_name),
+            "{mismatches:#?}"
+        );
+        assert!(
+            mismatches
+                .iter()
+                .any(|finding| finding["message"].as_str().unwrap().contains("REFUND")),
+            "{mismatches:#?}"
+        );
+        let run_id = findings[0]["runId"].as_str().unwrap().to_owned();
+
+        // The journal books each settled row of the run, balanced per currency, on the row's line.
+        let journal = run_binary(store, &["export", "journal", "--format", "jsonl"]);
+        assert_eq!(journal.status.code(), Some(0), "{journal:?}");
+        let lines: Vec<Value> = jsonl(&journal.stdout)
+            .into_iter()
+            .filter(|line| line["runId"] == run_id.as_str())
+            .collect();
+        let mut balance: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+        for line in &lines {
+            let minor = |field: &str| line[field].as_str().unwrap().replace('.', "").parse::<i64>().unwrap();
+            *balance
+                .entry(line["currency"].as_str().unwrap().to_owned())
+                .or_default() += minor("debit") - minor("credit");
+            assert_eq!(line["file"], items_name, "{line}");
+            let id = line["refundRequestId"].as_str().unwrap();
+            let matched = only(&findings, id, "MATCHED");
+            assert_eq!(line["line"], matched["line"], "{line}");
+        }
+        assert_eq!(
+            balance.into_iter().collect::<Vec<_>>(),
+            [("EUR".to_owned(), 0), ("USD".to_owned(), 0)],
+            "{generation}: {lines:#?}"
+        );
+        let accounts_of = |id: &str| -> Vec<String> {
+            lines
+                .iter()
+                .filter(|line| line["refundRequestId"] == id)
+                .map(|line| {
+                    format!(
+                        "{} {}",
+                        line["currency"].as_str().unwrap(),
+                        line["account"].as_str().unwrap()
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            accounts_of("B-1"),
+            [
+                "USD antom-clearing",
+                "USD fx-conversion",
+                "EUR fx-conversion",
+                "EUR antom-fees:paymentMethodFee",
+                "EUR antom-settlement"
+            ],
+            "{generation}: {lines:#?}"
+        );
+        // 20.00 USD / 1.0850 = 18.43 EUR, 0.28 EUR of fee; the report settled 0.07 EUR more.
+        let difference: Vec<&Value> = lines
+            .iter()
+            .filter(|line| line["refundRequestId"] == "B-2" && line["account"] == "fx-difference")
+            .collect();
+        assert_eq!(difference.len(), 1, "{generation}: {lines:#?}");
+        assert_eq!(
+            (&difference[0]["debit"], &difference[0]["currency"]),
+            (&Value::from("0.07"), &Value::from("EUR"))
+        );
+        assert!(
+            lines.iter().any(|line| line["refundRequestId"] == "B-2"
+                && line["account"] == "antom-settlement"
+                && line["credit"] == "18.78"),
+            "{lines:#?}"
+        );
+    }
+    let replayed = run_binary(store, &["replay"]);
+    assert_eq!(replayed.status.code(), Some(0), "{replayed:?}");
+    assert!(verified_events(store) > 0);
+}
+
 /// Asserts that `finding`'s message says `text`.
 fn assert_says(finding: &Value, text: &str) {
     let message = finding["message"].as_str().unwrap_or_default();
@@ -333,9 +477,13 @@ fn only<'a>(findings: &'a [Value], id: &str, kind: &str) -> &'a Value {
 
 /// Downloads the day's transaction details report into `folder` under Antom's file name; answers its path.
 fn fetch_report(antom: &Antom, date: &str, query: &str, folder: &Path) -> String {
+    fetch(antom, &format!("transactions/{date}"), query, folder)
+}
+
+/// Downloads the report `/sim/reports/{report}?{query}` into `folder` under Antom's file name; answers its path.
+fn fetch(antom: &Antom, report: &str, query: &str, folder: &Path) -> String {
     std::fs::create_dir_all(folder).unwrap();
-    let response =
-        reqwest::blocking::get(format!("{}/sim/reports/transactions/{date}?{query}", antom.base_url())).unwrap();
+    let response = reqwest::blocking::get(format!("{}/sim/reports/{report}?{query}", antom.base_url())).unwrap();
     assert!(response.status().is_success(), "{response:?}");
     let disposition = response.headers()["content-disposition"].to_str().unwrap().to_owned();
     let name = disposition

@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use domain::{Currency, PaymentId, RefundRequestId};
+use domain::{Currency, PaymentId, ReconciliationEvent, RefundRequestId};
 use eventlog::{EventStore, LogLayout, READ_EVENTS_MAX, RecordedEvent, StreamName};
 use projections::{
     Cursor, FoldedStream, PAGE_SIZE_MAX, ReadModels, RefundFilter, RefundView, StreamFoldError,
@@ -25,10 +25,14 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::encode::{Cell, Encoder, Format, decimal_text};
 use crate::error::AuditError;
-use crate::journal::{Accounts, JOURNAL_COLUMNS, JournalBuilder, JournalEntry, Observation};
+use crate::journal::{Accounts, JOURNAL_COLUMNS, JournalBuilder, JournalEntry, Observation, SettlementRun};
 
 /// Events read per batch of a journal export.
 pub const EXPORT_BATCH_EVENTS_MAX: usize = READ_EVENTS_MAX;
+
+/// Findings chunks read at a time from a reconciled batch's stream (each up to 1,000 findings, a few hundred
+/// KiB).
+const FINDINGS_CHUNKS_PER_READ: usize = 4;
 
 /// Which rows an export includes; `None` fields do not filter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -139,6 +143,10 @@ impl JournalExport {
                 Observation::Nothing => continue,
                 // A sparse log is read whole: what it learns outside the range serves later lines.
                 _ if !in_range => continue,
+                Observation::Settlement(run) => {
+                    self.encode_settlement(&run, out).await?;
+                    continue;
+                }
                 Observation::Entry(entry) => entry,
                 Observation::NeedsAmount(pending) => {
                     let amount = lookup_amount(
@@ -156,6 +164,57 @@ impl JournalExport {
             }
         }
         Ok(())
+    }
+
+    /// The settlement lines of a reconciled batch: its findings read from the run's stream, a few chunks at a
+    /// time, each settled row's lines written as it is read.
+    async fn encode_settlement(&self, run: &SettlementRun, out: &mut Vec<u8>) -> Result<(), AuditError> {
+        let replay_error = |reason: String| AuditError::Replay {
+            position: run.position,
+            reason,
+        };
+        let stream = StreamName::parse(domain::reconciliation_stream_name(&run.run_id))
+            .map_err(|error| replay_error(error.to_string()))?;
+        let chunks = run.findings_count.div_ceil(domain::FINDINGS_PER_CHUNK_MAX as u64);
+        let mut revision = 0;
+        while revision < chunks {
+            let page = self
+                .store
+                .read_stream(&stream, revision, FINDINGS_CHUNKS_PER_READ)
+                .await?;
+            if page.is_empty() {
+                return Err(replay_error(format!(
+                    "run {} has {chunks} findings chunks, its stream ends at revision {revision}",
+                    run.run_id
+                )));
+            }
+            for recorded in page.iter().take_while(|recorded| recorded.revision < chunks) {
+                let event =
+                    ReconciliationEvent::from_stored(&recorded.event_type, recorded.schema_version, &recorded.payload)
+                        .map_err(|error| replay_error(format!("position {}: {error}", recorded.position)))?;
+                let ReconciliationEvent::ReconciliationFindingsRecorded(chunk) = event else {
+                    return Err(replay_error(format!(
+                        "position {}: {} where the run's findings were expected",
+                        recorded.position, recorded.event_type
+                    )));
+                };
+                for finding in &chunk.findings {
+                    run.encode(
+                        &self.encoder,
+                        &self.accounts,
+                        finding,
+                        |currency| self.wanted_currency(currency),
+                        out,
+                    );
+                }
+            }
+            revision += page.len() as u64;
+        }
+        Ok(())
+    }
+
+    fn wanted_currency(&self, currency: Currency) -> bool {
+        self.filter.currency.is_none_or(|wanted| wanted == currency)
     }
 
     fn wanted(&self, entry: &JournalEntry) -> bool {

@@ -5,12 +5,24 @@
 //! the position and hash of the `RefundSucceeded` event, so an auditor can trace it to the verified log.
 //! The amount is not in `RefundSucceeded`: [`JournalBuilder`] remembers the amounts of open refunds it saw
 //! requested (at most [`OPEN_REFUNDS_REMEMBERED_MAX`]) and asks its caller to look up any other.
+//!
+//! A reconciled settlement batch (a `ReconciliationRecorded` of kind `SETTLEMENT_BATCH`) adds the settlement
+//! side: for each settled REFUND row of the batch, lines that clear the clearing account against the
+//! settlement account, each fee column as its own line, and, when the settlement currency differs, the
+//! conversion and its difference ([`settlement_lines`]). They are dated when the run was recorded and carry the
+//! run event's position and hash, the run id, the report file and its line.
 
 use std::collections::HashMap;
 
-use domain::{Money, PaymentEvent, PaymentId, RefundId, RefundRequestId, RefundRequested, RefundSucceeded};
+use std::str::FromStr;
+
+use domain::{
+    Currency, Money, PaymentEvent, PaymentId, RECONCILIATION_STREAM_PREFIX, ReconciliationEvent, RecordedFinding,
+    RefundId, RefundRequestId, RefundRequested, RefundSucceeded, ReportedAmount,
+};
 use eventlog::RecordedEvent;
 use projections::PAYMENT_STREAM_PREFIX;
+use rust_decimal::{Decimal, RoundingStrategy};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -33,15 +45,51 @@ pub const JOURNAL_COLUMNS: &[&str] = &[
     "credit",
     "position",
     "hash",
+    "runId",
+    "file",
+    "line",
 ];
 
-/// The two accounts every succeeded refund moves money between.
+/// The report kind of a reconciliation run whose settled rows the journal books.
+pub const SETTLEMENT_BATCH: &str = "SETTLEMENT_BATCH";
+
+/// The accounts of the journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accounts {
     /// Debited with each succeeded refund (the merchant's refunds expense or contra-revenue account).
     pub refunds: String,
-    /// Credited with each succeeded refund (what Antom settles).
+    /// Credited with each succeeded refund (what Antom settles), debited when a batch settles it.
     pub clearing: String,
+    /// The accounts of a reconciled settlement batch.
+    pub settlement: SettlementAccounts,
+}
+
+/// The accounts a reconciled settlement batch books to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettlementAccounts {
+    /// The merchant's settlement account at Antom: credited with what each settled refund took from it.
+    pub settlement: String,
+    /// Fees: each fee column books to `{fees}:{column}` (`antom-fees:paymentMethodFee`).
+    pub fees: String,
+    /// Where a refund in one currency becomes money in the settlement currency: credited in the transaction
+    /// currency, debited in the settlement currency; its balance per currency is the batch's FX position.
+    pub fx_conversion: String,
+    /// The rounding of a conversion: what the report's settlement differs from the quoted gross plus the fees.
+    pub fx_difference: String,
+    /// The same difference in one currency (a row whose settlement is not its amount plus its fees).
+    pub settlement_difference: String,
+}
+
+impl Default for SettlementAccounts {
+    fn default() -> Self {
+        Self {
+            settlement: "antom-settlement".to_owned(),
+            fees: "antom-fees".to_owned(),
+            fx_conversion: "fx-conversion".to_owned(),
+            fx_difference: "fx-difference".to_owned(),
+            settlement_difference: "settlement-difference".to_owned(),
+        }
+    }
 }
 
 /// One succeeded refund: the source of a balanced pair of journal lines.
@@ -95,6 +143,205 @@ impl JournalEntry {
                     Cell::Text(credit),
                     Cell::Number(self.position),
                     Cell::Text(&hash),
+                    Cell::Missing,
+                    Cell::Missing,
+                    Cell::Missing,
+                ],
+            );
+        }
+    }
+}
+
+/// A reconciled settlement batch: the source of the settlement lines of its settled rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettlementRun {
+    /// Position of the run's `ReconciliationRecorded`.
+    pub position: u64,
+    /// Its hash.
+    pub hash: [u8; 32],
+    /// When the run was recorded.
+    pub recorded_at: OffsetDateTime,
+    /// The run's id (its stream is `reconciliation-{runId}`).
+    pub run_id: String,
+    /// Findings in the run's chunks (before its `ReconciliationRecorded` on its stream).
+    pub findings_count: u64,
+}
+
+/// One line of a settled row: `amount` in minor units of `currency`, a debit when positive, a credit when
+/// negative.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettlementLine {
+    /// The line's currency.
+    pub currency: Currency,
+    /// The account.
+    pub account: String,
+    /// Signed minor units: debit positive, credit negative.
+    pub amount: i128,
+}
+
+/// The settlement lines of one finding of a settlement batch, or none when it carries no settlement side (not a
+/// settled REFUND row's first finding). Every currency's lines add up to zero:
+///
+/// - the transaction amount `t` (negative for a refund) in its currency `T`, the settlement amount `s` and the
+///   fees `f` in the settlement currency `S` (a fee in `T` is converted like the gross);
+/// - `T = S`: the clearing account is debited `-t`; otherwise it is debited `-t` in `T` against the FX
+///   conversion account, which is debited in `S` with the gross `g`: `convertedTransactionAmountValue` where the
+///   report has it (G3), else `t` converted by the row's quote price (multiplied when `T` is the pair's left
+///   side, divided when it is the right), rounded half-even to `S`'s minor unit as the report rounds amounts;
+/// - each non-zero fee: its own account (`{fees}:{column}`) debited `-f`;
+/// - the difference `g + Σf - s`, when not zero, debited to the FX difference account (`T ≠ S`) or the
+///   settlement difference account (`T = S`, a row that breaks the formula);
+/// - the settlement account credited `-s` (debited `s`).
+///
+/// An error (the row's lines are then left out; the run reported the row NOT_UNDERSTOOD already) when a
+/// currency is unknown, a quote is missing or does not relate the currencies, or a fee is in a third currency.
+pub fn settlement_lines(
+    finding: &RecordedFinding,
+    accounts: &SettlementAccounts,
+    clearing: &str,
+) -> Result<Vec<SettlementLine>, String> {
+    let Some(settlement) = &finding.settlement else {
+        return Ok(Vec::new());
+    };
+    let (target, net) = minor(&settlement.amount)?;
+    let transaction = finding.report_amount.as_ref().map(minor).transpose()?;
+    let quote = settlement.quote.as_ref();
+    let convert = |currency: Currency, units: i128| -> Result<i128, String> {
+        if currency == target {
+            return Ok(units);
+        }
+        let quote = quote.ok_or_else(|| format!("an amount in {currency}, settlement in {target}, no quote"))?;
+        let price = Decimal::from_str(&quote.price).map_err(|_| format!("quote price {:?}", quote.price))?;
+        let value =
+            Decimal::try_from_i128_with_scale(units, currency.exponent()).map_err(|_| format!("{units} too large"))?;
+        let exact = if quote.base == currency.code() && quote.quote == target.code() {
+            value.checked_mul(price)
+        } else if quote.base == target.code() && quote.quote == currency.code() && !price.is_zero() {
+            value.checked_div(price)
+        } else {
+            return Err(format!(
+                "quote {}/{} does not relate {currency} and {target}",
+                quote.base, quote.quote
+            ));
+        };
+        let rounded = exact
+            .ok_or_else(|| format!("{units} too large to convert"))?
+            .round_dp_with_strategy(target.exponent(), RoundingStrategy::MidpointNearestEven);
+        let scaled = rounded
+            .checked_mul(Decimal::from(10_i64.pow(target.exponent())))
+            .ok_or_else(|| format!("{units} too large to convert"))?;
+        rust_decimal::prelude::ToPrimitive::to_i128(&scaled.trunc()).ok_or_else(|| format!("{units} too large"))
+    };
+    let mut fees = Vec::new();
+    for fee in &settlement.fees {
+        let (currency, units) = minor(&fee.amount)?;
+        let transaction_currency = transaction.map(|(currency, _)| currency);
+        if currency != target && Some(currency) != transaction_currency {
+            return Err(format!("{} in {currency}, settlement in {target}", fee.kind));
+        }
+        fees.push((format!("{}:{}", accounts.fees, fee.kind), convert(currency, units)?));
+    }
+    let fee_total: i128 = fees.iter().map(|(_, units)| units).sum();
+    let mut lines = Vec::new();
+    let line = |currency: Currency, account: &str, amount: i128| SettlementLine {
+        currency,
+        account: account.to_owned(),
+        amount,
+    };
+    let (gross, difference_account) = match transaction {
+        Some((currency, units)) if currency == target => {
+            lines.push(line(target, clearing, -units));
+            (units, &accounts.settlement_difference)
+        }
+        Some((currency, units)) => {
+            lines.push(line(currency, clearing, -units));
+            lines.push(line(currency, &accounts.fx_conversion, units));
+            let gross = match &settlement.converted {
+                Some(converted) => match minor(converted)? {
+                    (currency, converted) if currency == target => converted,
+                    (currency, _) => return Err(format!("converted amount in {currency}, settlement in {target}")),
+                },
+                None => convert(currency, units)?,
+            };
+            lines.push(line(target, &accounts.fx_conversion, -gross));
+            (gross, &accounts.fx_difference)
+        }
+        // No transaction amount: the gross is what the settlement and the fees leave.
+        None => {
+            let gross = net - fee_total;
+            lines.push(line(target, clearing, -gross));
+            (gross, &accounts.settlement_difference)
+        }
+    };
+    for (account, units) in &fees {
+        lines.push(line(target, account, -units));
+    }
+    lines.push(line(target, difference_account, gross + fee_total - net));
+    lines.push(line(target, &accounts.settlement, net));
+    lines.retain(|line| line.amount != 0);
+    Ok(lines)
+}
+
+fn minor(amount: &ReportedAmount) -> Result<(Currency, i128), String> {
+    let currency = Currency::parse("currency", &amount.currency).map_err(|error| error.to_string())?;
+    let units = amount
+        .value
+        .parse::<i128>()
+        .map_err(|_| format!("amount {:?} is not minor units", amount.value))?;
+    Ok((currency, units))
+}
+
+impl SettlementRun {
+    /// Appends the lines of `finding` (one of the run's) in the currencies `wanted` accepts.
+    pub fn encode(
+        &self,
+        encoder: &Encoder,
+        accounts: &Accounts,
+        finding: &RecordedFinding,
+        wanted: impl Fn(Currency) -> bool,
+        out: &mut Vec<u8>,
+    ) {
+        let lines = match settlement_lines(finding, &accounts.settlement, &accounts.clearing) {
+            Ok(lines) => lines,
+            Err(reason) => {
+                tracing::warn!(run_id = %self.run_id, seq = finding.seq, reason, "settled row left out of the journal");
+                return;
+            }
+        };
+        let recorded_at = self
+            .recorded_at
+            .format(&Rfc3339)
+            .unwrap_or_else(|_| self.recorded_at.to_string());
+        let date = recorded_at.get(..10).unwrap_or(&recorded_at);
+        let hash = hex::encode(self.hash);
+        for line in lines.iter().filter(|line| wanted(line.currency)) {
+            let exponent = line.currency.exponent();
+            // Amounts are at most sixteen digits of minor units (the parser's bound), far inside u64.
+            let amount = decimal_text(u64::try_from(line.amount.unsigned_abs()).unwrap_or(u64::MAX), exponent);
+            let zero = decimal_text(0, exponent);
+            let (debit, credit) = if line.amount > 0 {
+                (&amount, &zero)
+            } else {
+                (&zero, &amount)
+            };
+            let number = |value: Option<u64>| value.map_or(Cell::Missing, Cell::Number);
+            encoder.row(
+                out,
+                &[
+                    Cell::Text(date),
+                    Cell::Text(&recorded_at),
+                    finding.refund_request_id.as_deref().into(),
+                    finding.refund_id.as_deref().into(),
+                    Cell::Missing,
+                    Cell::Text(line.currency.code()),
+                    Cell::Text(&line.account),
+                    Cell::Text(debit),
+                    Cell::Text(credit),
+                    Cell::Number(self.position),
+                    Cell::Text(&hash),
+                    Cell::Text(&self.run_id),
+                    finding.file.as_deref().into(),
+                    number(finding.line),
                 ],
             );
         }
@@ -111,6 +358,9 @@ pub enum Observation {
     /// A refund succeeded whose request the builder did not see: look up its amount (in the payment's
     /// stream) and complete the entry with [`PendingEntry::complete`].
     NeedsAmount(PendingEntry),
+    /// A settlement batch was reconciled: read its findings (the run's stream before this event) and write
+    /// their settlement lines with [`SettlementRun::encode`].
+    Settlement(SettlementRun),
 }
 
 /// A journal entry waiting for its refund amount.
@@ -158,7 +408,7 @@ impl JournalBuilder {
     /// Looks at the next event.
     pub fn observe(&mut self, event: &RecordedEvent) -> Result<Observation, AuditError> {
         let Some(payment_id) = event.stream.as_str().strip_prefix(PAYMENT_STREAM_PREFIX) else {
-            return Ok(Observation::Nothing);
+            return settlement_run(event);
         };
         match event.event_type.as_str() {
             "RefundRequested" => {
@@ -192,6 +442,28 @@ impl JournalBuilder {
             _ => Ok(Observation::Nothing),
         }
     }
+}
+
+/// A reconciled settlement batch's `ReconciliationRecorded`, or nothing.
+fn settlement_run(event: &RecordedEvent) -> Result<Observation, AuditError> {
+    if !event.stream.as_str().starts_with(RECONCILIATION_STREAM_PREFIX) || event.event_type != "ReconciliationRecorded"
+    {
+        return Ok(Observation::Nothing);
+    }
+    let decoded = ReconciliationEvent::from_stored(&event.event_type, event.schema_version, &event.payload)
+        .map_err(|error| replay_error(event, error))?;
+    Ok(match decoded {
+        ReconciliationEvent::ReconciliationRecorded(run) if run.report_kind == SETTLEMENT_BATCH => {
+            Observation::Settlement(SettlementRun {
+                position: event.position,
+                hash: event.hash,
+                recorded_at: event.recorded_at,
+                run_id: run.run_id,
+                findings_count: run.findings_count,
+            })
+        }
+        _ => Observation::Nothing,
+    })
 }
 
 fn replay_error(event: &RecordedEvent, error: impl std::fmt::Display) -> AuditError {

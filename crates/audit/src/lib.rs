@@ -28,6 +28,8 @@ pub mod verify_sealed;
 pub use encode::{Cell, Encoder, Format};
 pub use error::AuditError;
 pub use export::{ExportFilter, JournalExport, RefundsExport};
-pub use journal::{Accounts, JournalBuilder, JournalEntry};
+pub use journal::{
+    Accounts, JournalBuilder, JournalEntry, SettlementAccounts, SettlementLine, SettlementRun, settlement_lines,
+};
 pub use verify::{Digest, Finding, LogVerifier, VerifyReport, verify_log};
 pub use verify_sealed::SealedLogVerifier;

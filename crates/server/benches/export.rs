@@ -47,6 +47,7 @@ fn main() {
     let accounts = Accounts {
         refunds: "refunds".to_owned(),
         clearing: "antom-clearing".to_owned(),
+        settlement: audit::SettlementAccounts::default(),
     };
     let started = Instant::now();
     let (rows, bytes) = runtime.block_on(async {

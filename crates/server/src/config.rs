@@ -53,6 +53,11 @@ pub(crate) const ENVIRONMENT_KEYS: &[&str] = &[
     "REFUND_LEDGER_SETTLE_AFTER_SECONDS",
     "REFUND_LEDGER_EXPORTS_REFUNDS_ACCOUNT",
     "REFUND_LEDGER_EXPORTS_CLEARING_ACCOUNT",
+    "REFUND_LEDGER_EXPORTS_SETTLEMENT_ACCOUNT",
+    "REFUND_LEDGER_EXPORTS_FEES_ACCOUNT",
+    "REFUND_LEDGER_EXPORTS_FX_CONVERSION_ACCOUNT",
+    "REFUND_LEDGER_EXPORTS_FX_DIFFERENCE_ACCOUNT",
+    "REFUND_LEDGER_EXPORTS_SETTLEMENT_DIFFERENCE_ACCOUNT",
     "REFUND_LEDGER_DEMO_SIMULATOR",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
 ];
@@ -144,6 +149,11 @@ struct FileLimits {
 struct FileExports {
     refunds_account: Option<String>,
     clearing_account: Option<String>,
+    settlement_account: Option<String>,
+    fees_account: Option<String>,
+    fx_conversion_account: Option<String>,
+    fx_difference_account: Option<String>,
+    settlement_difference_account: Option<String>,
 }
 
 /// Antom gateway settings.
@@ -368,6 +378,7 @@ fn resolve_accounts(
         }
         Ok(name)
     };
+    let settlement = audit::SettlementAccounts::default();
     Ok(audit::Accounts {
         refunds: account(
             "REFUND_LEDGER_EXPORTS_REFUNDS_ACCOUNT",
@@ -379,6 +390,33 @@ fn resolve_accounts(
             file.clearing_account,
             CLEARING_ACCOUNT_DEFAULT,
         )?,
+        settlement: audit::SettlementAccounts {
+            settlement: account(
+                "REFUND_LEDGER_EXPORTS_SETTLEMENT_ACCOUNT",
+                file.settlement_account,
+                &settlement.settlement,
+            )?,
+            fees: account(
+                "REFUND_LEDGER_EXPORTS_FEES_ACCOUNT",
+                file.fees_account,
+                &settlement.fees,
+            )?,
+            fx_conversion: account(
+                "REFUND_LEDGER_EXPORTS_FX_CONVERSION_ACCOUNT",
+                file.fx_conversion_account,
+                &settlement.fx_conversion,
+            )?,
+            fx_difference: account(
+                "REFUND_LEDGER_EXPORTS_FX_DIFFERENCE_ACCOUNT",
+                file.fx_difference_account,
+                &settlement.fx_difference,
+            )?,
+            settlement_difference: account(
+                "REFUND_LEDGER_EXPORTS_SETTLEMENT_DIFFERENCE_ACCOUNT",
+                file.settlement_difference_account,
+                &settlement.settlement_difference,
+            )?,
+        },
     })
 }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use audit::{Accounts, ExportFilter, Format, JournalExport};
+use audit::{Accounts, ExportFilter, Format, JournalExport, SettlementAccounts};
 use eventlog::EventStore;
 use time::OffsetDateTime;
 
@@ -15,6 +15,7 @@ fn accounts() -> Accounts {
     Accounts {
         refunds: "6100 Refunds".to_owned(),
         clearing: "1130 Antom, clearing".to_owned(),
+        settlement: SettlementAccounts::default(),
     }
 }
 
@@ -129,7 +130,7 @@ async fn csv_quotes_account_names_and_ends_lines_with_crlf() {
     let lines: Vec<&str> = csv.split_terminator("\r\n").collect();
     assert_eq!(
         lines[0],
-        "date,recordedAt,refundRequestId,refundId,paymentId,currency,account,debit,credit,position,hash"
+        "date,recordedAt,refundRequestId,refundId,paymentId,currency,account,debit,credit,position,hash,runId,file,line"
     );
     assert!(!csv.replace("\r\n", "").contains('\n'));
     for pair in lines[1..].chunks(2) {
@@ -186,4 +187,269 @@ async fn check_replay(store: Arc<dyn EventStore>) {
         as_of, last_at_that_time.position,
         "as-of ends after the last event recorded by then"
     );
+}
+
+/// A reconciliation run of `report_kind` over the interleaved log: the chunk of findings, then the run's event.
+async fn append_run(store: &dyn EventStore, run_id: &str, report_kind: &str, findings: Vec<domain::RecordedFinding>) {
+    use domain::{ReconciliationEvent, ReconciliationFindingsRecorded, ReconciliationRecorded};
+    let stream = eventlog::StreamName::parse(domain::reconciliation_stream_name(run_id)).unwrap();
+    let run = ReconciliationRecorded {
+        run_id: run_id.to_owned(),
+        report_kind: report_kind.to_owned(),
+        files: Vec::new(),
+        period: None,
+        settlement_batch_id: Some("2026030611000000001".to_owned()),
+        ledger_position: 1,
+        counts: [("MATCHED".to_owned(), findings.len() as u64)].into(),
+        other_rows: BTreeMap::new(),
+        findings_count: findings.len() as u64,
+        reconciled_at: OffsetDateTime::UNIX_EPOCH,
+    };
+    let events = [
+        ReconciliationEvent::ReconciliationFindingsRecorded(ReconciliationFindingsRecorded {
+            run_id: run_id.to_owned(),
+            chunk: 0,
+            findings,
+        }),
+        ReconciliationEvent::ReconciliationRecorded(run),
+    ];
+    let events = events
+        .iter()
+        .map(|event| {
+            let stored = event.to_stored();
+            eventlog::NewEvent {
+                event_id: uuid::Uuid::new_v4(),
+                event_type: stored.event_type.to_owned(),
+                schema_version: stored.schema_version,
+                payload: stored.data,
+                actor: "cli:audit".to_owned(),
+            }
+        })
+        .collect();
+    store
+        .append(&stream, eventlog::ExpectedRevision::NoStream, events)
+        .await
+        .unwrap();
+}
+
+fn amount(currency: &str, value: i64) -> domain::ReportedAmount {
+    domain::ReportedAmount {
+        currency: currency.to_owned(),
+        value: value.to_string(),
+    }
+}
+
+/// A settled REFUND row's finding: line `line` of the batch's details, the transaction amount `report`, and
+/// its settlement side.
+fn settled(
+    seq: u64,
+    line: u64,
+    refund: &str,
+    report: domain::ReportedAmount,
+    settlement: domain::RecordedSettlement,
+) -> domain::RecordedFinding {
+    domain::RecordedFinding {
+        seq,
+        kind: "MATCHED".to_owned(),
+        file: Some("settlementItems_USD_2026030611000000001_000.csv".to_owned()),
+        line: Some(line),
+        refund_request_id: Some(refund.to_owned()),
+        refund_id: None,
+        report_amount: Some(report),
+        ledger_position: None,
+        ledger_status: None,
+        ledger_amount: None,
+        report_status: None,
+        settlement: Some(settlement),
+        message: String::new(),
+    }
+}
+
+fn fee(kind: &str, value: domain::ReportedAmount) -> domain::RecordedFee {
+    domain::RecordedFee {
+        kind: kind.to_owned(),
+        amount: value,
+    }
+}
+
+fn quote(base: &str, quote: &str, price: &str) -> Option<domain::RecordedQuote> {
+    Some(domain::RecordedQuote {
+        base: base.to_owned(),
+        quote: quote.to_owned(),
+        price: price.to_owned(),
+    })
+}
+
+#[tokio::test]
+async fn a_reconciled_settlement_batch_adds_balanced_lines_traced_to_the_report() {
+    let folder = tempfile::tempdir().unwrap();
+    let store = interleaved_log(folder.path()).await;
+    let before = export(&store, Format::JsonLines, ExportFilter::default()).await;
+    let findings = vec![
+        // Same currency: 10.02 USD refunded, a 0.20 USD fee, 10.22 USD left the settlement account.
+        settled(
+            1,
+            2,
+            "R0-1",
+            amount("USD", -1002),
+            domain::RecordedSettlement {
+                amount: amount("USD", -1022),
+                converted: None,
+                fees: vec![fee("paymentMethodFee", amount("USD", -20))],
+                quote: None,
+            },
+        ),
+        // 1008 JPY at JPY/USD 0.0066 is 6.6528, 6.65 USD rounded; the report settled 6.66 USD: 0.01 of FX
+        // difference.
+        settled(
+            2,
+            3,
+            "R1-0",
+            amount("JPY", -1008),
+            domain::RecordedSettlement {
+                amount: amount("USD", -666),
+                converted: None,
+                fees: Vec::new(),
+                quote: quote("JPY", "USD", "0.0066"),
+            },
+        ),
+        // G3 states the converted gross (1.015 KWD at USD/KWD 0.3070): 3.31 USD, a 0.05 USD tax fee and a fee
+        // of 0.000 KWD (no line), 3.36 USD settled.
+        settled(
+            3,
+            4,
+            "R2-0",
+            amount("KWD", -1015),
+            domain::RecordedSettlement {
+                amount: amount("USD", -336),
+                converted: Some(amount("USD", -331)),
+                fees: vec![fee("taxFee", amount("USD", -5)), fee("fxFee", amount("KWD", 0))],
+                quote: quote("USD", "KWD", "0.3070"),
+            },
+        ),
+        // A fee in a third currency: the row cannot be booked and is left out (the run reported it).
+        settled(
+            4,
+            5,
+            "R4-0",
+            amount("USD", -1029),
+            domain::RecordedSettlement {
+                amount: amount("USD", -1029),
+                converted: None,
+                fees: vec![fee("paymentMethodFee", amount("JPY", -1))],
+                quote: None,
+            },
+        ),
+    ];
+    append_run(store.as_ref(), "run-1", "SETTLEMENT_BATCH", findings).await;
+    let whole = export(&store, Format::JsonLines, ExportFilter::default()).await;
+    assert!(whole.starts_with(&before), "the refund lines are unchanged");
+    let settlement = &whole[before.len()..];
+    let rows: Vec<serde_json::Value> = settlement
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let stream = eventlog::StreamName::parse("reconciliation-run-1").unwrap();
+    let run = store.read_stream(&stream, 1, 1).await.unwrap().remove(0);
+    for row in &rows {
+        assert_eq!(row["runId"], "run-1", "{row}");
+        assert_eq!(row["file"], "settlementItems_USD_2026030611000000001_000.csv", "{row}");
+        assert_eq!(row["position"], run.position, "{row}");
+        assert_eq!(row["hash"], hex::encode(run.hash), "{row}");
+        assert_eq!(row["paymentId"], serde_json::Value::Null, "{row}");
+    }
+    // Each line as "currency account debit/credit".
+    let of_line = |line: u64| -> Vec<String> {
+        rows.iter()
+            .filter(|row| row["line"] == line)
+            .map(|row| {
+                let text = |field: &str| row[field].as_str().unwrap().to_owned();
+                format!(
+                    "{} {} {}/{}",
+                    text("currency"),
+                    text("account"),
+                    text("debit"),
+                    text("credit")
+                )
+            })
+            .collect()
+    };
+    let expected: [(u64, &[&str]); 3] = [
+        (
+            2,
+            &[
+                "USD 1130 Antom, clearing 10.02/0.00",
+                "USD antom-fees:paymentMethodFee 0.20/0.00",
+                "USD antom-settlement 0.00/10.22",
+            ],
+        ),
+        (
+            3,
+            &[
+                "JPY 1130 Antom, clearing 1008/0",
+                "JPY fx-conversion 0/1008",
+                "USD fx-conversion 6.65/0.00",
+                "USD fx-difference 0.01/0.00",
+                "USD antom-settlement 0.00/6.66",
+            ],
+        ),
+        (
+            4,
+            &[
+                "KWD 1130 Antom, clearing 1.015/0.000",
+                "KWD fx-conversion 0.000/1.015",
+                "USD fx-conversion 3.31/0.00",
+                "USD antom-fees:taxFee 0.05/0.00",
+                "USD antom-settlement 0.00/3.36",
+            ],
+        ),
+    ];
+    for (line, lines) in expected {
+        assert_eq!(of_line(line), lines, "line {line}");
+    }
+    assert!(of_line(5).is_empty(), "{settlement}");
+    // The batch's lines balance per currency, and so does the whole journal.
+    assert!(imbalance(settlement).values().all(|sum| *sum == 0), "{settlement}");
+    assert_eq!(imbalance(settlement).len(), 3, "{settlement}");
+    assert!(imbalance(&whole).values().all(|sum| *sum == 0));
+    // A refund booked and then settled leaves nothing on the clearing account, whatever the settlement currency.
+    for refund in ["R0-1", "R1-0", "R2-0"] {
+        let clearing = whole
+            .lines()
+            .filter(|line| line.contains(&format!("\"refundRequestId\":\"{refund}\"")))
+            .filter(|line| line.contains("\"account\":\"1130 Antom, clearing\""))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_eq!(clearing.lines().count(), 2, "{refund}: {whole}");
+        assert!(imbalance(&clearing).values().all(|sum| *sum == 0), "{clearing}");
+    }
+    // One currency's lines alone balance too.
+    let usd = export(
+        &store,
+        Format::JsonLines,
+        ExportFilter {
+            currency: Some(domain::Currency::parse("c", "USD").unwrap()),
+            ..ExportFilter::default()
+        },
+    )
+    .await;
+    assert_eq!(usd.matches("\"runId\":\"run-1\"").count(), 9, "{usd}");
+    assert!(imbalance(&usd).values().all(|sum| *sum == 0), "{usd}");
+    // A transaction details run books nothing.
+    let mut day = settled(
+        1,
+        2,
+        "R0-1",
+        amount("USD", -1002),
+        domain::RecordedSettlement {
+            amount: amount("USD", -1002),
+            converted: None,
+            fees: Vec::new(),
+            quote: None,
+        },
+    );
+    day.file = Some("transactionItems_20260304_000.csv".to_owned());
+    append_run(store.as_ref(), "run-2", "TRANSACTION_DETAILS", vec![day]).await;
+    let again = export(&store, Format::JsonLines, ExportFilter::default()).await;
+    assert_eq!(again, whole, "a day's transaction details settle nothing");
 }
