@@ -434,6 +434,94 @@ fn settlement_batches_end_to_end(store: &str, folder: &Path) {
     assert!(verified_events(store) > 0);
 }
 
+/// `POST /reconciliations` as `multipart/form-data`: a settlement batch's details and summary in one run;
+/// admin only, the reports' body limit, and a cut or missing file refused with nothing recorded.
+#[test]
+fn an_admin_uploads_a_settlement_batch_in_one_multipart_request() {
+    let (_guard, folder) = temp_folder();
+    let server = upload_server(&folder);
+    let items = (
+        "settlementItems_USD_2026030611000000001_000.csv",
+        g3_fixture("settlementItems_USD_2026030611000000001_000.csv"),
+    );
+    let summary = (
+        "settlementSummary_USD_2026030611000000001_000.csv",
+        g3_fixture("settlementSummary_USD_2026030611000000001_000.csv"),
+    );
+    let client = reqwest::blocking::Client::new();
+    let post = |key: &str, parts: &[(&str, Vec<u8>)]| {
+        const BOUNDARY: &str = "----refund-ledger-test-7f3a";
+        let mut body = Vec::new();
+        for (name, bytes) in parts {
+            body.extend_from_slice(
+                format!(
+                    "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
+                     Content-Type: text/csv\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        send(
+            client
+                .post(server.url("/reconciliations"))
+                .bearer_auth(key)
+                .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
+                .body(body),
+        )
+    };
+    let head = || ledger_head(&server);
+    let before = head();
+
+    let (status, body) = post(OPERATOR_KEY, &[items.clone(), summary.clone()]);
+    assert_eq!(
+        (status, &body["errors"][0]["extensions"]["code"]),
+        (403, &Value::from("FORBIDDEN"))
+    );
+    let (status, _) = post(ADMIN_KEY, &[items.clone(), ("big.csv", vec![b'x'; 9000])]);
+    assert_eq!(status, 413);
+
+    // A cut summary, a batch without its summary, a part without a file name: nothing recorded.
+    let cut = (summary.0, summary.1[..summary.1.len() - 10].to_vec());
+    let (status, body) = post(ADMIN_KEY, &[items.clone(), cut]);
+    assert_eq!(status, 422, "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(summary.0) && message.contains("nothing was imported"),
+        "{message}"
+    );
+    let (status, body) = post(ADMIN_KEY, std::slice::from_ref(&items));
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "REPORT_UNREADABLE", "{body}");
+    let (status, body) = post(ADMIN_KEY, &[items.clone(), ("", summary.1.clone())]);
+    assert_eq!(
+        (status, &body["errors"][0]["extensions"]["code"]),
+        (400, &Value::from("BAD_USER_INPUT")),
+        "{body}"
+    );
+    let (status, body) = post(ADMIN_KEY, &[items.clone(), items.clone(), summary.clone()]);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(head(), before, "nothing recorded");
+
+    let (status, body) = post(ADMIN_KEY, &[items.clone(), summary.clone()]);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["reportKind"], "SETTLEMENT_BATCH", "{body}");
+    assert_eq!(body["files"], serde_json::json!([items.0, summary.0]), "{body}");
+    assert_eq!(head(), body["position"], "{body}");
+
+    // The single-body form still takes a day's report.
+    let day = client
+        .post(server.url("/reconciliations?name=transactionItems_20260304_000.csv"))
+        .bearer_auth(ADMIN_KEY)
+        .body(g3_fixture("transactionItems_20260304_000.csv"))
+        .send()
+        .unwrap();
+    assert_eq!(day.status().as_u16(), 201);
+    server.stop();
+}
+
 /// Asserts that `finding`'s message says `text`.
 fn assert_says(finding: &Value, text: &str) {
     let message = finding["message"].as_str().unwrap_or_default();
@@ -538,9 +626,9 @@ const ADMIN_KEY: &str = "admin-secret-recon";
 
 /// `POST /reconciliations`: admin only, its own body limit (`[limits] report_bytes_max`, here larger than the
 /// API's), 201 with the run's id, and a truncated report refused with nothing recorded.
-#[test]
-fn an_admin_uploads_a_report_over_http() {
-    let (_guard, folder) = temp_folder();
+/// `serve --demo` on SQLite in `folder`, with an operator and an admin (`aud`) key, the API's body limit at 512
+/// bytes and reports' at 8,192.
+fn upload_server(folder: &Path) -> Server {
     let config = folder.join("ledger.toml");
     std::fs::write(&config, "[limits]\nbody_bytes_max = 512\nreport_bytes_max = 8192\n").unwrap();
     let mut command = Command::new(binary());
@@ -548,34 +636,55 @@ fn an_admin_uploads_a_report_over_http() {
         .arg("--config")
         .arg(&config)
         .args(["serve", "--demo"])
-        .current_dir(&folder)
-        .env("REFUND_LEDGER_STORE", sqlite_store(&folder))
+        .current_dir(folder)
+        .env("REFUND_LEDGER_STORE", sqlite_store(folder))
         .env("REFUND_LEDGER_LISTEN", "127.0.0.1:0")
         .env(
             "REFUND_LEDGER_API_KEYS",
             format!("ops:operator:{OPERATOR_KEY},aud:admin:{ADMIN_KEY}"),
         )
         .env("RUST_LOG", "warn");
-    let server = Server::spawn(command);
-    let fixture = std::fs::read(
+    Server::spawn(command)
+}
+
+/// Sends `request`: the status and the JSON body (null when there is none).
+fn send(request: reqwest::blocking::RequestBuilder) -> (u16, Value) {
+    let response = request.send().unwrap();
+    let status = response.status().as_u16();
+    (status, response.json::<Value>().unwrap_or(Value::Null))
+}
+
+/// The log's head position as the service answers it.
+fn ledger_head(server: &Server) -> Value {
+    server.graphql("{ ledgerHead { position } }", serde_json::json!({}))["ledgerHead"]["position"].clone()
+}
+
+/// A file of `crates/reconcile`'s G3 fixtures.
+fn g3_fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../reconcile/tests/it/fixtures/g3/transactionItems_20260304_000.csv"),
+            .join("../reconcile/tests/it/fixtures/g3")
+            .join(name),
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn an_admin_uploads_a_report_over_http() {
+    let (_guard, folder) = temp_folder();
+    let server = upload_server(&folder);
+    let fixture = g3_fixture("transactionItems_20260304_000.csv");
     assert!(fixture.len() > 512, "the report is larger than the API's body limit");
     let client = reqwest::blocking::Client::new();
     let post = |key: &str, name: &str, body: Vec<u8>| {
-        let response = client
-            .post(server.url(&format!("/reconciliations?name={name}")))
-            .bearer_auth(key)
-            .body(body)
-            .send()
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json::<Value>().unwrap_or(Value::Null))
+        send(
+            client
+                .post(server.url(&format!("/reconciliations?name={name}")))
+                .bearer_auth(key)
+                .body(body),
+        )
     };
-    let head =
-        || server.graphql("{ ledgerHead { position } }", serde_json::json!({}))["ledgerHead"]["position"].clone();
+    let head = || ledger_head(&server);
 
     let (status, body) = post(OPERATOR_KEY, "transactionItems_20260304_000.csv", fixture.clone());
     assert_eq!(

@@ -179,30 +179,149 @@ fn encode_finding(encoder: &Encoder, run_id: &str, finding: &RecordedFinding, ou
 #[derive(Debug, serde::Deserialize)]
 pub(crate) struct UploadQuery {
     /// The report's file name as Antom named it (it says what the file is and which day); without it the
-    /// kind is read from the header row.
+    /// kind is read from the header row. Only for a single-file body: multipart parts carry their own names.
     name: Option<String>,
 }
 
-/// `POST /reconciliations?name=FILE` (admin only; the report as the body, up to `[limits] report_bytes_max`):
-/// reconciles one report file, records the run and answers 201 with its id, position and counts. A report
-/// that cannot be read (cut before `<END>`, malformed) is a 422 naming the file: nothing is recorded.
+/// Most files one upload may carry (a day or a batch split in parts, plus a summary).
+pub(crate) const UPLOAD_FILES_MAX: usize = 1_000;
+
+/// An error answer of the upload: `status`, a GraphQL-style body with `code` and `message`.
+fn upload_error(status: axum::http::StatusCode, code: &str, message: String) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Whether `name` may name an uploaded file: 1 to 255 bytes, no path separators or line breaks.
+fn valid_file_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 255 && !name.contains(['/', '\\', '\n', '\r'])
+}
+
+const FILE_NAME_RULE: &str = "a file name of 1 to 255 bytes without path separators or line breaks";
+
+/// The files of an upload: the body as one file named by `?name=`, or, for `multipart/form-data`, one file per
+/// part, named by the part's `filename`. An error answer when the body cannot be read or a name is refused.
+async fn upload_files(
+    state: &crate::state::AppState,
+    name: Option<String>,
+    request: axum::extract::Request,
+) -> Result<Vec<Arc<dyn ReportSource>>, axum::response::Response> {
+    use axum::extract::FromRequest as _;
+    use axum::http::StatusCode;
+
+    let multipart = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        });
+    let too_large = || crate::state::payload_too_large(state.report_bytes_max);
+    let unreadable = |reason: String| {
+        upload_error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            format!("the request body could not be read: {reason}"),
+        )
+    };
+    let bad_name = |field: String| {
+        upload_error(
+            StatusCode::BAD_REQUEST,
+            "BAD_USER_INPUT",
+            format!("{field}: {FILE_NAME_RULE}"),
+        )
+    };
+    if !multipart {
+        let name = name.unwrap_or_else(|| "upload.csv".to_owned());
+        if !valid_file_name(&name) {
+            return Err(bad_name("name".to_owned()));
+        }
+        let body = match axum::body::Bytes::from_request(request, state).await {
+            Ok(body) => body,
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large()),
+            Err(rejection) => return Err(unreadable(rejection.to_string())),
+        };
+        return Ok(vec![Arc::new(app::reconciliation::BytesSource::new(
+            name,
+            Arc::from(&body[..]),
+        ))]);
+    }
+    let mut form = match axum::extract::Multipart::from_request(request, state).await {
+        Ok(form) => form,
+        Err(rejection) => return Err(unreadable(rejection.to_string())),
+    };
+    let mut files: Vec<Arc<dyn ReportSource>> = Vec::new();
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large()),
+            Err(error) => return Err(unreadable(error.body_text())),
+        };
+        let part = files.len() + 1;
+        let Some(name) = field
+            .file_name()
+            .map(str::to_owned)
+            .filter(|name| valid_file_name(name))
+        else {
+            return Err(bad_name(format!("part {part} filename")));
+        };
+        if files.iter().any(|file| file.name() == name) {
+            return Err(upload_error(
+                StatusCode::BAD_REQUEST,
+                "BAD_USER_INPUT",
+                format!("part {part} filename: {name} is in the upload twice"),
+            ));
+        }
+        if files.len() == UPLOAD_FILES_MAX {
+            return Err(upload_error(
+                StatusCode::BAD_REQUEST,
+                "BAD_USER_INPUT",
+                format!("at most {UPLOAD_FILES_MAX} files per upload"),
+            ));
+        }
+        let bytes = match field.bytes().await {
+            Ok(bytes) => bytes,
+            Err(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large()),
+            Err(error) => return Err(unreadable(error.body_text())),
+        };
+        files.push(Arc::new(app::reconciliation::BytesSource::new(
+            name,
+            Arc::from(&bytes[..]),
+        )));
+    }
+    if files.is_empty() {
+        return Err(upload_error(
+            StatusCode::BAD_REQUEST,
+            "BAD_USER_INPUT",
+            "the multipart body has no file part".to_owned(),
+        ));
+    }
+    Ok(files)
+}
+
+/// `POST /reconciliations` (admin only; up to `[limits] report_bytes_max` in all): reconciles Antom's report
+/// files, either one file as the body (`?name=FILE`) or several as `multipart/form-data`, one part per file with
+/// its `filename` (a settlement batch's details and summary in one run), records the run and answers 201 with its
+/// id, position, counts and files. A file that cannot be read (cut before `<END>`, malformed), or files that do
+/// not make one run, are a 422 naming the file: nothing is recorded.
 #[tracing::instrument(skip(state, request))]
 pub(crate) async fn upload(
     axum::extract::State(state): axum::extract::State<crate::state::AppState>,
     axum::extract::Query(query): axum::extract::Query<UploadQuery>,
     request: axum::extract::Request,
 ) -> axum::response::Response {
-    use axum::extract::FromRequest as _;
     use axum::http::StatusCode;
     use axum::response::IntoResponse as _;
 
     let Some(principal) = state.principal(request.headers()) else {
         return state.unauthenticated();
     };
-    let error = |status: StatusCode, code: &str, message: String| {
-        let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
-        (status, axum::Json(body)).into_response()
-    };
+    let error = upload_error;
     if principal.role < graphql::Role::Admin {
         return error(
             StatusCode::FORBIDDEN,
@@ -210,33 +329,15 @@ pub(crate) async fn upload(
             "reconciling a report needs the admin role".to_owned(),
         );
     }
-    let name = query.name.unwrap_or_else(|| "upload.csv".to_owned());
-    if name.is_empty() || name.len() > 255 || name.contains(['/', '\\', '\n', '\r']) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "BAD_USER_INPUT",
-            "name: a file name of 1 to 255 bytes without path separators or line breaks".to_owned(),
-        );
-    }
-    let body = match axum::body::Bytes::from_request(request, &state).await {
-        Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return crate::state::payload_too_large(state.report_bytes_max);
-        }
-        Err(rejection) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "BAD_REQUEST",
-                format!("the request body could not be read: {rejection}"),
-            );
-        }
+    let sources = match upload_files(&state, query.name, request).await {
+        Ok(sources) => sources,
+        Err(refused) => return refused,
     };
-    let source: Arc<dyn ReportSource> = Arc::new(app::reconciliation::BytesSource::new(name, Arc::from(&body[..])));
-    tracing::info!(actor = %principal.name, bytes = body.len(), "reconciliation upload");
+    tracing::info!(actor = %principal.name, files = sources.len(), "reconciliation upload");
     match reconcile_reports(
         Arc::clone(&state.store),
         Some(&state.ledger),
-        vec![source],
+        sources,
         &principal.name,
         OffsetDateTime::now_utc(),
     )
@@ -247,6 +348,7 @@ pub(crate) async fn upload(
                 "runId": outcome.recorded.run_id,
                 "position": outcome.position,
                 "reportKind": outcome.recorded.report_kind,
+                "files": outcome.recorded.files.iter().map(|file| file.name.as_str()).collect::<Vec<_>>(),
                 "counts": outcome.recorded.counts,
                 "findingsCount": outcome.recorded.findings_count,
                 "discrepancies": outcome.discrepancies(),
