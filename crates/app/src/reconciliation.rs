@@ -880,3 +880,62 @@ fn pending<'a>(
         .and_then(|&at| refunds.get_mut(at))
         .filter(|refund| refund.status.is_pending())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(kind: FindingKind, report_status: Option<&str>, ledger: RefundStatus) -> RecordedFinding {
+        RecordedFinding {
+            seq: 1,
+            kind: kind.as_str().to_owned(),
+            file: Some("transactionItems_20260304_000.csv".to_owned()),
+            line: Some(2),
+            refund_request_id: Some("R-1".to_owned()),
+            refund_id: None,
+            report_amount: None,
+            ledger_position: Some(3),
+            ledger_status: Some(ledger),
+            ledger_amount: None,
+            report_status: report_status.map(str::to_owned),
+            settlement: None,
+            message: "Antom reports ...".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_status_difference_is_an_anomaly_only_when_the_report_is_final_against_a_terminal_state() {
+        use RefundStatus::{Failed, Rejected, Succeeded};
+        let differs = |status, ledger| anomaly_command(&finding(FindingKind::StatusDiffers, Some(status), ledger));
+        assert_eq!(differs("FAIL", Succeeded), Some(AnomalyCommand::Failed));
+        for ledger in [Succeeded, Failed, Rejected] {
+            assert_eq!(differs("PROCESSING", ledger), None, "{ledger:?}");
+        }
+        assert_eq!(
+            anomaly_command(&finding(FindingKind::LedgerNotSucceeded, None, Failed)),
+            Some(AnomalyCommand::Succeeded)
+        );
+        assert_eq!(
+            anomaly_command(&finding(FindingKind::RefundReversal, None, Succeeded)),
+            Some(AnomalyCommand::Reversed)
+        );
+        for kind in [FindingKind::Matched, FindingKind::Differs, FindingKind::LedgerPending] {
+            assert_eq!(anomaly_command(&finding(kind, Some("FAIL"), Succeeded)), None, "{kind}");
+        }
+    }
+
+    #[test]
+    fn without_a_gateway_each_finding_left_undone_says_who_will_do_it() {
+        let mut findings = vec![
+            finding(FindingKind::LedgerPending, None, RefundStatus::Processing),
+            finding(FindingKind::StatusDiffers, Some("FAIL"), RefundStatus::Succeeded),
+            finding(FindingKind::StatusDiffers, Some("PROCESSING"), RefundStatus::Succeeded),
+            finding(FindingKind::Matched, None, RefundStatus::Succeeded),
+        ];
+        say_left_undone(&mut findings);
+        assert!(findings[0].message.ends_with(NOT_SETTLED_WITHOUT_GATEWAY));
+        assert!(findings[1].message.ends_with(NO_ANOMALY_WITHOUT_GATEWAY));
+        assert_eq!(findings[2].message, "Antom reports ...");
+        assert_eq!(findings[3].message, "Antom reports ...");
+    }
+}
