@@ -2,41 +2,51 @@
 //! (docs/adr/003-reconciliation.md).
 //!
 //! [`reconcile_reports`] classifies the files (transaction details of day T, or a settlement batch's details and
-//! summary), hashes each one, reads the ledger's refunds from the log at its head, runs `reconcile`'s matcher
-//! over every file (a file cut before `<END>` is an error and nothing is recorded), settles refunds Antom
-//! reports final but the ledger holds open through the normal inquiry path ([`Ledger::inquiry_refund`]), and
-//! only then appends the run to its own stream `reconciliation-{runId}` in one append: a
-//! `ReconciliationRecorded` event and the findings in `ReconciliationFindingsRecorded` chunks.
+//! summary), reads each one to `<END>` through SHA-256 (pass 1: a file cut before `<END>` is an error and
+//! nothing is recorded), pins the read models at the log's head as the ledger's view, then streams the files
+//! again in batches (pass 2, [`stream`]): each batch's refunds are looked up in the view with one query, its keys
+//! recorded in the view's key table (duplicates), `reconcile`'s matcher decides each row, refunds Antom reports
+//! final but the ledger holds open are settled through the normal inquiry path ([`Ledger::inquiry_refund`]), and
+//! the findings are appended to the run's stream `reconciliation-{runId}` in `ReconciliationFindingsRecorded`
+//! chunks as they fill. The ledger's succeeded refunds of day T that no row named follow (an anti-join in the
+//! view), and the run's `ReconciliationRecorded` last: the run exists once that event does. Memory stays flat
+//! however long the report.
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, Read};
+mod stream;
+
+use std::collections::HashMap;
+use std::io::BufRead;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use domain::{
-    FINDINGS_PER_CHUNK_MAX, Money, PaymentEvent, PaymentId, ReconciledFile, ReconciliationEvent,
-    ReconciliationFindingAcknowledged, ReconciliationFindingsRecorded, ReconciliationRecorded, RecordedFee,
-    RecordedFinding, RecordedQuote, RecordedSettlement, RefundRequestId, RefundStatus, ReportedAmount,
-    reconciliation_stream_name,
+    FINDINGS_PER_CHUNK_MAX, ReconciledFile, ReconciliationEvent, ReconciliationFindingAcknowledged,
+    ReconciliationRecorded, RecordedFee, RecordedFinding, RecordedQuote, RecordedSettlement, RefundRequestId,
+    RefundStatus, ReportedAmount, reconciliation_stream_name,
 };
 use eventlog::{EventStore, ExpectedRevision, NewEvent, StreamName};
 use reconcile::{
-    Finding, FindingKind, LedgerRefund, REPORT_DAY_OFFSET_DEFAULT, ReconcileError, Reconciliation, ReportDay,
+    EndOfReport, Finding, FindingKind, LedgerRefund, REPORT_DAY_OFFSET_DEFAULT, ReconcileError, ReportDay,
     ReportFileName, ReportKind, ReportReader,
 };
-use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::ledger::Ledger;
 
-/// Events read from the log per page while building the ledger's view.
+pub use stream::{ROWS_PER_BATCH, sweep_unrecorded_findings};
+
+/// Events read from the log per page (acknowledgements of a run).
 const LEDGER_PAGE_EVENTS: usize = 4_096;
 
-/// Payload bytes per append of a run's events, under the log's `BATCH_PAYLOAD_BYTES_MAX` (16 MiB).
-const APPEND_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Chunk events read from the log at a time when a run's findings are listed.
+const FINDING_CHUNKS_PER_READ: usize = 8;
 
-/// Bytes read at a time while hashing a file.
+/// How long a run waits for the read models to reach the log's head before it reads the ledger.
+const READ_MODELS_WAIT: Duration = Duration::from_secs(30);
+
+/// Bytes read at a time from a file.
 const HASH_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Why a run was not recorded. Nothing was appended in every case.
@@ -76,6 +86,16 @@ pub enum ReconciliationError {
     /// The read models failed.
     #[error("read models: {0}")]
     ReadModels(#[from] projections::ProjectionError),
+    /// The read models did not reach the log's head in time, so the ledger could not be read as of the run.
+    #[error(
+        "the read models did not reach the log's head (position {head}) within {waited_seconds} s; is the projection runner running?"
+    )]
+    ReadModelsBehind {
+        /// The log's head when the run started.
+        head: u64,
+        /// How long the run waited.
+        waited_seconds: u64,
+    },
 }
 
 /// An invalid stream name is the store's refusal ([`eventlog::StoreError::InvalidStreamName`]).
@@ -140,13 +160,7 @@ pub async fn acknowledge_finding(
             }
         }
         for recorded in &acknowledgements {
-            let event =
-                ReconciliationEvent::from_stored(&recorded.event_type, recorded.schema_version, &recorded.payload)
-                    .map_err(|source| ReconciliationError::Decode {
-                        position: recorded.position,
-                        source,
-                    })?;
-            if let ReconciliationEvent::ReconciliationFindingAcknowledged(earlier) = event {
+            if let ReconciliationEvent::ReconciliationFindingAcknowledged(earlier) = decode(recorded)? {
                 if earlier.seq == seq {
                     return Err(refuse(
                         "seq",
@@ -165,22 +179,40 @@ pub async fn acknowledge_finding(
             note: note.to_owned(),
             acknowledged_at: now,
         });
-        let stored = event.to_stored();
-        let new_event = NewEvent {
-            event_id: Uuid::new_v4(),
-            event_type: stored.event_type.to_owned(),
-            schema_version: stored.schema_version,
-            payload: stored.data,
-            actor: actor.to_owned(),
-        };
         match store
-            .append(&stream, ExpectedRevision::Exact(last_revision), vec![new_event])
+            .append(
+                &stream,
+                ExpectedRevision::Exact(last_revision),
+                vec![new_event(&event, actor)],
+            )
             .await
         {
             Ok(appended) => return Ok(appended.last_position),
             Err(eventlog::StoreError::Conflict { .. }) if attempt < ACKNOWLEDGE_ATTEMPTS_MAX => continue,
             Err(error) => return Err(error.into()),
         }
+    }
+}
+
+/// An event of a run's stream as read back.
+fn decode(recorded: &eventlog::RecordedEvent) -> Result<ReconciliationEvent, ReconciliationError> {
+    ReconciliationEvent::from_stored(&recorded.event_type, recorded.schema_version, &recorded.payload).map_err(
+        |source| ReconciliationError::Decode {
+            position: recorded.position,
+            source,
+        },
+    )
+}
+
+/// The event to append for `event`, caused by `actor`, with a fresh id.
+fn new_event(event: &ReconciliationEvent, actor: &str) -> NewEvent {
+    let stored = event.to_stored();
+    NewEvent {
+        event_id: Uuid::new_v4(),
+        event_type: stored.event_type.to_owned(),
+        schema_version: stored.schema_version,
+        payload: stored.data,
+        actor: actor.to_owned(),
     }
 }
 
@@ -253,23 +285,17 @@ impl ReportSource for BytesSource {
 pub struct RunOutcome {
     /// The run's event, as appended.
     pub recorded: ReconciliationRecorded,
-    /// Every finding, in order (`seq` 1, 2, ...).
-    pub findings: Vec<RecordedFinding>,
-    /// The global position of the run's last event.
+    /// The global position of the run's last event (its `ReconciliationRecorded`).
     pub position: u64,
+    /// What [`RunOutcome::left_undone`] answers, counted as the findings were recorded.
+    undone: (u64, u64),
 }
 
 impl RunOutcome {
     /// Findings whose settlement or anomaly this run left to others, because it had no Antom gateway: LEDGER_PENDING
     /// refunds not settled, anomalies not recorded.
     pub fn left_undone(&self) -> (u64, u64) {
-        let count = |note: &str| {
-            self.findings
-                .iter()
-                .filter(|finding| finding.message.ends_with(note))
-                .count() as u64
-        };
-        (count(NOT_SETTLED_WITHOUT_GATEWAY), count(NO_ANOMALY_WITHOUT_GATEWAY))
+        self.undone
     }
 
     /// Findings other than MATCHED.
@@ -283,11 +309,16 @@ impl RunOutcome {
     }
 }
 
-/// Reconciles `sources` against the ledger in `store` and records the run as `actor`; settles refunds the
-/// report says are final but the ledger holds open through `ledger` (when given; otherwise the finding says
-/// the settle worker will). Nothing is recorded unless every file reached `<END>`.
+/// Reconciles `sources` against the ledger and records the run in `store` as `actor`, in flat memory
+/// (docs/adr/003-reconciliation.md): pass 1 hashes and parses every file to `<END>` and records nothing; then
+/// the run waits for `read_models` to reach the log's head and reads the ledger at that pinned position
+/// ([`projections::LedgerView`]) while pass 2 streams the files again in batches, re-hashing them, and appends
+/// the findings' chunks as they fill, the run's `ReconciliationRecorded` last. Refunds the report says are final
+/// but the ledger holds open are settled through `ledger` (when given; otherwise the finding says the settle
+/// worker will), and contradicted terminal states are recorded as anomalies, finding by finding.
 pub async fn reconcile_reports(
     store: Arc<dyn EventStore>,
+    read_models: &dyn projections::ReadModels,
     ledger: Option<&Ledger>,
     sources: Vec<Arc<dyn ReportSource>>,
     actor: &str,
@@ -296,94 +327,74 @@ pub async fn reconcile_reports(
     let plan = tokio::task::spawn_blocking(move || Plan::of(sources))
         .await
         .map_err(|error| ReconciliationError::Reader(error.to_string()))??;
-    let (refunds, ledger_position) = ledger_refunds(store.as_ref()).await?;
-    let refunds = Arc::new(refunds);
-    let (plan, result) = {
-        let refunds = Arc::clone(&refunds);
-        tokio::task::spawn_blocking(move || plan.run(&refunds).map(|result| (plan, result)))
-            .await
-            .map_err(|error| ReconciliationError::Reader(error.to_string()))??
-    };
-    let mut findings = recorded_findings(&result.findings);
-    match ledger {
-        Some(ledger) => {
-            settle_pending(ledger, actor, &mut findings).await;
-            record_anomalies(ledger, actor, &refunds, &mut findings).await;
-        }
-        None => say_left_undone(&mut findings),
+    let head = store.head().await?.position;
+    if !read_models.wait_for_position(head, READ_MODELS_WAIT).await? {
+        return Err(ReconciliationError::ReadModelsBehind {
+            head,
+            waited_seconds: READ_MODELS_WAIT.as_secs(),
+        });
     }
-    let mut counts = BTreeMap::new();
-    for finding in &findings {
-        *counts.entry(finding.kind.clone()).or_insert(0_u64) += 1;
-    }
+    let mut view = read_models.ledger_view().await?;
     let run_id = Uuid::new_v4().to_string();
+    let mut recorder = stream::Recorder::new(store, &run_id, actor, ledger)?;
+    let scan = stream::scan(&plan, view.as_mut(), &mut recorder).await?;
     let recorded = ReconciliationRecorded {
         run_id: run_id.clone(),
         report_kind: plan.kind.as_str().to_owned(),
-        files: plan.files(&result),
+        files: plan.files(&scan.files),
         period: plan.day.map(|day| day.date().to_string()),
         settlement_batch_id: plan.batch_id.clone(),
-        ledger_position,
-        counts,
-        other_rows: result.other_rows.clone(),
-        findings_count: findings.len() as u64,
+        ledger_position: view.position(),
+        counts: recorder.counts().clone(),
+        other_rows: scan.other_rows,
+        findings_count: recorder.findings(),
         reconciled_at: now,
     };
-    // The findings' chunks first, the run's event last: a run exists once its `ReconciliationRecorded` is in
-    // the log (a crash between appends leaves chunks of no run, which no query reaches). Appends are cut to the
-    // log's limits; every one happens only after every file reached `<END>`.
-    let mut events = Vec::new();
-    for (chunk, part) in findings.chunks(FINDINGS_PER_CHUNK_MAX).enumerate() {
-        events.push(ReconciliationEvent::ReconciliationFindingsRecorded(
-            ReconciliationFindingsRecorded {
-                run_id: run_id.clone(),
-                chunk: chunk as u64,
-                findings: part.to_vec(),
-            },
-        ));
-    }
-    events.push(ReconciliationEvent::ReconciliationRecorded(recorded.clone()));
-    let stream = StreamName::parse(reconciliation_stream_name(&run_id)).map_err(eventlog::StoreError::from)?;
-    let mut expected = ExpectedRevision::NoStream;
-    let mut group: Vec<NewEvent> = Vec::new();
-    let mut group_bytes = 0;
-    let mut appended = None;
-    let count = events.len();
-    for (index, event) in events.iter().enumerate() {
-        let stored = event.to_stored();
-        let new_event = NewEvent {
-            event_id: Uuid::new_v4(),
-            event_type: stored.event_type.to_owned(),
-            schema_version: stored.schema_version,
-            payload: stored.data,
-            actor: actor.to_owned(),
-        };
-        let full =
-            group_bytes + new_event.payload.len() > APPEND_BYTES_MAX || group.len() >= eventlog::BATCH_EVENTS_MAX;
-        if full && !group.is_empty() {
-            let outcome = store.append(&stream, expected, std::mem::take(&mut group)).await?;
-            expected = ExpectedRevision::Exact(outcome.last_revision);
-            group_bytes = 0;
-        }
-        group_bytes += new_event.payload.len();
-        group.push(new_event);
-        if index + 1 == count {
-            appended = Some(store.append(&stream, expected, std::mem::take(&mut group)).await?);
-        }
-    }
-    // The run's event is always there, so the last append happened.
-    let appended = appended.ok_or_else(|| ReconciliationError::Files("nothing to record".to_owned()))?;
+    drop(view);
+    let undone = recorder.left_undone();
+    let position = recorder.finish(recorded.clone()).await?;
     tracing::info!(
         run_id = %run_id,
-        findings = findings.len(),
-        position = appended.last_position,
+        findings = recorded.findings_count,
+        position,
         "reconciliation recorded"
     );
     Ok(RunOutcome {
         recorded,
-        findings,
-        position: appended.last_position,
+        position,
+        undone,
     })
+}
+
+/// Calls `visit` with every finding of the recorded run `run` in `seq` order, reading its chunks from the log a
+/// few at a time (a run of a million findings is never held at once).
+pub async fn for_each_finding(
+    store: &dyn EventStore,
+    run: &ReconciliationRecorded,
+    mut visit: impl FnMut(&RecordedFinding),
+) -> Result<(), ReconciliationError> {
+    let stream = StreamName::parse(reconciliation_stream_name(&run.run_id))?;
+    let chunks = run.findings_count.div_ceil(FINDINGS_PER_CHUNK_MAX as u64);
+    let mut revision = 0;
+    while revision < chunks {
+        let page = store
+            .read_stream(
+                &stream,
+                revision,
+                FINDING_CHUNKS_PER_READ.min((chunks - revision) as usize),
+            )
+            .await?;
+        if page.is_empty() {
+            break;
+        }
+        for recorded in &page {
+            revision = recorded.revision + 1;
+            if let ReconciliationEvent::ReconciliationFindingsRecorded(chunk) = decode(recorded)? {
+                chunk.findings.iter().for_each(&mut visit);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What the files make: one day's transaction details or one settlement batch.
@@ -410,7 +421,7 @@ impl RunKind {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Hashed {
     sha256: String,
     bytes: u64,
@@ -447,7 +458,8 @@ impl Plan {
                     batch_id = Some(id.to_owned());
                 }
             }
-            let hashed = hash(source.open().map_err(io)?).map_err(io)?;
+            // Pass 1: the whole file to `<END>` through the hash; nothing is recorded for a file that ends early.
+            let (_, hashed) = stream::read_file(source.as_ref(), |_| Ok(()))?;
             kinds.push(kind);
             match kind {
                 ReportKind::SettlementSummary => {
@@ -491,39 +503,15 @@ impl Plan {
         })
     }
 
-    /// Matches every file against `refunds` (blocking IO); an error for any file that does not reach `<END>`.
-    fn run(&self, refunds: &[LedgerRefund]) -> Result<Reconciliation, ReconciliationError> {
-        let open = |source: &Arc<dyn ReportSource>| {
-            source
-                .open()
-                .map(|reader| (source.name().to_owned(), reader))
-                .map_err(|error| ReconcileError::Io {
-                    file: source.name().to_owned(),
-                    source: error,
-                })
-        };
-        let details = self
-            .details
-            .iter()
-            .map(|(source, _)| open(source))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(match &self.summary {
-            Some((source, _)) => reconcile::reconcile_settlement_batch(details, open(source)?, refunds)?,
-            None => reconcile::reconcile_transaction_details(details, refunds, self.day.as_ref())?,
-        })
-    }
-
-    /// The files as recorded, from their hashes and the reader's proofs of completeness.
-    fn files(&self, result: &Reconciliation) -> Vec<ReconciledFile> {
+    /// The files as recorded, from their hashes and pass 2's proofs of completeness.
+    fn files(&self, ends: &[EndOfReport]) -> Vec<ReconciledFile> {
         let hashes: HashMap<&str, &Hashed> = self
             .details
             .iter()
             .chain(self.summary.iter())
             .map(|(source, hashed)| (source.name(), hashed))
             .collect();
-        result
-            .files
-            .iter()
+        ends.iter()
             .map(|end| {
                 let hashed = hashes.get(end.file());
                 ReconciledFile {
@@ -550,45 +538,23 @@ impl Plan {
     }
 }
 
-fn hash(mut reader: Box<dyn BufRead + Send>) -> std::io::Result<Hashed> {
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0_u8; HASH_BUFFER_BYTES];
-    let mut bytes = 0_u64;
-    loop {
-        let read = reader.read(&mut buffer)?;
-        if read == 0 {
-            break;
-        }
-        bytes += read as u64;
-        hasher.update(&buffer[..read]);
+/// A finding in its recorded form, numbered `seq`.
+fn recorded_finding(seq: u64, finding: &Finding) -> RecordedFinding {
+    RecordedFinding {
+        seq,
+        kind: finding.kind.as_str().to_owned(),
+        file: finding.report.as_ref().map(|line| line.file.to_string()),
+        line: finding.report.as_ref().map(|line| line.line),
+        refund_request_id: finding.refund_request_id.clone(),
+        refund_id: finding.refund_id.clone(),
+        report_amount: finding.report_amount.map(reported),
+        ledger_position: finding.ledger.map(|ledger| ledger.position),
+        ledger_status: finding.ledger.map(|ledger| ledger.status),
+        ledger_amount: finding.ledger.map(|ledger| ledger.refund_amount),
+        report_status: finding.report_status.as_ref().map(|status| status.as_str().to_owned()),
+        settlement: finding.settlement.as_ref().map(recorded_settlement),
+        message: finding.message.clone(),
     }
-    Ok(Hashed {
-        sha256: hex::encode(hasher.finalize()),
-        bytes,
-    })
-}
-
-/// The findings in their recorded form, numbered from 1.
-fn recorded_findings(findings: &[Finding]) -> Vec<RecordedFinding> {
-    findings
-        .iter()
-        .enumerate()
-        .map(|(index, finding)| RecordedFinding {
-            seq: index as u64 + 1,
-            kind: finding.kind.as_str().to_owned(),
-            file: finding.report.as_ref().map(|line| line.file.to_string()),
-            line: finding.report.as_ref().map(|line| line.line),
-            refund_request_id: finding.refund_request_id.clone(),
-            refund_id: finding.refund_id.clone(),
-            report_amount: finding.report_amount.map(reported),
-            ledger_position: finding.ledger.map(|ledger| ledger.position),
-            ledger_status: finding.ledger.map(|ledger| ledger.status),
-            ledger_amount: finding.ledger.map(|ledger| ledger.refund_amount),
-            report_status: finding.report_status.as_ref().map(|status| status.as_str().to_owned()),
-            settlement: finding.settlement.as_ref().map(recorded_settlement),
-            message: finding.message.clone(),
-        })
-        .collect()
 }
 
 fn reported(amount: reconcile::SignedAmount) -> ReportedAmount {
@@ -771,114 +737,6 @@ async fn record_anomalies(ledger: &Ledger, actor: &str, refunds: &[LedgerRefund]
         };
         finding.message = format!("{}; {outcome}", finding.message);
     }
-}
-
-/// The ledger's refunds as of the log's head, folded from the payment events: status, amount, Antom's id and
-/// refund time, and the position of the event that settled each (its latest event while open).
-pub async fn ledger_refunds(store: &dyn EventStore) -> Result<(Vec<LedgerRefund>, u64), ReconciliationError> {
-    let mut refunds: Vec<LedgerRefund> = Vec::new();
-    let mut index: HashMap<RefundRequestId, usize> = HashMap::new();
-    let mut position = 0;
-    loop {
-        let page = store.read_all(position + 1, LEDGER_PAGE_EVENTS).await?;
-        let Some(last) = page.last() else { break };
-        position = last.position;
-        for recorded in &page {
-            let Some(payment_id) = recorded.stream.as_str().strip_prefix("payment-") else {
-                continue;
-            };
-            let decode = |source| ReconciliationError::Decode {
-                position: recorded.position,
-                source,
-            };
-            let event =
-                PaymentEvent::from_stored(&recorded.event_type, recorded.schema_version, &recorded.payload, &[])
-                    .map_err(decode)?;
-            apply(&mut refunds, &mut index, payment_id, recorded.position, event);
-        }
-    }
-    Ok((refunds, position))
-}
-
-fn apply(
-    refunds: &mut Vec<LedgerRefund>,
-    index: &mut HashMap<RefundRequestId, usize>,
-    payment_id: &str,
-    position: u64,
-    event: PaymentEvent,
-) {
-    let mut open = |id: RefundRequestId, amount: Money, status: RefundStatus| {
-        let Ok(payment_id) = PaymentId::parse(payment_id) else {
-            return;
-        };
-        if index.contains_key(&id) {
-            return;
-        }
-        index.insert(id.clone(), refunds.len());
-        refunds.push(LedgerRefund {
-            refund_request_id: id,
-            payment_id,
-            status,
-            refund_amount: amount,
-            refund_id: None,
-            refund_time: None,
-            position,
-        });
-    };
-    match event {
-        PaymentEvent::RefundRequested(requested) => {
-            open(
-                requested.refund_request_id,
-                requested.refund_amount,
-                RefundStatus::Requested,
-            );
-        }
-        PaymentEvent::RefundRejected(rejected) => {
-            open(
-                rejected.refund_request_id,
-                rejected.refund_amount,
-                RefundStatus::Rejected,
-            );
-        }
-        PaymentEvent::RefundProcessing(processing) => {
-            if let Some(refund) = pending(refunds, index, &processing.refund_request_id) {
-                refund.status = RefundStatus::Processing;
-                refund.position = position;
-            }
-        }
-        PaymentEvent::RefundSucceeded(succeeded) => {
-            if let Some(refund) = pending(refunds, index, &succeeded.refund_request_id) {
-                refund.status = RefundStatus::Succeeded;
-                refund.refund_id = Some(succeeded.refund_id);
-                refund.refund_time = Some(succeeded.refund_time);
-                refund.position = position;
-            }
-        }
-        PaymentEvent::RefundFailed(failed) => {
-            if let Some(refund) = pending(refunds, index, &failed.refund_request_id) {
-                refund.status = RefundStatus::Failed;
-                refund.position = position;
-            }
-        }
-        PaymentEvent::PaymentRecorded(_)
-        | PaymentEvent::PaymentCaptured(_)
-        | PaymentEvent::ChargebackOpened(_)
-        | PaymentEvent::ChargebackResolved(_)
-        | PaymentEvent::RefundOutcomeAnomaly(_)
-        | PaymentEvent::AnomalyAcknowledged(_) => {}
-    }
-}
-
-/// The refund `id` while it is open (an outcome for a final refund changes nothing, as in the aggregate).
-fn pending<'a>(
-    refunds: &'a mut [LedgerRefund],
-    index: &HashMap<RefundRequestId, usize>,
-    id: &RefundRequestId,
-) -> Option<&'a mut LedgerRefund> {
-    index
-        .get(id)
-        .and_then(|&at| refunds.get_mut(at))
-        .filter(|refund| refund.status.is_pending())
 }
 
 #[cfg(test)]

@@ -25,6 +25,16 @@ use crate::answer::{RefundResult, SettleReport, answer, refused, snapshot, unkno
 use crate::error::AppError;
 use crate::ledger::Ledger;
 
+/// How often the worker sweeps the findings of reconciliation runs that were never recorded.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(3_600);
+
+/// How old a cut run's first findings chunk must be before the sweeper removes its rows: a day (a run takes
+/// seconds, so no run still appending is that old).
+pub const UNRECORDED_FINDINGS_GRACE: Duration = Duration::from_secs(24 * 3_600);
+
+/// How long a sweep waits for the read models to reach the log's head (it skips the sweep otherwise).
+const SWEEP_READ_MODELS_WAIT: Duration = Duration::from_secs(5);
+
 /// The message recorded on a refund Antom's inquiry reported as FAIL (the inquiry gives no code).
 pub const INQUIRY_FAIL_MESSAGE: &str = "inquiryRefund reported refundStatus FAIL";
 
@@ -133,6 +143,7 @@ impl Ledger {
             tokio::pin!(shutdown);
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut swept_at: Option<tokio::time::Instant> = None;
             loop {
                 tokio::select! {
                     () = &mut shutdown => break,
@@ -147,9 +158,35 @@ impl Ledger {
                         }
                     }
                 }
+                if swept_at.is_some_and(|at| at.elapsed() < SWEEP_INTERVAL) {
+                    continue;
+                }
+                swept_at = Some(tokio::time::Instant::now());
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    swept = ledger.sweep_unrecorded_findings() => {
+                        if let Err(error) = swept {
+                            tracing::warn!(%error, "sweeping unrecorded reconciliation findings failed; retried later");
+                        }
+                    }
+                }
             }
             tracing::info!("settle worker stopped");
         })
+    }
+
+    /// Removes the findings read-model rows of reconciliation runs cut between their appends
+    /// ([`crate::reconciliation::sweep_unrecorded_findings`] with a grace of [`UNRECORDED_FINDINGS_GRACE`]);
+    /// the worker calls it every [`SWEEP_INTERVAL`]. Answers the rows removed.
+    pub async fn sweep_unrecorded_findings(&self) -> Result<u64, crate::reconciliation::ReconciliationError> {
+        crate::reconciliation::sweep_unrecorded_findings(
+            self.store().as_ref(),
+            self.inner.read_models.as_ref(),
+            self.clock().now(),
+            UNRECORDED_FINDINGS_GRACE,
+            SWEEP_READ_MODELS_WAIT,
+        )
+        .await
     }
 
     async fn settle_one(

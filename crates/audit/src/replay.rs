@@ -680,7 +680,12 @@ async fn compare_reconciliations(
     for (run_id, view) in expected_runs {
         differences.push(difference("reconciliation", run_id.to_owned(), None, Some(text(view))));
     }
-    for ((run_id, seq), view) in expected_findings {
+    // Findings of a run that has no `ReconciliationRecorded` (cut between its appends) belong to no run: no
+    // query reaches them, and the sweeper removes their rows after a day, so they are not compared.
+    for ((run_id, seq), view) in expected_findings
+        .into_iter()
+        .filter(|((run_id, _), _)| rebuilt.reconciliations.runs.contains_key(run_id))
+    {
         differences.push(difference(
             "reconciliation finding",
             format!("{run_id}#{seq}"),

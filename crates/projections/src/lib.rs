@@ -40,6 +40,7 @@
 mod anomaly;
 mod checkpoint;
 mod error;
+mod ledger_view;
 mod model;
 mod postgres;
 mod read_models;
@@ -56,6 +57,7 @@ pub use anomaly::{AnomalyAcknowledgement, AnomalyView, outcome_source_code};
 pub use checkpoint::CHECKPOINT_POLL_INTERVAL_MS;
 pub use error::ProjectionError;
 pub use fold::{Batch, Envelope, PAYMENT_STREAM_PREFIX};
+pub use ledger_view::{FirstSeen, KeyKind, LEDGER_VIEW_KEYS_PER_STATEMENT, LedgerView, ReportKey, SucceededWindow};
 pub use model::{
     Cursor, DailyTotal, OPEN_REFUND_AGE_BOUNDS_SECONDS, OpenRefundAges, OpenRefundStats, PAGE_SIZE_MAX, Page,
     PaymentFilter, PaymentStatus, PaymentView, RefundFilter, RefundView,

@@ -26,6 +26,7 @@ use crate::anomaly::{self, ANOMALY_COLUMNS, ANOMALY_TABLE_SQL, AnomalyRecord, An
 use crate::checkpoint::{raise, wait_for_checkpoint};
 use crate::error::ProjectionError;
 use crate::fold::{Batch, BatchFold, BatchKeys};
+use crate::ledger_view::{LEDGER_VIEW_INDEXES_SQL, LedgerView, PostgresLedgerView};
 use crate::model::{
     Cursor, CursorKind, DailyTotal, OPEN_REFUND_AGE_BOUNDS_SECONDS, OpenRefundStats, Page, PaymentFilter, PaymentView,
     RefundFilter, RefundView,
@@ -141,6 +142,7 @@ const MIGRATIONS: &[&str] = &[
         autovacuum_analyze_scale_factor = 0.01
     );
 "#,
+    LEDGER_VIEW_INDEXES_SQL,
 ];
 
 /// Read models in a PostgreSQL database; any number of handles and instances may share it.
@@ -151,7 +153,7 @@ pub struct PostgresReadModels {
     published: Arc<watch::Sender<u64>>,
 }
 
-fn failed(operation: &'static str) -> impl Fn(tokio_postgres::Error) -> ProjectionError {
+pub(crate) fn failed(operation: &'static str) -> impl Fn(tokio_postgres::Error) -> ProjectionError {
     move |error| ProjectionError::backend(operation, error)
 }
 
@@ -262,7 +264,7 @@ async fn migrate(client: &mut Object) -> Result<(), ProjectionError> {
     transaction.commit().await.map_err(&failed)
 }
 
-async fn read_checkpoint(client: &impl GenericClient, for_update: bool) -> Result<u64, ProjectionError> {
+pub(crate) async fn read_checkpoint(client: &impl GenericClient, for_update: bool) -> Result<u64, ProjectionError> {
     let sql = if for_update {
         "SELECT position FROM projection_checkpoint WHERE id = 1 FOR UPDATE"
     } else {
@@ -316,7 +318,7 @@ fn payment_record(row: &Row) -> Result<PaymentRecord, ProjectionError> {
     })
 }
 
-fn refund_record(row: &Row) -> Result<RefundRecord, ProjectionError> {
+pub(crate) fn refund_record(row: &Row) -> Result<RefundRecord, ProjectionError> {
     Ok(RefundRecord {
         refund_request_id: row.try_get(0).map_err(row_failed)?,
         payment_id: row.try_get(1).map_err(row_failed)?,
@@ -460,6 +462,28 @@ impl ReadModels for PostgresReadModels {
                 )
             })
             .collect()
+    }
+
+    async fn ledger_view(&self) -> Result<Box<dyn LedgerView>, ProjectionError> {
+        Ok(Box::new(PostgresLedgerView::open(&self.config).await?))
+    }
+
+    async fn unrecorded_finding_runs(&self, first: usize) -> Result<Vec<String>, ProjectionError> {
+        let client = self.client().await?;
+        let limit = i64::try_from(first).unwrap_or(i64::MAX);
+        let rows = client
+            .query(&crate::ledger_view::unrecorded_runs_sql("$1"), &[&limit])
+            .await
+            .map_err(failed("query unrecorded reconciliation runs"))?;
+        rows.iter().map(|row| row.try_get(0).map_err(row_failed)).collect()
+    }
+
+    async fn remove_unrecorded_findings(&self, run_id: &str) -> Result<u64, ProjectionError> {
+        let client = self.client().await?;
+        client
+            .execute(&crate::ledger_view::remove_unrecorded_sql("$1"), &[&run_id])
+            .await
+            .map_err(failed("remove unrecorded reconciliation findings"))
     }
 
     async fn checkpoint(&self) -> Result<u64, ProjectionError> {

@@ -116,6 +116,18 @@ pub trait ReadModels: Send + Sync + 'static {
         filter: &crate::FindingFilter,
         first: usize,
     ) -> Result<Vec<crate::FindingView>, ProjectionError>;
+
+    /// Opens a reconciliation run's view of the ledger: the read models pinned at their checkpoint, with a
+    /// table for the run's report keys (see [`crate::LedgerView`]).
+    async fn ledger_view(&self) -> Result<Box<dyn crate::LedgerView>, ProjectionError>;
+
+    /// Runs that have findings but no `ReconciliationRecorded` in the read models (a run cut between its
+    /// appends, or one still appending), at most `first`.
+    async fn unrecorded_finding_runs(&self, first: usize) -> Result<Vec<String>, ProjectionError>;
+
+    /// Removes the findings of run `run_id` if the run is not recorded; answers how many were removed. The
+    /// one write a reader makes: the sweeper's (it touches no row the runner's fold of another run reads).
+    async fn remove_unrecorded_findings(&self, run_id: &str) -> Result<u64, ProjectionError>;
 }
 
 /// Read models that can also be written: what the [`crate::ProjectionRunner`] drives.

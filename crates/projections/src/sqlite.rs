@@ -25,6 +25,7 @@ use crate::anomaly::{self, ANOMALY_COLUMNS, ANOMALY_TABLE_SQL, AnomalyRecord, An
 use crate::checkpoint::{raise, wait_for_checkpoint};
 use crate::error::ProjectionError;
 use crate::fold::{Batch, BatchFold, BatchKeys};
+use crate::ledger_view::{LEDGER_VIEW_INDEXES_SQL, LedgerView, SqliteLedgerView};
 use crate::model::{
     Cursor, CursorKind, DailyTotal, OPEN_REFUND_AGE_BOUNDS_SECONDS, OpenRefundStats, Page, PaymentFilter, PaymentView,
     RefundFilter, RefundView,
@@ -124,6 +125,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX projection_reconciliation_findings_by_kind ON projection_reconciliation_findings (run_id, kind, seq);
 ",
     ANOMALY_TABLE_SQL,
+    LEDGER_VIEW_INDEXES_SQL,
 ];
 
 /// The read-model file that belongs beside the event log at `log_path`: `ledger.db` -> `ledger.read.db`,
@@ -228,7 +230,7 @@ impl SqliteReadModels {
     }
 }
 
-async fn blocking<T, F>(operation: &'static str, work: F) -> Result<T, ProjectionError>
+pub(crate) async fn blocking<T, F>(operation: &'static str, work: F) -> Result<T, ProjectionError>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, ProjectionError> + Send + 'static,
@@ -238,11 +240,11 @@ where
         .map_err(|error| ProjectionError::backend(operation, error))?
 }
 
-fn failed(operation: &'static str) -> impl Fn(rusqlite::Error) -> ProjectionError {
+pub(crate) fn failed(operation: &'static str) -> impl Fn(rusqlite::Error) -> ProjectionError {
     move |error| ProjectionError::backend(operation, error)
 }
 
-fn open_connection(path: &Path, query_only: bool) -> Result<Connection, ProjectionError> {
+pub(crate) fn open_connection(path: &Path, query_only: bool) -> Result<Connection, ProjectionError> {
     let connection = Connection::open(path).map_err(failed("open sqlite read models"))?;
     connection
         .busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
@@ -299,7 +301,7 @@ fn migrate(connection: &mut Connection) -> Result<(), ProjectionError> {
     transaction.commit().map_err(&failed)
 }
 
-fn read_checkpoint(connection: &Connection) -> Result<u64, ProjectionError> {
+pub(crate) fn read_checkpoint(connection: &Connection) -> Result<u64, ProjectionError> {
     let position: i64 = connection
         .query_row("SELECT position FROM projection_checkpoint WHERE id = 1", [], |row| {
             row.get(0)
@@ -341,7 +343,7 @@ fn payment_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<PaymentRecord> {
     })
 }
 
-fn refund_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<RefundRecord> {
+pub(crate) fn refund_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<RefundRecord> {
     Ok(RefundRecord {
         refund_request_id: row.get(0)?,
         payment_id: row.get(1)?,
@@ -520,6 +522,38 @@ impl ReadModels for SqliteReadModels {
                 crate::reconciliation::finding_view(run_id, &data, by, at, note, position)
             })
             .collect()
+    }
+
+    async fn ledger_view(&self) -> Result<Box<dyn LedgerView>, ProjectionError> {
+        Ok(Box::new(SqliteLedgerView::open(&self.path).await?))
+    }
+
+    async fn unrecorded_finding_runs(&self, first: usize) -> Result<Vec<String>, ProjectionError> {
+        let limit = i64::try_from(first).unwrap_or(i64::MAX);
+        self.read(move |connection| {
+            let failed = failed("query unrecorded reconciliation runs");
+            let mut statement = connection
+                .prepare_cached(&crate::ledger_view::unrecorded_runs_sql("?1"))
+                .map_err(&failed)?;
+            statement
+                .query_map([limit], |row| row.get(0))
+                .and_then(Iterator::collect::<Result<Vec<String>, _>>)
+                .map_err(&failed)
+        })
+        .await
+    }
+
+    async fn remove_unrecorded_findings(&self, run_id: &str) -> Result<u64, ProjectionError> {
+        let path = self.path.clone();
+        let run_id = run_id.to_owned();
+        blocking("remove unrecorded reconciliation findings", move || {
+            let connection = open_connection(&path, false)?;
+            let removed = connection
+                .execute(&crate::ledger_view::remove_unrecorded_sql("?1"), [&run_id])
+                .map_err(failed("remove unrecorded reconciliation findings"))?;
+            Ok(removed as u64)
+        })
+        .await
     }
 
     async fn checkpoint(&self) -> Result<u64, ProjectionError> {

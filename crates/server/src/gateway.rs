@@ -8,22 +8,22 @@ use anyhow::{Context, bail};
 use apo::{ApoClient, ApoConfig, PrivateKey, PublicKey};
 use apo_sim::SimServer;
 use app::{Ledger, SystemClock};
-use projections::ProjectionRunner;
 
 use crate::config::Settings;
 use crate::state::NotifyVerifier;
-use crate::store;
 
 /// Antom's client, what its notifications are checked against, and the in-process simulator in demo mode.
 pub(crate) type Gateway = (ApoClient, NotifyVerifier, Option<SimServer>);
 
-/// The ledger a CLI command settles refunds through: on the configured Antom gateway, with a projection runner
-/// of its own (standing by when a service already runs one) so refunds are found by id. `None`, with the
-/// reason logged, when no gateway is configured: the findings then say the settle worker will settle them.
+/// The ledger a CLI command settles refunds through: on the configured Antom gateway, reading `read_models`
+/// (which the command keeps up to date with a projection runner of its own) so refunds are found by id. `None`,
+/// with the reason logged, when no gateway is configured: the findings then say the settle worker will settle
+/// them.
 pub(crate) async fn cli_ledger(
     settings: &Settings,
     event_store: Arc<dyn eventlog::EventStore>,
-) -> Option<(Ledger, projections::RunnerHandle)> {
+    read_models: Arc<dyn projections::ReadModels>,
+) -> Option<Ledger> {
     let (client, _, _) = match configured_gateway(settings) {
         Ok(gateway) => gateway,
         Err(error) => {
@@ -31,26 +31,13 @@ pub(crate) async fn cli_ledger(
             return None;
         }
     };
-    let projection_store = match store::open_projection_store(settings).await {
-        Ok(projection_store) => projection_store,
-        Err(error) => {
-            tracing::warn!(error = %format!("{error:#}"), "read models unavailable: open refunds are left to the settle worker");
-            return None;
-        }
-    };
-    let runner = ProjectionRunner::start(
-        event_store.clone(),
-        projection_store.clone(),
-        std::future::pending::<()>(),
-    );
-    let ledger = Ledger::new(
+    Some(Ledger::new(
         event_store,
-        projection_store.into_read_models(),
+        read_models,
         Arc::new(client),
         settings.policy.clone(),
         Arc::new(SystemClock),
-    );
-    Some((ledger, runner))
+    ))
 }
 
 /// Antom's gateway as `[antom]` and `REFUND_LEDGER_ANTOM_*` configure it; an error naming what to set when

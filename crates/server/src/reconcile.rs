@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use app::reconciliation::{FileSource, ReportSource, RunOutcome, reconcile_reports};
+use app::reconciliation::{FileSource, ReportSource, RunOutcome, for_each_finding, reconcile_reports};
 use audit::{Cell, Encoder, Format};
 use domain::RecordedFinding;
 use time::OffsetDateTime;
@@ -33,6 +33,9 @@ pub(crate) const FINDING_COLUMNS: &[&str] = &[
     "message",
 ];
 
+/// Encoded findings buffered before a write.
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+
 /// The CLI's arguments of `reconcile`.
 #[derive(Debug)]
 pub(crate) struct ReconcileArgs<'a> {
@@ -50,28 +53,54 @@ pub(crate) async fn run(settings: &crate::config::Settings, args: ReconcileArgs<
         None => format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned())),
     };
     let store = crate::store::open(&settings.store).await?;
-    let ledger = crate::gateway::cli_ledger(settings, Arc::clone(&store)).await;
+    // The run reads the ledger from the read models at the log's head: a runner of this process keeps them up
+    // to date (standing by when a service already runs one).
+    let projection_store = crate::store::open_projection_store(settings).await?;
+    let _runner = projections::ProjectionRunner::start(
+        Arc::clone(&store),
+        Arc::clone(&projection_store),
+        std::future::pending::<()>(),
+    );
+    let read_models = projection_store.into_read_models();
+    let ledger = crate::gateway::cli_ledger(settings, Arc::clone(&store), Arc::clone(&read_models)).await;
     let sources: Vec<Arc<dyn ReportSource>> = args
         .files
         .iter()
         .map(|path| Arc::new(FileSource::new(path.clone())) as Arc<dyn ReportSource>)
         .collect();
     let outcome = reconcile_reports(
-        store,
-        ledger.as_ref().map(|(ledger, _)| ledger),
+        Arc::clone(&store),
+        read_models.as_ref(),
+        ledger.as_ref(),
         sources,
         &actor,
         OffsetDateTime::now_utc(),
     )
     .await?;
-    let mut findings = Vec::new();
-    write_findings(&outcome, format, &mut findings);
-    match args.output {
-        Some(path) => {
-            std::fs::write(path, &findings).with_context(|| format!("writing the findings to {}", path.display()))?
+    // The findings as recorded, read back from the log chunk by chunk and written as they come.
+    let mut out: Box<dyn Write> = match args.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let encoder = Encoder::new(format, FINDING_COLUMNS);
+    let mut buffer = Vec::new();
+    encoder.header(&mut buffer);
+    let mut written = Ok(());
+    for_each_finding(store.as_ref(), &outcome.recorded, |finding| {
+        encode_finding(&encoder, &outcome.recorded.run_id, finding, &mut buffer);
+        if buffer.len() >= WRITE_BUFFER_BYTES && written.is_ok() {
+            written = out.write_all(&buffer);
+            buffer.clear();
         }
-        None => std::io::stdout().lock().write_all(&findings)?,
-    }
+    })
+    .await?;
+    written
+        .and_then(|()| out.write_all(&buffer))
+        .and_then(|()| out.flush())
+        .context("writing the findings")?;
+    drop(out);
     let summary = summary(&outcome);
     if args.output.is_some() {
         std::io::stdout().lock().write_all(summary.as_bytes())?;
@@ -133,15 +162,6 @@ pub(crate) fn summary(outcome: &RunOutcome) -> String {
         ));
     }
     text
-}
-
-/// The findings as CSV (with a header) or JSON Lines.
-pub(crate) fn write_findings(outcome: &RunOutcome, format: Format, out: &mut Vec<u8>) {
-    let encoder = Encoder::new(format, FINDING_COLUMNS);
-    encoder.header(out);
-    for finding in &outcome.findings {
-        encode_finding(&encoder, &outcome.recorded.run_id, finding, out);
-    }
 }
 
 fn encode_finding(encoder: &Encoder, run_id: &str, finding: &RecordedFinding, out: &mut Vec<u8>) {
@@ -336,6 +356,7 @@ pub(crate) async fn upload(
     tracing::info!(actor = %principal.name, files = sources.len(), "reconciliation upload");
     match reconcile_reports(
         Arc::clone(&state.store),
+        state.read_models.as_ref(),
         Some(&state.ledger),
         sources,
         &principal.name,

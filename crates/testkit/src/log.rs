@@ -28,11 +28,48 @@ pub fn payment_stream(payment_id: &PaymentId) -> StreamName {
 /// Refunds per payment in [`write_big_log`]: `1 + 2 * 499` events fill one append of 1,000 events.
 pub const BIG_LOG_REFUNDS_PER_PAYMENT: u64 = 499;
 
+/// When every event of [`write_big_log`] happened (payment, request and Antom's refund time): 2026-11-01
+/// 00:00 UTC, which is day 2026-11-01 of Antom's reports at +08:00.
+pub const BIG_LOG_TIME_UNIX: i64 = 1_793_491_200;
+
+/// Antom's file name of [`write_big_log_report`]'s report: transaction details of the big log's day.
+pub const BIG_LOG_REPORT_NAME: &str = "transactionItems_20261101_000.csv";
+
+/// The header of a G3 transaction details report.
+const G3_TRANSACTION_HEADER: &str = "customerId,PSP,ARN,transactionId,transactionRequestId,\
+originalTransactionRequestId,referenceTransactionId,orderDescription,paymentMethodType,wallet,transactionType,status,\
+transactionCreationTime,transactionAmountValue,transactionCurrency,convertedTransactionAmountValue,convertedCurrency,\
+settlementAmountValue,settlementCurrency,quoteCurrencyPair,quotePrice,paymentMethodFeeAmountValue,\
+paymentMethodFeeCurrency,settlementBatchId\n";
+
+/// Writes Antom's transaction details report (G3, [`BIG_LOG_REPORT_NAME`]) of the day of [`write_big_log`]'s
+/// first `refunds` refunds: one SUCCESS REFUND row per refund, as the ledger holds it (so each one matches),
+/// in the log's order, then `<END>`. Written as it goes, so a report of millions of rows needs no memory.
+pub fn write_big_log_report(refunds: u64, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    out.write_all(G3_TRANSACTION_HEADER.as_bytes())?;
+    for index in 0..refunds {
+        let (payment, refund) = (index / BIG_LOG_REFUNDS_PER_PAYMENT, index % BIG_LOG_REFUNDS_PER_PAYMENT);
+        let minor = 100 + refund;
+        let (amount, currency, fee) = if payment % 2 == 0 {
+            (format!("-{}.{:02}", minor / 100, minor % 100), "USD", "0.00")
+        } else {
+            (format!("-{minor}"), "JPY", "0")
+        };
+        writeln!(
+            out,
+            "2188120000000001,Antom,,A-{payment}-{refund},BIG-{payment}-{refund},BIG-{payment},,,ALIPAY_CN,,REFUND,\
+             SUCCESS,2026-11-01T08:00:00+08:00,{amount},{currency},,,{amount},{currency},,,{fee},{currency},\
+             2026110311000000001"
+        )?;
+    }
+    out.write_all(b"<END>\n")
+}
+
 /// Appends a large, valid log in full batches (much faster than through the service) until `refunds`
 /// succeeded refunds (two journal lines each) are in it: payments `BIG-{n}` of
 /// [`BIG_LOG_REFUNDS_PER_PAYMENT`] refunds each, in USD and JPY.
 pub async fn write_big_log(store: &dyn EventStore, refunds: u64) {
-    let time = OffsetDateTime::from_unix_timestamp(1_793_491_200).expect("a valid time");
+    let time = OffsetDateTime::from_unix_timestamp(BIG_LOG_TIME_UNIX).expect("a valid time");
     let payments = refunds.div_ceil(BIG_LOG_REFUNDS_PER_PAYMENT);
     let new_event = |event: PaymentEvent| new_event(&event, "bench");
     for payment in 0..payments {

@@ -8,5 +8,6 @@ mod chaos;
 mod concurrency;
 mod helpers;
 mod queue;
+mod reconciliation;
 mod refunds;
 mod settle;

@@ -39,6 +39,8 @@ macro_rules! conformance_suite {
             a_long_log_is_applied_in_bounded_batches,
             folds_reconciliation_runs_findings_and_acknowledgements,
             lists_and_acknowledges_anomalies,
+            a_ledger_view_is_pinned_and_keeps_the_report_keys,
+            unrecorded_findings_are_listed_and_removed,
         );
     };
     (@cases $harness:expr; $($case:ident),* $(,)?) => {
@@ -1349,4 +1351,213 @@ pub(crate) async fn lists_and_acknowledges_anomalies<H: Harness>(harness: &H) {
     let mut stored = after;
     stored.sort_by_key(projections::AnomalyView::key);
     assert_eq!(stored, replayed);
+}
+
+/// A report key of the view tests.
+fn report_key(row_type: &str, kind: projections::KeyKind, key: &str, line: u64) -> projections::ReportKey {
+    projections::ReportKey {
+        row_type: row_type.to_owned(),
+        kind,
+        key: key.to_owned(),
+        file: "transactionItems_20260303_000.csv".to_owned(),
+        line,
+    }
+}
+
+/// One page of one refund of `view`'s unreported refunds in `window`, after `after`.
+async fn unreported(
+    view: &mut Box<dyn projections::LedgerView>,
+    window: projections::SucceededWindow,
+    after: Option<RefundView>,
+) -> Vec<RefundView> {
+    view.unreported_refunds("REFUND", window, after.as_ref(), 1)
+        .await
+        .expect("unreported")
+}
+
+fn ids(refunds: &[RefundView]) -> Vec<String> {
+    let mut ids: Vec<String> = refunds
+        .iter()
+        .map(|refund| refund.refund_request_id.as_str().to_owned())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// A reconciliation run's view: refunds looked up by either id, answers as of the position it was opened at
+/// while the runner moves on, duplicates answered by its key table (per row type), the day's succeeded refunds
+/// no REFUND key names in pages, and nothing of its keys left for the next view.
+pub(crate) async fn a_ledger_view_is_pinned_and_keeps_the_report_keys<H: Harness>(harness: &H) {
+    use projections::{FirstSeen, KeyKind, SucceededWindow};
+
+    let mut ledger = Ledger::new(harness.store().await);
+    let last = write_scenario(&mut ledger).await;
+    let projections = harness.projections().await;
+    let runner = Running::start(Arc::clone(&ledger.store), Arc::clone(&projections));
+    caught_up(&*projections, last).await;
+
+    let mut view = projections.ledger_view().await.expect("view");
+    assert_eq!(view.position(), last);
+    let found = view
+        .refunds(
+            &["r-c1".to_owned(), "r-a5".to_owned(), "unknown".to_owned()],
+            &["antom-r-a1".to_owned()],
+        )
+        .await
+        .expect("refunds");
+    assert_eq!(ids(&found), ["r-a1", "r-a5", "r-c1"]);
+    let by_antom_id = found
+        .iter()
+        .find(|refund| refund.refund_request_id.as_str() == "r-a1")
+        .expect("found by Antom's refundId");
+    assert_eq!(by_antom_id.status, RefundStatus::Succeeded);
+
+    // The runner moves on; the view does not.
+    ledger.now = DAY_3 + TimeDuration::hours(1);
+    let settled = ledger.succeed("p-alipay", "r-a5").await.expect("written");
+    caught_up(&*projections, settled).await;
+    let pinned = view.refunds(&["r-a5".to_owned()], &[]).await.expect("refunds");
+    assert_eq!(pinned[0].status, RefundStatus::Processing, "as of the view's position");
+    let live = projections.refund(&refund_request_id("r-a5")).await.expect("refund");
+    assert_eq!(live.expect("r-a5").status, RefundStatus::Succeeded);
+
+    let seen_at = |line: u64| {
+        Some(FirstSeen {
+            file: "transactionItems_20260303_000.csv".to_owned(),
+            line,
+        })
+    };
+    let answers = view
+        .record_keys(&[
+            report_key("REFUND", KeyKind::RefundRequestId, "r-c1", 2),
+            report_key("REFUND", KeyKind::RefundRequestId, "r-x", 3),
+            report_key("REFUND", KeyKind::RefundRequestId, "r-c1", 4),
+            report_key("REFUND_REVERSAL", KeyKind::RefundRequestId, "r-c1", 5),
+            report_key("REFUND", KeyKind::RefundId, "r-c1", 6),
+        ])
+        .await
+        .expect("keys");
+    assert_eq!(answers, [None, None, seen_at(2), None, None]);
+    let answers = view
+        .record_keys(&[report_key("REFUND", KeyKind::RefundRequestId, "r-x", 9)])
+        .await
+        .expect("keys");
+    assert_eq!(answers, [seen_at(3)], "a key of an earlier batch");
+
+    // r-c1 succeeded on day 2 (named above), r-a1 on day 3 (not yet), r-a5 after the view's position.
+    let day = |start: OffsetDateTime| SucceededWindow {
+        start,
+        end: start + TimeDuration::days(1),
+    };
+    let day_2 = day(datetime!(2026-03-02 00:00 UTC));
+    let day_3 = day(datetime!(2026-03-03 00:00 UTC));
+    assert!(unreported(&mut view, day_2, None).await.is_empty());
+    let missing = unreported(&mut view, day_3, None).await;
+    assert_eq!(ids(&missing), ["r-a1"]);
+    // A REFUND_REVERSAL row does not list a refund; a REFUND row with its Antom refundId does.
+    view.record_keys(&[report_key("REFUND_REVERSAL", KeyKind::RefundRequestId, "r-a1", 10)])
+        .await
+        .expect("keys");
+    assert_eq!(ids(&unreported(&mut view, day_3, None).await), ["r-a1"]);
+    view.record_keys(&[report_key("REFUND", KeyKind::RefundId, "antom-r-a1", 11)])
+        .await
+        .expect("keys");
+    assert!(unreported(&mut view, day_3, None).await.is_empty());
+    drop(view);
+
+    // A new view: its own (empty) key table, the new position, pages of one in refund-time order.
+    let mut view = projections.ledger_view().await.expect("view");
+    assert_eq!(view.position(), settled);
+    let answers = view
+        .record_keys(&[report_key("REFUND", KeyKind::RefundRequestId, "r-c1", 2)])
+        .await
+        .expect("keys");
+    assert_eq!(answers, [None]);
+    let both_days = SucceededWindow {
+        start: day_2.start,
+        end: day_3.end,
+    };
+    let first = unreported(&mut view, both_days, None).await;
+    assert_eq!(ids(&first), ["r-a1"]);
+    let second = unreported(&mut view, both_days, first.last().cloned()).await;
+    assert_eq!(ids(&second), ["r-a5"]);
+    assert!(
+        unreported(&mut view, both_days, second.last().cloned())
+            .await
+            .is_empty()
+    );
+    drop(view);
+    runner.stop().await.expect("clean shutdown");
+}
+
+/// Findings of a run that never appended its `ReconciliationRecorded` are listed as unrecorded and can be
+/// removed; a recorded run's findings cannot.
+pub(crate) async fn unrecorded_findings_are_listed_and_removed<H: Harness>(harness: &H) {
+    use domain::{ReconciliationEvent, ReconciliationFindingsRecorded};
+    use projections::FindingFilter;
+
+    let ledger = Ledger::new(harness.store().await);
+    let store = Arc::clone(&ledger.store);
+    append_reconciliation(&*store, "run-recorded", 5).await;
+    let cut = ReconciliationEvent::ReconciliationFindingsRecorded(ReconciliationFindingsRecorded {
+        run_id: "run-cut".to_owned(),
+        chunk: 0,
+        findings: Vec::new(),
+    });
+    let mut chunk = cut.clone();
+    if let ReconciliationEvent::ReconciliationFindingsRecorded(chunk) = &mut chunk {
+        chunk.findings = (1..=3)
+            .map(|seq| domain::RecordedFinding {
+                seq,
+                kind: "MATCHED".to_owned(),
+                file: None,
+                line: Some(seq + 1),
+                refund_request_id: Some(format!("r-{seq}")),
+                refund_id: None,
+                report_amount: None,
+                ledger_position: None,
+                ledger_status: None,
+                ledger_amount: None,
+                report_status: None,
+                settlement: None,
+                message: String::new(),
+            })
+            .collect();
+    }
+    let last = append_reconciliation_events(&*store, "run-cut", ExpectedRevision::NoStream, &[chunk]).await;
+    let projections = harness.projections().await;
+    let runner = Running::start(Arc::clone(&store), Arc::clone(&projections));
+    caught_up(&*projections, last).await;
+
+    let findings = |run: &'static str| {
+        let projections = Arc::clone(&projections);
+        async move {
+            projections
+                .reconciliation_findings(run, &FindingFilter::default(), 100)
+                .await
+                .expect("findings")
+                .len()
+        }
+    };
+    assert_eq!(findings("run-cut").await, 3, "folded, though no query lists the run");
+    assert_eq!(
+        projections.unrecorded_finding_runs(10).await.expect("runs"),
+        ["run-cut"]
+    );
+    assert_eq!(
+        projections
+            .remove_unrecorded_findings("run-recorded")
+            .await
+            .expect("remove"),
+        0
+    );
+    assert_eq!(
+        projections.remove_unrecorded_findings("run-cut").await.expect("remove"),
+        3
+    );
+    assert_eq!(findings("run-cut").await, 0);
+    assert_eq!(findings("run-recorded").await, 5);
+    assert!(projections.unrecorded_finding_runs(10).await.expect("runs").is_empty());
+    runner.stop().await.expect("clean shutdown");
 }
