@@ -32,8 +32,9 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(3_600);
 /// seconds, so no run still appending is that old).
 pub const UNRECORDED_FINDINGS_GRACE: Duration = Duration::from_secs(24 * 3_600);
 
-/// How long a sweep waits for the read models to reach the log's head (it skips the sweep otherwise).
-const SWEEP_READ_MODELS_WAIT: Duration = Duration::from_secs(5);
+/// How long a sweep waits for the read models to reach the log's head: not at all (the worker's pass must not
+/// wait; a sweep skipped for a lagging runner is tried again next pass).
+const SWEEP_READ_MODELS_WAIT: Duration = Duration::ZERO;
 
 /// The message recorded on a refund Antom's inquiry reported as FAIL (the inquiry gives no code).
 pub const INQUIRY_FAIL_MESSAGE: &str = "inquiryRefund reported refundStatus FAIL";
@@ -161,11 +162,14 @@ impl Ledger {
                 if swept_at.is_some_and(|at| at.elapsed() < SWEEP_INTERVAL) {
                     continue;
                 }
-                swept_at = Some(tokio::time::Instant::now());
                 tokio::select! {
                     () = &mut shutdown => break,
-                    swept = ledger.sweep_unrecorded_findings() => {
-                        if let Err(error) = swept {
+                    swept = ledger.sweep_unrecorded_findings() => match swept {
+                        Ok(Some(_)) => swept_at = Some(tokio::time::Instant::now()),
+                        // The read models are behind the log: tried again next pass.
+                        Ok(None) => {}
+                        Err(error) => {
+                            swept_at = Some(tokio::time::Instant::now());
                             tracing::warn!(%error, "sweeping unrecorded reconciliation findings failed; retried later");
                         }
                     }
@@ -177,8 +181,9 @@ impl Ledger {
 
     /// Removes the findings read-model rows of reconciliation runs cut between their appends
     /// ([`crate::reconciliation::sweep_unrecorded_findings`] with a grace of [`UNRECORDED_FINDINGS_GRACE`]);
-    /// the worker calls it every [`SWEEP_INTERVAL`]. Answers the rows removed.
-    pub async fn sweep_unrecorded_findings(&self) -> Result<u64, crate::reconciliation::ReconciliationError> {
+    /// the worker calls it every [`SWEEP_INTERVAL`]. Answers the rows removed, `None` when the read models were
+    /// behind the log (nothing swept).
+    pub async fn sweep_unrecorded_findings(&self) -> Result<Option<u64>, crate::reconciliation::ReconciliationError> {
         crate::reconciliation::sweep_unrecorded_findings(
             self.store().as_ref(),
             self.inner.read_models.as_ref(),

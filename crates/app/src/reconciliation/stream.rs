@@ -473,19 +473,20 @@ impl<'a> Recorder<'a> {
 const SWEEP_RUNS_MAX: usize = 100;
 
 /// Removes the findings read-model rows of runs that never recorded their `ReconciliationRecorded` (a run cut
-/// between its appends) once their first chunk is older than `grace`; answers the rows removed. Sweeps only
-/// when the read models have reached the log's head (within `wait`), so a run whose event is in the log but not
-/// yet folded is never taken for a cut one; the log itself keeps the chunks (no query reaches them).
+/// between its appends) once their first chunk is older than `grace`; answers the rows removed, or `None` when
+/// it did not sweep: only once the read models have reached the log's head (within `wait`), so a run whose event
+/// is in the log but not yet folded is never taken for a cut one. The log itself keeps the chunks (no query
+/// reaches them).
 pub async fn sweep_unrecorded_findings(
     store: &dyn EventStore,
     read_models: &dyn ReadModels,
     now: OffsetDateTime,
     grace: Duration,
     wait: Duration,
-) -> Result<u64, ReconciliationError> {
+) -> Result<Option<u64>, ReconciliationError> {
     let head = store.head().await?.position;
     if !read_models.wait_for_position(head, wait).await? {
-        return Ok(0);
+        return Ok(None);
     }
     let mut removed = 0;
     for run_id in read_models.unrecorded_finding_runs(SWEEP_RUNS_MAX).await? {
@@ -499,5 +500,5 @@ pub async fn sweep_unrecorded_findings(
         tracing::warn!(run_id = %run_id, rows, "removed the findings of a reconciliation run that was never recorded");
         removed += rows;
     }
-    Ok(removed)
+    Ok(Some(removed))
 }
