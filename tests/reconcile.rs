@@ -171,10 +171,10 @@ on_both_stores!(
     report_statuses_end_to_end
 );
 
-/// The report's statuses against the ledger's terminal states: a G2 day that lists a FAILED and a REJECTED
-/// refund as refunded (LEDGER_NOT_SUCCEEDED), a G3 day that reports a succeeded refund FAIL and another still
-/// PROCESSING (STATUS_DIFFERS), first without an Antom gateway (the run says what it leaves undone), then with
-/// one (anomalies recorded where a terminal state is contradicted, the open refund settled).
+/// The report's statuses against the ledger's terminal states: a G2 day that lists a FAILED refund as refunded
+/// (LEDGER_NOT_SUCCEEDED), first without an Antom gateway (the run says what it leaves undone), then with one
+/// (the anomaly recorded, the open refund settled); a G3 day that reports a succeeded refund FAIL and another
+/// still PROCESSING (STATUS_DIFFERS) and a REJECTED refund refunded (LEDGER_NOT_SUCCEEDED without a refundId).
 fn report_statuses_end_to_end(store: &str, folder: &Path) {
     let port = free_loopback_port();
     let antom = Antom::start(port);
@@ -200,13 +200,13 @@ fn report_statuses_end_to_end(store: &str, folder: &Path) {
     server.stop();
 
     let date = report_date();
-    let g2 = fetch_report(
+    let g2 = fetch_report(&antom, &date, "generation=g2&status=S-FAIL:SUCCESS", &folder.join("g2"));
+    let g3 = fetch_report(
         &antom,
         &date,
-        "generation=g2&status=S-FAIL:SUCCESS&extraRefund=S-REJ",
-        &folder.join("g2"),
+        "status=S-OK1:FAIL,S-OK2:PROCESSING&extraRefund=S-REJ",
+        &folder.join("g3"),
     );
-    let g3 = fetch_report(&antom, &date, "status=S-OK1:FAIL,S-OK2:PROCESSING", &folder.join("g3"));
 
     // Without a gateway nothing is settled and no anomaly recorded, and the run says so.
     let undone = run_binary(store, &["reconcile", &g2, "--format", "jsonl"]);
@@ -218,7 +218,7 @@ fn report_statuses_end_to_end(store: &str, folder: &Path) {
         "{summary}"
     );
     assert!(
-        summary.contains("no Antom gateway configured: 2 finding(s) whose RefundOutcomeAnomaly was NOT recorded"),
+        summary.contains("no Antom gateway configured: 1 finding(s) whose RefundOutcomeAnomaly was NOT recorded"),
         "{summary}"
     );
     let findings = jsonl(&undone.stdout);
@@ -231,32 +231,27 @@ fn report_statuses_end_to_end(store: &str, folder: &Path) {
     let not_succeeded = only(&findings, "S-FAIL", "LEDGER_NOT_SUCCEEDED");
     assert_says(not_succeeded, "no anomaly recorded by this run");
 
-    // With the gateway: G2 says refunded what the ledger holds FAILED and REJECTED.
+    // With the gateway: G2 says refunded (with Antom's refundId) what the ledger holds FAILED.
     let run = reconcile(store, &antom, &[&g2, "--format", "jsonl"]);
     assert_eq!(run.status.code(), Some(1), "{run:?}");
     let findings = jsonl(&run.stdout);
-    for id in ["S-FAIL", "S-REJ"] {
-        let finding = only(&findings, id, "LEDGER_NOT_SUCCEEDED");
-        assert_says(finding, "recorded for operators as a RefundOutcomeAnomaly");
-    }
-    assert_eq!(
-        only(&findings, "S-FAIL", "LEDGER_NOT_SUCCEEDED")["ledgerStatus"],
-        "FAILED"
-    );
-    assert_eq!(
-        only(&findings, "S-REJ", "LEDGER_NOT_SUCCEEDED")["ledgerStatus"],
-        "REJECTED"
-    );
+    let not_succeeded = only(&findings, "S-FAIL", "LEDGER_NOT_SUCCEEDED");
+    assert_says(not_succeeded, "recorded for operators as a RefundOutcomeAnomaly");
+    assert_eq!(not_succeeded["ledgerStatus"], "FAILED");
     let pending = only(&findings, "S-PEND", "LEDGER_PENDING");
     assert_says(
         pending,
         "settled through inquiryRefund: the ledger now holds it SUCCEEDED",
     );
 
-    // G3 says FAIL for a refund the ledger holds SUCCEEDED (an anomaly) and PROCESSING for another (not one).
+    // G3 says FAIL for a refund the ledger holds SUCCEEDED (an anomaly) and PROCESSING for another (not one),
+    // and lists a refund the ledger REJECTED as refunded, without a refundId (an anomaly all the same).
     let run = reconcile(store, &antom, &[&g3, "--format", "jsonl"]);
     assert_eq!(run.status.code(), Some(1), "{run:?}");
     let findings = jsonl(&run.stdout);
+    let rejected = only(&findings, "S-REJ", "LEDGER_NOT_SUCCEEDED");
+    assert_says(rejected, "recorded for operators as a RefundOutcomeAnomaly");
+    assert_eq!(rejected["ledgerStatus"], "REJECTED");
     let failed = only(&findings, "S-OK1", "STATUS_DIFFERS");
     assert_eq!(failed["ledgerStatus"], "SUCCEEDED", "{failed}");
     assert_says(failed, "recorded for operators as a RefundOutcomeAnomaly");
@@ -269,7 +264,7 @@ fn report_statuses_end_to_end(store: &str, folder: &Path) {
     let server = start_ledger(store, folder, &antom, port, Worker::Idle);
     for (payment, id, reported) in [
         ("P-1", "S-FAIL", "SUCCESS"),
-        ("P-2", "S-REJ", "SUCCESS"),
+        ("P-2", "S-REJ", "REFUNDED"),
         ("P-1", "S-OK1", "FAIL"),
     ] {
         let history = events(&server, payment);

@@ -154,7 +154,10 @@ pub(crate) fn note_facts(event: &PaymentEvent, actor: &str, facts: &mut Vec<Fact
         }
         PaymentEvent::RefundOutcomeAnomaly(anomaly) => facts.push(Fact::Anomaly(AnomalyKind {
             recorded: anomaly.recorded_status,
-            reported_success: matches!(anomaly.reported, ReportedOutcome::Success { .. }),
+            reported_success: matches!(
+                anomaly.reported,
+                ReportedOutcome::Success { .. } | ReportedOutcome::Refunded
+            ),
             source: anomaly.source,
         })),
         _ => {}

@@ -706,27 +706,25 @@ async fn record_anomalies(ledger: &Ledger, actor: &str, refunds: &[LedgerRefund]
                 ),
                 source: domain::OutcomeSource::Reconciliation,
             },
-            AnomalyCommand::Succeeded => {
-                let Some(refund_id) = finding
-                    .refund_id
-                    .as_deref()
-                    .and_then(|refund_id| domain::RefundId::parse(refund_id).ok())
-                else {
-                    finding.message = format!(
-                        "{}; no anomaly recorded: the report names no Antom refundId for it",
-                        finding.message
-                    );
-                    continue;
-                };
-                domain::PaymentCommand::ConfirmRefundSucceeded {
+            AnomalyCommand::Succeeded => match finding
+                .refund_id
+                .as_deref()
+                .and_then(|refund_id| domain::RefundId::parse(refund_id).ok())
+            {
+                Some(refund_id) => domain::PaymentCommand::ConfirmRefundSucceeded {
                     refund_request_id: id.clone(),
                     refund_id,
                     // The refund is FAILED or REJECTED: the aggregate records the report as an anomaly and never
                     // uses this time (only a pending refund would take it).
                     refund_time: refund.refund_time.unwrap_or(OffsetDateTime::UNIX_EPOCH),
                     source: domain::OutcomeSource::Reconciliation,
-                }
-            }
+                },
+                // A current-format row names no refundId: the anomaly says "refunded" without one.
+                None => domain::PaymentCommand::ReportRefunded {
+                    refund_request_id: id.clone(),
+                    source: domain::OutcomeSource::Reconciliation,
+                },
+            },
         };
         let outcome = match ledger.record_outcome(actor, &refund.payment_id, &id, command).await {
             Ok(result) => format!(

@@ -350,6 +350,7 @@ fn anomaly_fields(view: &AnomalyView) -> Vec<(&'static str, String)> {
         ReportedOutcome::Success { refund_id } => ("SUCCESS", refund_id.to_string()),
         ReportedOutcome::Fail { result_code } => ("FAIL", result_code.to_string()),
         ReportedOutcome::Reversed => ("REVERSED", String::new()),
+        ReportedOutcome::Refunded => ("REFUNDED", String::new()),
     };
     vec![
         ("position", view.position.to_string()),

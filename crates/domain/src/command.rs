@@ -67,6 +67,13 @@ pub enum PaymentCommand {
         refund_request_id: RefundRequestId,
         source: OutcomeSource,
     },
+    /// Antom's report lists the refund as refunded without its refundId: against FAILED or REJECTED an anomaly
+    /// for operators; nothing otherwise (SUCCEEDED agrees, and an open refund is settled by inquiry, which
+    /// answers the refundId).
+    ReportRefunded {
+        refund_request_id: RefundRequestId,
+        source: OutcomeSource,
+    },
 }
 
 /// A command refused without any event: the caller answers with the code and

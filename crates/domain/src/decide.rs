@@ -143,6 +143,18 @@ pub fn decide(
             let refund = existing_refund(state, refund_request_id)?;
             Ok(anomaly(refund, ReportedOutcome::Reversed, *source, now))
         }
+        PaymentCommand::ReportRefunded {
+            refund_request_id,
+            source,
+        } => {
+            let refund = existing_refund(state, refund_request_id)?;
+            Ok(match refund.status {
+                RefundStatus::Failed | RefundStatus::Rejected => {
+                    anomaly(refund, ReportedOutcome::Refunded, *source, now)
+                }
+                RefundStatus::Requested | RefundStatus::Processing | RefundStatus::Succeeded => vec![],
+            })
+        }
     }
 }
 

@@ -167,6 +167,9 @@ pub enum ReportedOutcome {
     /// Antom took the refund back (a REFUND_REVERSAL row of its reports: the acquirer rejected it and the money
     /// returned to the merchant).
     Reversed,
+    /// Antom's report lists the refund as refunded without naming its refundId (a current-format row, whose
+    /// `transactionId` is the paymentId): recorded when the ledger holds the refund FAILED or REJECTED.
+    Refunded,
 }
 
 /// A report that contradicts a refund's terminal state. Recorded for

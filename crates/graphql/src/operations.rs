@@ -22,6 +22,8 @@ pub enum ReportedStatus {
     Fail,
     /// Antom took the refund back (a REFUND_REVERSAL row of its reports).
     Reversed,
+    /// Antom's report lists the refund refunded without naming its refundId.
+    Refunded,
 }
 
 /// Where an outcome report came from.
@@ -120,6 +122,7 @@ impl From<AnomalyView> for Anomaly {
             ReportedOutcome::Success { refund_id } => (ReportedStatus::Success, Some(refund_id.to_string()), None),
             ReportedOutcome::Fail { result_code } => (ReportedStatus::Fail, None, Some(result_code.to_string())),
             ReportedOutcome::Reversed => (ReportedStatus::Reversed, None, None),
+            ReportedOutcome::Refunded => (ReportedStatus::Refunded, None, None),
         };
         Self {
             id: anomaly_id(&view.refund_request_id, view.anomaly),

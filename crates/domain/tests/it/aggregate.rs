@@ -609,3 +609,34 @@ fn a_reversal_reported_by_reconciliation_is_an_anomaly_once_and_the_refund_stays
         "a reversal of a refund the payment does not have is refused"
     );
 }
+
+#[test]
+fn a_refund_reported_refunded_without_its_id_is_an_anomaly_only_against_failed_or_rejected() {
+    let refunded = || PaymentCommand::ReportRefunded {
+        refund_request_id: refund_id("R1"),
+        source: OutcomeSource::Reconciliation,
+    };
+    let history = vec![wallet_payment(), requested("R1", "2500"), failed("R1")];
+    let then = given(history.clone()).when(refunded());
+    let anomaly = PaymentEvent::RefundOutcomeAnomaly(RefundOutcomeAnomaly {
+        refund_request_id: refund_id("R1"),
+        recorded_status: RefundStatus::Failed,
+        reported: ReportedOutcome::Refunded,
+        source: OutcomeSource::Reconciliation,
+        reported_at: then.now(),
+    });
+    then.then_expect(vec![anomaly.clone()]);
+    let mut with_anomaly = history;
+    with_anomaly.push(anomaly);
+    given(with_anomaly.clone()).when(refunded()).then_nothing();
+    assert_eq!(
+        crate::replay(&with_anomaly).refund(&refund_id("R1")).unwrap().status,
+        RefundStatus::Failed
+    );
+    given(vec![wallet_payment(), requested("R1", "2500"), succeeded("R1")])
+        .when(refunded())
+        .then_nothing();
+    given(vec![wallet_payment(), requested("R1", "2500")])
+        .when(refunded())
+        .then_nothing();
+}
