@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::chain::event_hash;
 use crate::error::StoreError;
 use crate::event::{AppendOutcome, Head, NewEvent, RecordedEvent, validate_append};
+use crate::local_commits::LocalCommits;
 use crate::stream::ExpectedRevision;
 use crate::stream::StreamName;
 
@@ -292,7 +293,20 @@ pub(crate) fn plan_group(head: &Head, now: OffsetDateTime, stored: &StoredState,
 
 /// Publishes a committed group's head and answers its appends.
 pub(crate) fn deliver(group: Vec<PendingAppend>, plan: GroupPlan, published: &watch::Sender<Head>) {
+    deliver_sharing(group, plan, published, None);
+}
+
+/// Like [`deliver`], handing the committed rows to the handle's own subscribers through `commits` first.
+pub(crate) fn deliver_sharing(
+    group: Vec<PendingAppend>,
+    mut plan: GroupPlan,
+    published: &watch::Sender<Head>,
+    commits: Option<&LocalCommits>,
+) {
     if !plan.rows.is_empty() {
+        if let Some(commits) = commits {
+            commits.send(&mut plan.rows);
+        }
         published.send_replace(plan.head);
     }
     for (pending, outcome) in group.into_iter().zip(plan.outcomes) {

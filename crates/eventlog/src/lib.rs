@@ -13,7 +13,8 @@
 //! - Positions become visible in order (docs/adr/001-gap-free-ordering.md): on SQLite and PostgreSQL every
 //!   append transaction holds the log's one write lock from reading the head to commit, and a per-handle
 //!   writer commits concurrent appends in groups to pay one fsync for many; KurrentDB orders appends itself.
-//! - [`EventSubscription`] tails the log and refuses to skip a gap.
+//! - [`EventSubscription`] tails the log and refuses to skip a gap; on a handle that offers
+//!   [`EventStore::local_commits`] it takes that handle's own commits from memory instead of reading them back.
 //! - [`chain`] defines the canonical encoding and hash (docs/adr/002-hash-chain.md); [`seal`] chains a sparse
 //!   log's global order after the fact (docs/adr/008-kurrentdb-tamper-evidence.md).
 //!
@@ -26,6 +27,7 @@ mod error;
 mod event;
 mod group_commit;
 pub mod kurrentdb;
+mod local_commits;
 #[cfg(feature = "test-support")]
 mod memory;
 mod notify;
@@ -47,6 +49,7 @@ pub use event::{
 };
 #[cfg(feature = "kurrentdb")]
 pub use kurrentdb::KurrentDbStore;
+pub use local_commits::{LOCAL_COMMITS_KEPT, LocalCommit};
 #[cfg(feature = "test-support")]
 pub use memory::SparseMemoryStore;
 pub use notify::HEAD_POLL_INTERVAL_MS;

@@ -8,7 +8,8 @@
 //! Each handle runs one writer on a dedicated OS thread that owns the write connection and commits queued
 //! appends in groups (see `group_commit`): with `synchronous=FULL` every commit is an fsync, and grouping turns
 //! N concurrent appends into one. Reads run on a small bounded pool of read-only connections through
-//! `spawn_blocking`; WAL lets them proceed while the writer commits.
+//! `spawn_blocking`; WAL lets them proceed while the writer commits. The writer hands each commit's rows to the
+//! handle's own subscribers (`local_commits.rs`), so a subscription following this handle reads nothing.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,7 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 use time::OffsetDateTime;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 use uuid::Uuid;
 
 use crate::error::StoreError;
@@ -25,9 +26,10 @@ use crate::event::{
     AppendOutcome, Head, NewEvent, READ_EVENTS_MAX, RecordedEvent, check_positions_dense, check_revisions_dense,
 };
 use crate::group_commit::{
-    APPEND_QUEUE_REQUESTS_MAX, GroupBuilder, GroupFailure, GroupPlan, PendingAppend, StoredState, deliver, fail_group,
-    group_event_ids, group_streams, plan_group,
+    APPEND_QUEUE_REQUESTS_MAX, GroupBuilder, GroupFailure, GroupPlan, PendingAppend, StoredState, deliver_sharing,
+    fail_group, group_event_ids, group_streams, plan_group,
 };
+use crate::local_commits::{LocalCommit, LocalCommits};
 use crate::notify;
 use crate::store::EventStore;
 use crate::stream::ExpectedRevision;
@@ -69,6 +71,7 @@ pub struct SqliteStore {
     path: PathBuf,
     queue: mpsc::Sender<PendingAppend>,
     published: Arc<watch::Sender<Head>>,
+    commits: Arc<LocalCommits>,
     readers: Arc<ReadPool>,
 }
 
@@ -90,9 +93,11 @@ impl SqliteStore {
         let published = Arc::new(watch::Sender::new(head));
         let (queue, receiver) = mpsc::channel(APPEND_QUEUE_REQUESTS_MAX);
         let writer_published = Arc::clone(&published);
+        let commits = Arc::new(LocalCommits::new());
+        let writer_commits = Arc::clone(&commits);
         std::thread::Builder::new()
             .name("eventlog-sqlite-writer".to_owned())
-            .spawn(move || run_writer(connection, receiver, &writer_published))
+            .spawn(move || run_writer(connection, receiver, &writer_published, &writer_commits))
             .map_err(|error| StoreError::backend("start sqlite writer", error))?;
         let readers = Arc::new(ReadPool {
             path: path.clone(),
@@ -103,6 +108,7 @@ impl SqliteStore {
             path,
             queue,
             published,
+            commits,
             readers,
         })
     }
@@ -171,6 +177,10 @@ impl EventStore for SqliteStore {
     #[tracing::instrument(skip(self), fields(stream = "$all"))]
     async fn wait_for_position_after(&self, position: u64, timeout: Duration) -> Result<Head, StoreError> {
         notify::wait_for_position_after(&self.published, position, timeout, || self.head()).await
+    }
+
+    fn local_commits(&self) -> Option<broadcast::Receiver<LocalCommit>> {
+        Some(self.commits.subscribe())
     }
 }
 
@@ -291,7 +301,12 @@ fn next_append(queue: &mut mpsc::Receiver<PendingAppend>) -> Option<PendingAppen
 }
 
 /// The writer thread: commits queued appends in groups until every handle's queue sender is gone.
-fn run_writer(mut connection: Connection, mut queue: mpsc::Receiver<PendingAppend>, published: &watch::Sender<Head>) {
+fn run_writer(
+    mut connection: Connection,
+    mut queue: mpsc::Receiver<PendingAppend>,
+    published: &watch::Sender<Head>,
+    commits: &LocalCommits,
+) {
     let mut previous_appends = 1;
     while let Some(first) = next_append(&mut queue) {
         let mut builder = GroupBuilder::start(first, previous_appends);
@@ -306,12 +321,12 @@ fn run_writer(mut connection: Connection, mut queue: mpsc::Receiver<PendingAppen
         let span = tracing::debug_span!("group_commit", backend = "sqlite", appends = group.len());
         let _entered = span.enter();
         match write_group(&mut connection, &group) {
-            Ok(plan) => deliver(group, plan, published),
+            Ok(plan) => deliver_sharing(group, plan, published, Some(commits)),
             Err(GroupFailure::UniqueViolation(error)) if group.len() > 1 => {
                 tracing::warn!(%error, "unique index refused a planned group; retrying its appends one by one");
                 for pending in group {
                     match write_group(&mut connection, std::slice::from_ref(&pending)) {
-                        Ok(plan) => deliver(vec![pending], plan, published),
+                        Ok(plan) => deliver_sharing(vec![pending], plan, published, Some(commits)),
                         Err(GroupFailure::UniqueViolation(error) | GroupFailure::Other(error)) => {
                             fail_group(vec![pending], &error);
                         }

@@ -8,9 +8,11 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::broadcast;
 
 use crate::error::StoreError;
 use crate::event::{AppendOutcome, Head, NewEvent, RecordedEvent};
+use crate::local_commits::LocalCommit;
 use crate::stream::ExpectedRevision;
 use crate::stream::StreamName;
 
@@ -69,6 +71,18 @@ pub trait EventStore: Send + Sync + 'static {
     /// database are noticed within a bounded poll interval. The caller checks `head.position > position`: a
     /// timeout is not an error.
     async fn wait_for_position_after(&self, position: u64, timeout: Duration) -> Result<Head, StoreError>;
+
+    /// A feed of the events this handle commits, each commit as it is made (see [`LocalCommit`]); `None` (the
+    /// default) where the backend offers none.
+    ///
+    /// A receiver taken before a read of the log gets every commit of this handle made after that read, in
+    /// commit order, until it falls more than a few commits behind
+    /// ([`broadcast::error::RecvError::Lagged`]). Commits of other handles and processes never come through
+    /// it, and a large commit comes without its events, so a reader checks positions and reads the log for
+    /// whatever the feed does not hold, as [`crate::catch_up`] does. Wrappers should pass it through.
+    fn local_commits(&self) -> Option<broadcast::Receiver<LocalCommit>> {
+        None
+    }
 
     /// How this store numbers positions and what its hash chain covers. SQLite and PostgreSQL:
     /// [`LogLayout::DenseChained`] (the default); KurrentDB: [`LogLayout::SparseSealed`].

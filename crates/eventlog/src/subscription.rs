@@ -7,6 +7,11 @@
 //! [`LogLayout`] promises instead of trusting it: on a dense log a position out of sequence, on a sparse one a
 //! position that does not increase, ends the subscription with [`StoreError::Corrupt`]; it is never skipped.
 //!
+//! A store handle that offers [`EventStore::local_commits`] hands the subscription the events it commits
+//! itself: once caught up, the subscription forwards them without reading the log as long as each commit
+//! continues exactly where it is, and reads the log for anything else (another handle's commit, a receiver
+//! that fell behind, a large commit) and at least every [`HEAD_POLL_INTERVAL_MS`] (see `local_commits.rs`).
+//!
 //! The reading runs in a spawned task that feeds a bounded channel, so a slow consumer holds at most
 //! [`SUBSCRIPTION_BUFFER_EVENTS_MAX`] events in memory and the reader simply waits for room.
 
@@ -15,11 +20,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::error::StoreError;
 use crate::event::RecordedEvent;
+use crate::local_commits::LocalCommit;
+use crate::notify::HEAD_POLL_INTERVAL_MS;
 use crate::store::{EventStore, LogLayout};
 
 /// Events a subscription reads per `read_all` call.
@@ -94,21 +101,95 @@ async fn forward<S: EventStore + ?Sized>(
     next_position: &mut u64,
     sender: &mpsc::Sender<Result<RecordedEvent, StoreError>>,
 ) -> Result<(), StoreError> {
+    // Taken before the first read, so every commit of this handle after that read comes through it.
+    let mut commits = if layout.positions_dense() {
+        store.local_commits()
+    } else {
+        None
+    };
     loop {
         let batch = store.read_all(*next_position, SUBSCRIPTION_BATCH_EVENTS_MAX).await?;
-        if batch.is_empty() {
-            let wait = store.wait_for_position_after(*next_position - 1, Duration::from_millis(SUBSCRIPTION_WAIT_MS));
-            tokio::select! {
-                head = wait => { head?; }
-                () = sender.closed() => return Ok(()),
-            }
-            continue;
-        }
+        let caught_up = batch.len() < SUBSCRIPTION_BATCH_EVENTS_MAX;
+        let read_nothing = batch.is_empty();
         for event in batch {
             check_next(layout, *next_position, &event)?;
             *next_position = event.position.saturating_add(1);
             if sender.send(Ok(event)).await.is_err() {
                 return Ok(());
+            }
+        }
+        if let Some(receiver) = commits.as_mut() {
+            if caught_up {
+                match follow(receiver, layout, next_position, sender).await? {
+                    Followed::ConsumerGone => return Ok(()),
+                    Followed::ReadTheLog => {}
+                    Followed::FeedClosed => commits = None,
+                }
+            }
+            continue;
+        }
+        if read_nothing {
+            let wait = store.wait_for_position_after(*next_position - 1, Duration::from_millis(SUBSCRIPTION_WAIT_MS));
+            tokio::select! {
+                head = wait => { head?; }
+                () = sender.closed() => return Ok(()),
+            }
+        }
+    }
+}
+
+/// Why [`follow`] stopped.
+enum Followed {
+    /// The subscriber went away.
+    ConsumerGone,
+    /// The next events are not in the feed (another handle wrote, the receiver fell behind, a commit was too
+    /// large to keep) or the poll interval passed: read the log.
+    ReadTheLog,
+    /// The store handle is gone; read the log from now on.
+    FeedClosed,
+}
+
+/// Forwards this handle's commits from `receiver` while each one continues exactly at `next_position`, for at
+/// most [`HEAD_POLL_INTERVAL_MS`], after which the log is read again so that commits of other handles or
+/// processes are seen within that interval, as [`EventStore::wait_for_position_after`] promises.
+async fn follow(
+    receiver: &mut broadcast::Receiver<LocalCommit>,
+    layout: LogLayout,
+    next_position: &mut u64,
+    sender: &mpsc::Sender<Result<RecordedEvent, StoreError>>,
+) -> Result<Followed, StoreError> {
+    let poll = tokio::time::sleep(Duration::from_millis(HEAD_POLL_INTERVAL_MS));
+    tokio::pin!(poll);
+    loop {
+        let commit = tokio::select! {
+            received = receiver.recv() => match received {
+                Ok(commit) => commit,
+                Err(broadcast::error::RecvError::Lagged(_)) => return Ok(Followed::ReadTheLog),
+                Err(broadcast::error::RecvError::Closed) => return Ok(Followed::FeedClosed),
+            },
+            () = &mut poll => return Ok(Followed::ReadTheLog),
+            () = sender.closed() => return Ok(Followed::ConsumerGone),
+        };
+        if commit.last_position < *next_position {
+            // Already read from the log.
+            continue;
+        }
+        let Some(events) = commit.events else {
+            return Ok(Followed::ReadTheLog);
+        };
+        let from = *next_position;
+        let Some(start) = events.iter().position(|event| event.position >= from) else {
+            continue;
+        };
+        if events[start].position != from {
+            // Something committed in between that this handle did not write.
+            return Ok(Followed::ReadTheLog);
+        }
+        for event in &events[start..] {
+            check_next(layout, *next_position, event)?;
+            *next_position = event.position.saturating_add(1);
+            if sender.send(Ok(event.clone())).await.is_err() {
+                return Ok(Followed::ConsumerGone);
             }
         }
     }

@@ -18,7 +18,8 @@ use app::{AnomalyKind, Observer, SettleReport, SettledBy};
 use async_trait::async_trait;
 use domain::{OutcomeSource, RefundStatus, ResultCode, ResultStatus};
 use eventlog::{
-    AppendOutcome, EventStore, ExpectedRevision, Head, LogLayout, NewEvent, RecordedEvent, StoreError, StreamName,
+    AppendOutcome, EventStore, ExpectedRevision, Head, LocalCommit, LogLayout, NewEvent, RecordedEvent, StoreError,
+    StreamName,
 };
 use projections::{OPEN_REFUND_AGE_BOUNDS_SECONDS, OpenRefundAges, OpenRefundStats};
 use prometheus_client::encoding::prometheus_text;
@@ -675,6 +676,10 @@ impl EventStore for ObservedStore {
 
     async fn wait_for_position_after(&self, position: u64, timeout: Duration) -> Result<Head, StoreError> {
         self.inner.wait_for_position_after(position, timeout).await
+    }
+
+    fn local_commits(&self) -> Option<tokio::sync::broadcast::Receiver<LocalCommit>> {
+        self.inner.local_commits()
     }
 
     fn layout(&self) -> LogLayout {
