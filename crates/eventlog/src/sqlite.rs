@@ -285,19 +285,29 @@ const WRITER_SPIN_US: u64 = 100;
 
 /// The next queued append, or `None` once every sender is gone.
 ///
-/// Polls (yielding the CPU between polls) for up to [`WRITER_SPIN_US`] before parking: a caller answered a
-/// moment ago usually sends its next append within that time, and parking then waking an OS thread costs tens
-/// of microseconds on a virtual machine, a large share of a ~150 µs durable commit.
-fn next_append(queue: &mut mpsc::Receiver<PendingAppend>) -> Option<PendingAppend> {
-    let deadline = std::time::Instant::now() + Duration::from_micros(WRITER_SPIN_US);
-    while std::time::Instant::now() < deadline {
-        match queue.try_recv() {
-            Ok(pending) => return Some(pending),
-            Err(mpsc::error::TryRecvError::Disconnected) => return None,
-            Err(mpsc::error::TryRecvError::Empty) => std::thread::yield_now(),
+/// With `spin` set, polls (yielding the CPU between polls) for up to [`WRITER_SPIN_US`] before parking: a caller
+/// answered a moment ago often sends its next append within that time (one client's refund appends its outcome
+/// right after its request), and parking then waking an OS thread costs tens of microseconds on a virtual
+/// machine, a large share of a ~150 µs durable commit. Where appends come further apart (a refund that waits for
+/// Antom in between, a low rate) every poll is CPU spent for nothing, so `spin` follows what the last wait
+/// showed: it stays set while appends come within the spin time, is cleared by a wait that outlasted it, and is
+/// set again once a parked wait ends that soon.
+fn next_append(queue: &mut mpsc::Receiver<PendingAppend>, spin: &mut bool) -> Option<PendingAppend> {
+    let waiting = std::time::Instant::now();
+    if *spin {
+        let deadline = waiting + Duration::from_micros(WRITER_SPIN_US);
+        while std::time::Instant::now() < deadline {
+            match queue.try_recv() {
+                Ok(pending) => return Some(pending),
+                Err(mpsc::error::TryRecvError::Disconnected) => return None,
+                Err(mpsc::error::TryRecvError::Empty) => std::thread::yield_now(),
+            }
         }
     }
-    queue.blocking_recv()
+    let pending = queue.blocking_recv();
+    // A parked wait includes the wake-up itself, hence the allowance of twice the spin time.
+    *spin = waiting.elapsed() < Duration::from_micros(2 * WRITER_SPIN_US);
+    pending
 }
 
 /// The writer thread: commits queued appends in groups until every handle's queue sender is gone.
@@ -308,7 +318,8 @@ fn run_writer(
     commits: &LocalCommits,
 ) {
     let mut previous_appends = 1;
-    while let Some(first) = next_append(&mut queue) {
+    let mut spin = true;
+    while let Some(first) = next_append(&mut queue, &mut spin) {
         let mut builder = GroupBuilder::start(first, previous_appends);
         while !builder.drain(&mut queue) {
             std::thread::yield_now();

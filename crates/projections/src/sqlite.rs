@@ -303,9 +303,8 @@ fn migrate(connection: &mut Connection) -> Result<(), ProjectionError> {
 
 pub(crate) fn read_checkpoint(connection: &Connection) -> Result<u64, ProjectionError> {
     let position: i64 = connection
-        .query_row("SELECT position FROM projection_checkpoint WHERE id = 1", [], |row| {
-            row.get(0)
-        })
+        .prepare_cached("SELECT position FROM projection_checkpoint WHERE id = 1")
+        .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
         .map_err(failed("read checkpoint"))?;
     u64::try_from(position).map_err(|_| ProjectionError::CorruptRow {
         table: "projection_checkpoint",
@@ -830,10 +829,8 @@ fn apply_batch(connection: &mut Connection, batch: &Batch) -> Result<u64, Projec
     write_reconciliations(&transaction, &batch.reconciliations)?;
     let position = i64::try_from(batch.last_position).unwrap_or(i64::MAX);
     transaction
-        .execute(
-            "UPDATE projection_checkpoint SET position = ?1 WHERE id = 1",
-            [position],
-        )
+        .prepare_cached("UPDATE projection_checkpoint SET position = ?1 WHERE id = 1")
+        .and_then(|mut statement| statement.execute([position]))
         .map_err(failed("move checkpoint"))?;
     transaction.commit().map_err(failed("commit batch"))?;
     Ok(batch.last_position)
