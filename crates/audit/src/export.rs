@@ -175,20 +175,25 @@ impl JournalExport {
         };
         let stream = StreamName::parse(domain::reconciliation_stream_name(&run.run_id))
             .map_err(|error| replay_error(error.to_string()))?;
-        let chunks = run.findings_count.div_ceil(domain::FINDINGS_PER_CHUNK_MAX as u64);
+        // The run's findings chunks are its stream's events before its `ReconciliationRecorded` (whatever their
+        // sizes); the chunks' findings add up to the run's count.
         let mut revision = 0;
-        while revision < chunks {
+        let mut findings = 0;
+        'stream: loop {
             let page = self
                 .store
                 .read_stream(&stream, revision, FINDINGS_CHUNKS_PER_READ)
                 .await?;
             if page.is_empty() {
                 return Err(replay_error(format!(
-                    "run {} has {chunks} findings chunks, its stream ends at revision {revision}",
+                    "the stream of run {} ends at revision {revision} before the run's event",
                     run.run_id
                 )));
             }
-            for recorded in page.iter().take_while(|recorded| recorded.revision < chunks) {
+            for recorded in &page {
+                if recorded.position >= run.position {
+                    break 'stream;
+                }
                 let event =
                     ReconciliationEvent::from_stored(&recorded.event_type, recorded.schema_version, &recorded.payload)
                         .map_err(|error| replay_error(format!("position {}: {error}", recorded.position)))?;
@@ -198,6 +203,7 @@ impl JournalExport {
                         recorded.position, recorded.event_type
                     )));
                 };
+                findings += chunk.findings.len() as u64;
                 for finding in &chunk.findings {
                     run.encode(
                         &self.encoder,
@@ -207,8 +213,14 @@ impl JournalExport {
                         out,
                     );
                 }
+                revision = recorded.revision + 1;
             }
-            revision += page.len() as u64;
+        }
+        if findings != run.findings_count {
+            return Err(replay_error(format!(
+                "run {} records {} findings, its chunks hold {findings}",
+                run.run_id, run.findings_count
+            )));
         }
         Ok(())
     }

@@ -189,7 +189,7 @@ async fn check_replay(store: Arc<dyn EventStore>) {
     );
 }
 
-/// A reconciliation run of `report_kind` over the interleaved log: the chunk of findings, then the run's event.
+/// A reconciliation run of `report_kind` over the interleaved log: the chunks of findings, then the run's event.
 async fn append_run(store: &dyn EventStore, run_id: &str, report_kind: &str, findings: Vec<domain::RecordedFinding>) {
     use domain::{ReconciliationEvent, ReconciliationFindingsRecorded, ReconciliationRecorded};
     let stream = eventlog::StreamName::parse(domain::reconciliation_stream_name(run_id)).unwrap();
@@ -205,14 +205,19 @@ async fn append_run(store: &dyn EventStore, run_id: &str, report_kind: &str, fin
         findings_count: findings.len() as u64,
         reconciled_at: OffsetDateTime::UNIX_EPOCH,
     };
-    let events = [
-        ReconciliationEvent::ReconciliationFindingsRecorded(ReconciliationFindingsRecorded {
-            run_id: run_id.to_owned(),
-            chunk: 0,
-            findings,
-        }),
-        ReconciliationEvent::ReconciliationRecorded(run),
-    ];
+    // Chunks of three findings: a streamed run's chunks need not be full.
+    let mut events: Vec<ReconciliationEvent> = findings
+        .chunks(3)
+        .enumerate()
+        .map(|(chunk, part)| {
+            ReconciliationEvent::ReconciliationFindingsRecorded(ReconciliationFindingsRecorded {
+                run_id: run_id.to_owned(),
+                chunk: chunk as u64,
+                findings: part.to_vec(),
+            })
+        })
+        .collect();
+    events.push(ReconciliationEvent::ReconciliationRecorded(run));
     let events = events
         .iter()
         .map(|event| {
@@ -350,7 +355,9 @@ async fn a_reconciled_settlement_batch_adds_balanced_lines_traced_to_the_report(
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
     let stream = eventlog::StreamName::parse("reconciliation-run-1").unwrap();
-    let run = store.read_stream(&stream, 1, 1).await.unwrap().remove(0);
+    // Two chunks (three findings and one), then the run at revision 2.
+    let run = store.read_stream(&stream, 2, 1).await.unwrap().remove(0);
+    assert_eq!(run.event_type, "ReconciliationRecorded");
     for row in &rows {
         assert_eq!(row["runId"], "run-1", "{row}");
         assert_eq!(row["file"], "settlementItems_USD_2026030611000000001_000.csv", "{row}");
