@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod read;
 
 pub mod encode;
 pub mod export;

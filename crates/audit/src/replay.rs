@@ -8,9 +8,10 @@
 //! the same log gives byte-identical bytes and the same digest, whatever the batch sizes.
 
 use std::collections::{BTreeMap, HashSet};
+use std::ops::ControlFlow;
 
 use domain::{PaymentId, RefundRequestId, ReportedOutcome};
-use eventlog::{EventStore, READ_EVENTS_MAX};
+use eventlog::{EventBatch, EventStore};
 use projections::fold::{BatchFold, refund_status_code};
 use projections::{
     AnomalyView, Envelope, PAGE_SIZE_MAX, PaymentFilter, PaymentView, ReadModels, RefundFilter, RefundView,
@@ -20,9 +21,7 @@ use sha2::{Digest as _, Sha256};
 use time::{Date, Month, OffsetDateTime};
 
 use crate::error::AuditError;
-
-/// Events read per batch while rebuilding.
-pub const REPLAY_BATCH_EVENTS_MAX: usize = READ_EVENTS_MAX;
+use crate::read::for_each_batch;
 
 /// Where a replay stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,8 +235,9 @@ pub async fn end_position(store: &dyn EventStore, end: ReplayEnd, head: u64) -> 
 
 /// Folds positions `1..=end` of `store`, calling `progress(position)` after each batch.
 ///
-/// The next batch is read while the current one is folded (the store reads on its own threads or
-/// connections), so a rebuild costs about the longer of reading and folding, not their sum.
+/// The log is scanned once ([`eventlog::scan()`]: on SQLite one read transaction, read ahead on the store's
+/// own thread while this one folds), so a rebuild costs about the longer of reading and folding, not their
+/// sum.
 #[tracing::instrument(skip(store, progress))]
 pub async fn rebuild(
     store: &dyn EventStore,
@@ -248,72 +248,47 @@ pub async fn rebuild(
     if end == 0 {
         return Ok(rebuilt);
     }
-    let mut batch = read_upto(store, 1, end).await?;
-    loop {
-        let Some(events) = batch else {
+    let mut scan = eventlog::scan(store, 1, end).await?;
+    let stopped = for_each_batch(&mut scan, |batch| match fold_batch(&mut rebuilt, batch) {
+        Ok(()) => {
+            progress(rebuilt.last_position);
+            ControlFlow::Continue(())
+        }
+        Err(error) => ControlFlow::Break(error),
+    })
+    .await?;
+    if let Some(error) = stopped {
+        return Err(error);
+    }
+    if rebuilt.last_position < end {
+        // Every event up to `end` was folded only if the next one lies past it (on a sparse log) or the log
+        // does not end before `end`.
+        let next = store.read_all(rebuilt.last_position + 1, 1).await?;
+        if next.first().is_none_or(|event| event.position <= end) {
             return Err(AuditError::Replay {
                 position: rebuilt.last_position + 1,
                 reason: format!("the log ends before position {end}"),
             });
-        };
-        // Every event up to `end` is folded (on a sparse log the next one lies past it).
-        let Some(last) = events.last() else {
-            return Ok(rebuilt);
-        };
-        let next = last.position + 1;
-        let prefetch = async {
-            if next > end {
-                return Ok(Some(Vec::new()));
-            }
-            read_upto(store, next, end).await
-        };
-        // The read is polled first, so it is under way while this batch is folded.
-        let (prefetched, folded) =
-            futures_util::future::join(prefetch, async { fold_batch(&mut rebuilt, &events) }).await;
-        folded?;
-        rebuilt.last_position = next - 1;
-        progress(rebuilt.last_position);
-        if next > end {
-            return Ok(rebuilt);
         }
-        batch = prefetched?;
     }
+    Ok(rebuilt)
 }
 
-/// The events of positions `next..=end`, at most a batch; `None` when the log holds nothing at or after `next`.
-async fn read_upto(
-    store: &dyn EventStore,
-    next: u64,
-    end: u64,
-) -> Result<Option<Vec<eventlog::RecordedEvent>>, eventlog::StoreError> {
-    let mut batch = store.read_all(next, batch_limit(next, end)).await?;
-    if batch.is_empty() {
-        return Ok(None);
-    }
-    // On a sparse log the count of positions up to `end` says nothing of the count of events.
-    batch.retain(|event| event.position <= end);
-    Ok(Some(batch))
-}
-
-/// Events to read from `next` so as not to pass `end`.
-fn batch_limit(next: u64, end: u64) -> usize {
-    usize::try_from(end - next + 1).map_or(REPLAY_BATCH_EVENTS_MAX, |remaining| {
-        remaining.min(REPLAY_BATCH_EVENTS_MAX)
-    })
-}
-
-fn fold_batch(rebuilt: &mut Rebuilt, batch: &[eventlog::RecordedEvent]) -> Result<(), AuditError> {
-    for recorded in batch {
+fn fold_batch(rebuilt: &mut Rebuilt, batch: &EventBatch) -> Result<(), AuditError> {
+    for recorded in batch.iter() {
         let replay_error = |error: projections::ProjectionError| AuditError::Replay {
             position: recorded.position,
             reason: error.to_string(),
         };
-        if let Some(envelope) = Envelope::decode(recorded).map_err(replay_error)? {
+        if let Some(envelope) = Envelope::decode_view(&recorded).map_err(replay_error)? {
             rebuilt.fold.apply(&envelope).map_err(replay_error)?;
             rebuilt.events += 1;
-        } else if let Some(envelope) = projections::ReconciliationEnvelope::decode(recorded).map_err(replay_error)? {
+        } else if let Some(envelope) =
+            projections::ReconciliationEnvelope::decode_view(&recorded).map_err(replay_error)?
+        {
             rebuilt.reconciliations.apply(&envelope);
         }
+        rebuilt.last_position = recorded.position;
     }
     Ok(())
 }

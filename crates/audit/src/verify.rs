@@ -11,11 +11,13 @@
 //! [`crate::verify_sealed::verify_sealed`]; the report and its digest have the same shape.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 
 use eventlog::chain::ChainVerifier;
-use eventlog::{EventStore, Head, LogLayout, RecordedEvent, StoreError};
+use eventlog::{EventBatch, EventStore, EventView, Head, LogLayout, RecordedEvent, StoreError};
 
 use crate::error::AuditError;
+use crate::read::for_each_batch;
 pub use crate::report::{Digest, Finding, VERIFY_BATCH_EVENTS_MAX, VerifyReport};
 
 /// Most events read past a hole in the log to find the stream the missing event belonged to.
@@ -67,49 +69,55 @@ impl LogVerifier {
 
     /// Checks the next event: position, link, hash, its stream's revision, and the expected digest.
     pub fn check(&mut self, event: &RecordedEvent) -> Result<(), Finding> {
+        self.check_view(&event.view())
+    }
+
+    /// [`LogVerifier::check`] of an event read as an [`EventView`] (from a scan's batch).
+    pub fn check_view(&mut self, event: &EventView<'_>) -> Result<(), Finding> {
         let finding = |position: u64, reason: String| Finding {
             position,
-            stream: Some(event.stream.as_str().to_owned()),
+            stream: Some(event.stream.to_owned()),
             reason,
         };
-        if let Err(error) = self.chain.check(event) {
+        if let Err(error) = self.chain.check_view(event) {
             return Err(match error {
                 StoreError::Corrupt { position, reason } => finding(position, reason),
                 other => finding(event.position, other.to_string()),
             });
         }
-        let expected_revision = self.next_revision(event.stream.as_str());
+        let next_revision = self.next_revision.get_mut(event.stream);
+        let expected_revision = next_revision.as_deref().copied().unwrap_or(0);
         if event.revision != expected_revision {
             return Err(finding(
                 event.position,
                 format!("stream revision {} where {expected_revision} was due", event.revision),
             ));
         }
-        if let Some(digest) = self.expected.filter(|digest| digest.position == event.position)
-            && digest.hash != event.hash
-        {
-            return Err(finding(
-                event.position,
-                format!(
-                    "hash {} differs from the digest's {}: the log does not extend the digest",
-                    hex::encode(event.hash),
-                    hex::encode(digest.hash)
-                ),
-            ));
-        }
-        if self.expected.is_some_and(|digest| digest.position == event.position) {
-            self.extends = self.expected;
+        if let Some(digest) = self.expected.filter(|digest| digest.position == event.position) {
+            if digest.hash != *event.hash {
+                return Err(finding(
+                    event.position,
+                    format!(
+                        "hash {} differs from the digest's {}: the log does not extend the digest",
+                        hex::encode(event.hash),
+                        hex::encode(digest.hash)
+                    ),
+                ));
+            }
+            self.extends = Some(digest);
         }
         // Only a stream's first event costs an allocation for its name.
-        match self.next_revision.get_mut(event.stream.as_str()) {
+        match next_revision {
             Some(next) => *next = event.revision + 1,
             None => {
-                self.next_revision
-                    .insert(event.stream.as_str().to_owned(), event.revision + 1);
+                self.next_revision.insert(event.stream.to_owned(), event.revision + 1);
             }
         }
         self.events += 1;
-        self.last = Digest::of(event);
+        self.last = Digest {
+            position: event.position,
+            hash: *event.hash,
+        };
         Ok(())
     }
 
@@ -181,68 +189,50 @@ pub async fn verify_log(store: &dyn EventStore, expected: Option<Digest>) -> Res
 }
 
 /// Verifies a dense log: one chain over positions 1, 2, 3, ...
+///
+/// The log is scanned once from the start (on SQLite in one read transaction, read ahead on the store's own
+/// thread while this one hashes); when the scan ends the head says whether that was all, or whether more was
+/// appended meanwhile (scanned next) or is missing (a finding).
 #[tracing::instrument(skip(store))]
 async fn verify_dense(store: &dyn EventStore, expected: Option<Digest>) -> Result<VerifyReport, AuditError> {
     let mut verifier = LogVerifier::new(expected);
-    let mut batch = read_batch(store, &verifier).await?;
+    let mut head_ahead = None;
     loop {
-        let current = match batch {
-            Ok(current) => current,
-            Err(finding) => return Ok(verifier.report(Some(finding))),
-        };
-        let Some(last) = current.last() else {
-            match at_the_end(store, &verifier).await? {
-                Ok(None) => break,
-                Ok(Some(more)) => {
-                    batch = Ok(more);
-                    continue;
-                }
-                Err(finding) => return Ok(verifier.report(Some(finding))),
-            }
-        };
-        // Positions are dense, so the next batch starts right after this one's last event, whatever it holds.
-        let next = last.position + 1;
-        // The read is polled first, so it is under way (on the store's threads or connections) while the check runs.
-        let (prefetched, checked) = futures_util::future::join(store.read_all(next, VERIFY_BATCH_EVENTS_MAX), async {
-            check_all(&mut verifier, &current)
-        })
-        .await;
-        if let Err(finding) = checked {
+        let before = verifier.next_position();
+        if let Some(finding) = check_scan(store, &mut verifier).await? {
             return Ok(verifier.report(Some(finding)));
         }
-        batch = match prefetched {
-            Ok(prefetched) => Ok(prefetched),
-            // A read that failed is read again with the verifier's state after this batch, which tells a hole
-            // in the log (a finding) from a store that cannot be read (an error).
-            Err(_) => read_batch(store, &verifier).await?,
-        };
+        if let Some(head) = head_ahead.filter(|_| verifier.next_position() == before) {
+            // The head was read before this scan: if the scan found nothing, events the head covers are gone.
+            let finding = missing(&verifier, &head);
+            return Ok(verifier.report(Some(finding)));
+        }
+        let head = store.head().await?;
+        match verifier.check_head(&head) {
+            Ok(HeadCheck::Done) => break,
+            Ok(HeadCheck::Behind) => head_ahead = Some(head),
+            Err(finding) => return Ok(verifier.report(Some(finding))),
+        }
     }
     let finding = verifier.check_end().err();
     tracing::info!(events = verifier.events, intact = finding.is_none(), "log verified");
     Ok(verifier.report(finding))
 }
 
-fn check_all(verifier: &mut LogVerifier, batch: &[RecordedEvent]) -> Result<(), Finding> {
-    batch.iter().try_for_each(|event| verifier.check(event))
-}
-
-/// The next batch, or the finding when the store reports the log corrupt there (a hole, an undecodable row).
-async fn read_batch(
-    store: &dyn EventStore,
-    verifier: &LogVerifier,
-) -> Result<Result<Vec<RecordedEvent>, Finding>, AuditError> {
-    let next = verifier.next_position();
-    match store.read_all(next, VERIFY_BATCH_EVENTS_MAX).await {
-        Ok(batch) => Ok(Ok(batch)),
-        Err(StoreError::Corrupt { position, .. }) if position > next => {
-            // Verify the good events before the bad position first, so the finding is made with their state.
-            let limit = usize::try_from(position - next)
-                .map_or(VERIFY_BATCH_EVENTS_MAX, |limit| limit.min(VERIFY_BATCH_EVENTS_MAX));
-            Ok(Ok(store.read_all(next, limit).await?))
-        }
+/// Checks every event the store has from the verifier's next position on; the first finding, if any. A store
+/// that reports the log corrupt at the next position (a hole, an undecodable row) is a finding too.
+async fn check_scan(store: &dyn EventStore, verifier: &mut LogVerifier) -> Result<Option<Finding>, AuditError> {
+    let mut scan = eventlog::scan(store, verifier.next_position(), u64::MAX).await?;
+    let scanned = for_each_batch(&mut scan, |batch| match check_all(verifier, batch) {
+        Ok(()) => ControlFlow::Continue(()),
+        Err(finding) => ControlFlow::Break(finding),
+    })
+    .await;
+    match scanned {
+        Ok(finding) => Ok(finding),
         Err(StoreError::Corrupt { position, reason }) => {
             let stream = locate_stream(store, verifier, position).await?;
-            Ok(Err(Finding {
+            Ok(Some(Finding {
                 position,
                 stream,
                 reason,
@@ -252,35 +242,20 @@ async fn read_batch(
     }
 }
 
-/// Nothing more was readable: `Ok(None)` when the head agrees, `Ok(Some(events))` when the log grew
-/// meanwhile, a finding when the head and the events disagree.
-async fn at_the_end(
-    store: &dyn EventStore,
-    verifier: &LogVerifier,
-) -> Result<Result<Option<Vec<RecordedEvent>>, Finding>, AuditError> {
-    let head = store.head().await?;
-    match verifier.check_head(&head) {
-        Ok(HeadCheck::Done) => Ok(Ok(None)),
-        Err(finding) => Ok(Err(finding)),
-        Ok(HeadCheck::Behind) => {
-            // The head was read before this read: if the read finds nothing, events the head covers are gone.
-            let batch = match read_batch(store, verifier).await? {
-                Ok(batch) => batch,
-                Err(finding) => return Ok(Err(finding)),
-            };
-            if batch.is_empty() {
-                return Ok(Err(Finding {
-                    position: verifier.next_position(),
-                    stream: None,
-                    reason: format!(
-                        "the log's head is {} but position {} is missing",
-                        head.position,
-                        verifier.next_position()
-                    ),
-                }));
-            }
-            Ok(Ok(Some(batch)))
-        }
+fn check_all(verifier: &mut LogVerifier, batch: &EventBatch) -> Result<(), Finding> {
+    batch.iter().try_for_each(|event| verifier.check_view(&event))
+}
+
+/// The finding when the head lies past the last event and nothing more can be read.
+fn missing(verifier: &LogVerifier, head: &Head) -> Finding {
+    Finding {
+        position: verifier.next_position(),
+        stream: None,
+        reason: format!(
+            "the log's head is {} but position {} is missing",
+            head.position,
+            verifier.next_position()
+        ),
     }
 }
 

@@ -36,6 +36,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::StoreError;
 use crate::event::RecordedEvent;
+use crate::scan::EventView;
 use crate::stream::StreamName;
 
 /// The `prev_hash` of the first event of a log: 32 zero bytes.
@@ -50,12 +51,17 @@ pub const STREAM_CANONICAL_FORMAT_TAG: &[u8] = b"refund-ledger/eventlog/stream-e
 /// The canonical bytes of `event` (every field except `prev_hash` and `hash`), as documented in this module.
 pub fn canonical_bytes(event: &RecordedEvent) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(160 + event.payload.len());
-    encode(event, |part| bytes.extend_from_slice(part));
+    encode(&event.view(), |part| bytes.extend_from_slice(part));
     bytes
 }
 
 /// `SHA-256(prev_hash || canonical_bytes(event))`; ignores the event's own `prev_hash` and `hash` fields.
 pub fn event_hash(prev_hash: &[u8; 32], event: &RecordedEvent) -> [u8; 32] {
+    view_hash(prev_hash, &event.view())
+}
+
+/// [`event_hash`] of an event read as an [`EventView`].
+pub fn view_hash(prev_hash: &[u8; 32], event: &EventView<'_>) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(prev_hash);
     // Feeding the parts straight into the hasher avoids copying the payload into a buffer first.
@@ -67,7 +73,7 @@ pub fn event_hash(prev_hash: &[u8; 32], event: &RecordedEvent) -> [u8; 32] {
 /// without the position, which a sparse store learns only after the append.
 pub fn stream_canonical_bytes(event: &RecordedEvent) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(160 + event.payload.len());
-    encode_stream(event, |part| bytes.extend_from_slice(part));
+    encode_stream(&event.view(), |part| bytes.extend_from_slice(part));
     bytes
 }
 
@@ -76,33 +82,33 @@ pub fn stream_canonical_bytes(event: &RecordedEvent) -> Vec<u8> {
 pub fn stream_event_hash(prev_hash: &[u8; 32], event: &RecordedEvent) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(prev_hash);
-    encode_stream(event, |part| hasher.update(part));
+    encode_stream(&event.view(), |part| hasher.update(part));
     hasher.finalize().into()
 }
 
 /// Feeds the canonical encoding of `event` to `sink`, part by part.
-fn encode(event: &RecordedEvent, mut sink: impl FnMut(&[u8])) {
+fn encode(event: &EventView<'_>, mut sink: impl FnMut(&[u8])) {
     sink(CANONICAL_FORMAT_TAG);
     sink(&event.position.to_be_bytes());
     encode_fields(event, sink);
 }
 
 /// Feeds the per-stream encoding of `event` to `sink`, part by part.
-fn encode_stream(event: &RecordedEvent, mut sink: impl FnMut(&[u8])) {
+fn encode_stream(event: &EventView<'_>, mut sink: impl FnMut(&[u8])) {
     sink(STREAM_CANONICAL_FORMAT_TAG);
     encode_fields(event, sink);
 }
 
 /// The fields after the position, shared by both encodings.
-fn encode_fields(event: &RecordedEvent, mut sink: impl FnMut(&[u8])) {
-    sized(&mut sink, event.stream.as_str().as_bytes());
+fn encode_fields(event: &EventView<'_>, mut sink: impl FnMut(&[u8])) {
+    sized(&mut sink, event.stream.as_bytes());
     sink(&event.revision.to_be_bytes());
     sink(event.event_id.as_bytes());
     sized(&mut sink, event.event_type.as_bytes());
     sink(&event.schema_version.to_be_bytes());
     sink(&event.recorded_at.unix_timestamp_nanos().to_be_bytes());
     sized(&mut sink, event.actor.as_bytes());
-    sized(&mut sink, &event.payload);
+    sized(&mut sink, event.payload);
 }
 
 /// A variable-length field: its byte count as u64, then the bytes, so field boundaries cannot shift.
@@ -142,26 +148,31 @@ impl ChainVerifier {
 
     /// Checks that `event` is the next position, links to the previous hash and carries its own correct hash.
     pub fn check(&mut self, event: &RecordedEvent) -> Result<(), StoreError> {
+        self.check_view(&event.view())
+    }
+
+    /// [`ChainVerifier::check`] of an event read as an [`EventView`].
+    pub fn check_view(&mut self, event: &EventView<'_>) -> Result<(), StoreError> {
         if event.position != self.next_position {
             return Err(StoreError::corrupt(
                 self.next_position,
                 format!("expected position {}, found {}", self.next_position, event.position),
             ));
         }
-        if event.prev_hash != self.prev_hash {
+        if *event.prev_hash != self.prev_hash {
             return Err(StoreError::corrupt(
                 event.position,
                 "prev_hash does not match the previous event's hash",
             ));
         }
-        if event_hash(&event.prev_hash, event) != event.hash {
+        if view_hash(event.prev_hash, event) != *event.hash {
             return Err(StoreError::corrupt(
                 event.position,
                 "hash does not match the event's content",
             ));
         }
         self.next_position += 1;
-        self.prev_hash = event.hash;
+        self.prev_hash = *event.hash;
         Ok(())
     }
 

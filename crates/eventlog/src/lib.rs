@@ -15,6 +15,8 @@
 //!   writer commits concurrent appends in groups to pay one fsync for many; KurrentDB orders appends itself.
 //! - [`EventSubscription`] tails the log and refuses to skip a gap; on a handle that offers
 //!   [`EventStore::local_commits`] it takes that handle's own commits from memory instead of reading them back.
+//!   [`scan()`] reads a range of the log once, in order, as compact batches (one read transaction on SQLite,
+//!   read ahead on a thread of its own).
 //! - [`chain`] defines the canonical encoding and hash (docs/adr/002-hash-chain.md); [`seal`] chains a sparse
 //!   log's global order after the fact (docs/adr/008-kurrentdb-tamper-evidence.md).
 //!
@@ -32,6 +34,7 @@ mod local_commits;
 mod memory;
 mod notify;
 mod postgres;
+mod scan;
 #[cfg(any(feature = "kurrentdb", feature = "test-support"))]
 mod sparse;
 mod sqlite;
@@ -54,6 +57,9 @@ pub use local_commits::{LOCAL_COMMITS_KEPT, LocalCommit};
 pub use memory::SparseMemoryStore;
 pub use notify::HEAD_POLL_INTERVAL_MS;
 pub use postgres::{PostgresOptions, PostgresStore};
+pub use scan::{
+    EventBatch, EventScan, EventView, SCAN_BATCH_BYTES_MAX, SCAN_BATCH_EVENTS_MAX, SCAN_BATCHES_AHEAD, ScanItem, scan,
+};
 pub use sqlite::SqliteStore;
 pub use store::{EventStore, LogLayout};
 pub use stream::{ExpectedRevision, InvalidStreamName, STREAM_NAME_BYTES_MAX, StreamName};

@@ -18,7 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 use time::OffsetDateTime;
-use tokio::sync::{Semaphore, broadcast, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, watch};
 use uuid::Uuid;
 
 use crate::error::StoreError;
@@ -31,6 +31,7 @@ use crate::group_commit::{
 };
 use crate::local_commits::{LocalCommit, LocalCommits};
 use crate::notify;
+use crate::scan::{EventScan, PackedBatch, PackedFields, SCAN_BATCHES_AHEAD, ScanItem};
 use crate::store::EventStore;
 use crate::stream::ExpectedRevision;
 use crate::stream::StreamName;
@@ -102,7 +103,7 @@ impl SqliteStore {
         let readers = Arc::new(ReadPool {
             path: path.clone(),
             idle: Mutex::new(Vec::new()),
-            permits: Semaphore::new(READ_CONNECTIONS_MAX),
+            permits: Arc::new(Semaphore::new(READ_CONNECTIONS_MAX)),
         });
         Ok(Self {
             path,
@@ -169,6 +170,29 @@ impl EventStore for SqliteStore {
         Ok(events)
     }
 
+    /// One read transaction (a consistent snapshot) and one statement stepped from `from_position` to
+    /// `to_position` on a blocking thread, packing rows into batches as it goes, at most
+    /// [`SCAN_BATCHES_AHEAD`] ahead of the caller; the connection counts against the read pool while it runs.
+    #[tracing::instrument(skip(self), fields(stream = "$all"))]
+    async fn open_scan(&self, from_position: u64, to_position: u64) -> Result<Option<EventScan<'static>>, StoreError> {
+        let permit = Arc::clone(&self.readers.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let pool = Arc::clone(&self.readers);
+        let (sender, receiver) = mpsc::channel(SCAN_BATCHES_AHEAD);
+        // The task runs on its own once started: it stops at the end of the range, or when the scan is dropped.
+        drop(tokio::task::spawn_blocking(move || {
+            let _permit: OwnedSemaphorePermit = permit;
+            let scanned = pool.with_connection(|connection| scan_rows(connection, from_position, to_position, &sender));
+            if let Err(error) = scanned {
+                // A dropped scan no longer listens; nobody is left to tell.
+                let _ = sender.blocking_send(Err(error));
+            }
+        }));
+        Ok(Some(EventScan::receiving(receiver)))
+    }
+
     #[tracing::instrument(skip(self), fields(stream = "$all"))]
     async fn head(&self) -> Result<Head, StoreError> {
         self.readers.run("read head", read_head).await
@@ -189,7 +213,7 @@ impl EventStore for SqliteStore {
 struct ReadPool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
 }
 
 impl ReadPool {
@@ -201,24 +225,28 @@ impl ReadPool {
     {
         let _permit = self.permits.acquire().await.map_err(|_| StoreError::Closed)?;
         let pool = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
-            // A poisoned list still holds valid connections: the panicking reader had taken its own out.
-            let idle = pool.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
-            let connection = match idle {
-                Some(connection) => connection,
-                None => open_reader(&pool.path)?,
-            };
-            let result = read(&connection);
-            let mut idle = pool.idle.lock().unwrap_or_else(PoisonError::into_inner);
-            // A cancelled caller releases its permit before its read ends; never keep more than the bound.
-            if idle.len() < READ_CONNECTIONS_MAX {
-                idle.push(connection);
-            }
-            drop(idle);
-            result
-        })
-        .await
-        .map_err(|error| StoreError::backend(operation, error))?
+        tokio::task::spawn_blocking(move || pool.with_connection(read))
+            .await
+            .map_err(|error| StoreError::backend(operation, error))?
+    }
+
+    /// Runs `read` on an idle connection (or a new one), on the calling thread, and keeps the connection for
+    /// the next read. The caller holds a permit.
+    fn with_connection<T>(&self, read: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        // A poisoned list still holds valid connections: the panicking reader had taken its own out.
+        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let connection = match idle {
+            Some(connection) => connection,
+            None => open_reader(&self.path)?,
+        };
+        let result = read(&connection);
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        // A cancelled caller releases its permit before its read ends; never keep more than the bound.
+        if idle.len() < READ_CONNECTIONS_MAX {
+            idle.push(connection);
+        }
+        drop(idle);
+        result
     }
 }
 
@@ -464,6 +492,99 @@ fn read_head(connection: &Connection) -> Result<Head, StoreError> {
     })
 }
 
+/// Steps positions `from..=to` in one read transaction and sends them in packed batches; stops early when the
+/// scan was dropped. A hole or an undecodable row is an error after the batch of every event before it.
+fn scan_rows(connection: &Connection, from: u64, to: u64, sender: &mpsc::Sender<ScanItem>) -> Result<(), StoreError> {
+    let failed = |error| StoreError::backend("scan events", error);
+    // A deferred transaction: its first read takes the snapshot every later step reads from.
+    let transaction = connection.unchecked_transaction().map_err(failed)?;
+    let mut statement = transaction
+        .prepare_cached(&format!(
+            "{SELECT_COLUMNS} WHERE position >= ?1 AND position <= ?2 ORDER BY position"
+        ))
+        .map_err(failed)?;
+    let mut rows = statement.query(params![bound(from), bound(to)]).map_err(failed)?;
+    let mut expected = from.max(1);
+    let mut batch = PackedBatch::with_capacity();
+    let send = |batch: PackedBatch| sender.blocking_send(Ok(batch.into_batch())).is_ok();
+    loop {
+        let row = match rows.next() {
+            Ok(Some(row)) => row,
+            Ok(None) => break,
+            Err(error) => {
+                if !batch.is_empty() {
+                    send(batch);
+                }
+                return Err(failed(error));
+            }
+        };
+        if let Err(error) = pack_row(&mut batch, row, expected) {
+            if !batch.is_empty() {
+                send(batch);
+            }
+            return Err(error);
+        }
+        expected += 1;
+        if batch.is_full() && !send(std::mem::replace(&mut batch, PackedBatch::with_capacity())) {
+            return Ok(());
+        }
+    }
+    if !batch.is_empty() {
+        send(batch);
+    }
+    Ok(())
+}
+
+/// Packs one row, which must be at position `expected`; the same checks as [`decode_event`], without copies
+/// beyond the batch's buffers.
+fn pack_row(batch: &mut PackedBatch, row: &Row<'_>, expected: u64) -> Result<(), StoreError> {
+    let failed = |error| StoreError::backend("decode event", error);
+    let position = row.get::<_, i64>(0).map_err(failed)?;
+    let position =
+        u64::try_from(position).map_err(|_| StoreError::corrupt(0, format!("negative position {position}")))?;
+    if position != expected {
+        return Err(StoreError::corrupt(
+            expected,
+            format!("read position {position} where {expected} was due"),
+        ));
+    }
+    let corrupt = |reason: &str| StoreError::corrupt(position, reason);
+    let text = |index| {
+        row.get_ref(index)
+            .map_err(failed)?
+            .as_str()
+            .map_err(|error| StoreError::backend("decode event", rusqlite::Error::from(error)))
+    };
+    let blob = |index| {
+        row.get_ref(index)
+            .map_err(failed)?
+            .as_blob()
+            .map_err(|error| StoreError::backend("decode event", rusqlite::Error::from(error)))
+    };
+    let stream = text(1)?;
+    if !StreamName::is_valid(stream) {
+        return Err(corrupt("invalid stream name"));
+    }
+    let revision = u64::try_from(row.get::<_, i64>(2).map_err(failed)?).map_err(|_| corrupt("negative revision"))?;
+    let event_id = Uuid::from_slice(blob(3)?).map_err(|_| corrupt("event_id is not 16 bytes"))?;
+    let schema_version =
+        u32::try_from(row.get::<_, i64>(5).map_err(failed)?).map_err(|_| corrupt("schema_version out of range"))?;
+    batch.push(&PackedFields {
+        position,
+        stream,
+        revision,
+        event_id,
+        event_type: text(4)?,
+        schema_version,
+        payload: blob(6)?,
+        actor: text(7)?,
+        recorded_at: timestamp_from(position, row.get(8).map_err(failed)?)?,
+        prev_hash: hash_from(position, "prev_hash", blob(9)?)?,
+        hash: hash_from(position, "hash", blob(10)?)?,
+    });
+    Ok(())
+}
+
 fn query_events(
     connection: &Connection,
     sql: &str,
@@ -488,8 +609,13 @@ fn decode_event(row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
     let stream =
         StreamName::parse(row.get::<_, String>(1).map_err(failed)?).map_err(|_| corrupt("invalid stream name"))?;
     let revision = u64::try_from(row.get::<_, i64>(2).map_err(failed)?).map_err(|_| corrupt("negative revision"))?;
-    let event_id: Vec<u8> = row.get(3).map_err(failed)?;
-    let event_id = Uuid::from_slice(&event_id).map_err(|_| corrupt("event_id is not 16 bytes"))?;
+    let blob = |index| {
+        row.get_ref(index)
+            .map_err(failed)?
+            .as_blob()
+            .map_err(|error| StoreError::backend("decode event", rusqlite::Error::from(error)))
+    };
+    let event_id = Uuid::from_slice(blob(3)?).map_err(|_| corrupt("event_id is not 16 bytes"))?;
     let schema_version =
         u32::try_from(row.get::<_, i64>(5).map_err(failed)?).map_err(|_| corrupt("schema_version out of range"))?;
     Ok(RecordedEvent {
@@ -502,8 +628,8 @@ fn decode_event(row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
         payload: row.get(6).map_err(failed)?,
         actor: row.get(7).map_err(failed)?,
         recorded_at: timestamp_from(position, row.get(8).map_err(failed)?)?,
-        prev_hash: hash_from(position, "prev_hash", &row.get::<_, Vec<u8>>(9).map_err(failed)?)?,
-        hash: hash_from(position, "hash", &row.get::<_, Vec<u8>>(10).map_err(failed)?)?,
+        prev_hash: hash_from(position, "prev_hash", blob(9)?)?,
+        hash: hash_from(position, "hash", blob(10)?)?,
     })
 }
 

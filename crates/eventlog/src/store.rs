@@ -13,6 +13,7 @@ use tokio::sync::broadcast;
 use crate::error::StoreError;
 use crate::event::{AppendOutcome, Head, NewEvent, RecordedEvent};
 use crate::local_commits::LocalCommit;
+use crate::scan::EventScan;
 use crate::stream::ExpectedRevision;
 use crate::stream::StreamName;
 
@@ -61,6 +62,15 @@ pub trait EventStore: Send + Sync + 'static {
     /// at most `limit` events (and at most [`READ_EVENTS_MAX`](crate::READ_EVENTS_MAX)). An empty result means
     /// `from_position` is past the head; a shorter one does not mean the end.
     async fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// A streaming read of positions `from_position..=to_position`, in position order, for readers of the whole
+    /// log: `None` when this store has none, and [`crate::scan()`] then pages through [`EventStore::read_all`]
+    /// (the default). What it yields obeys `read_all`'s rules (dense positions where promised, a hole or an
+    /// unreadable event as [`StoreError::Corrupt`] after every event before it).
+    async fn open_scan(&self, from_position: u64, to_position: u64) -> Result<Option<EventScan<'static>>, StoreError> {
+        let _ = (from_position, to_position);
+        Ok(None)
+    }
 
     /// The last committed event's position and hash ([`Head::EMPTY`] for an empty log).
     async fn head(&self) -> Result<Head, StoreError>;

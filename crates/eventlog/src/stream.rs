@@ -23,16 +23,7 @@ impl StreamName {
     /// converts into [`crate::StoreError::InvalidStreamName`]).
     pub fn parse(name: impl Into<String>) -> Result<Self, InvalidStreamName> {
         let name = name.into();
-        let reason = if name.is_empty() {
-            Some("empty")
-        } else if name.len() > STREAM_NAME_BYTES_MAX {
-            Some("longer than 200 bytes")
-        } else if !name.bytes().all(|byte| byte.is_ascii_graphic()) {
-            Some("not printable ascii without spaces")
-        } else {
-            None
-        };
-        match reason {
+        match name_problem(&name) {
             None => Ok(Self(name)),
             Some(reason) => Err(InvalidStreamName {
                 name: echo(&name),
@@ -44,6 +35,24 @@ impl StreamName {
     /// The name as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether `name` would parse, without making a `StreamName` of it.
+    pub(crate) fn is_valid(name: &str) -> bool {
+        name_problem(name).is_none()
+    }
+}
+
+/// The rule `name` breaks, if any.
+fn name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("empty")
+    } else if name.len() > STREAM_NAME_BYTES_MAX {
+        Some("longer than 200 bytes")
+    } else if !name.bytes().all(|byte| byte.is_ascii_graphic()) {
+        Some("not printable ascii without spaces")
+    } else {
+        None
     }
 }
 

@@ -7,7 +7,7 @@
 //! Rows are stored as the event's JSON next to the keys the queries use.
 
 use domain::{RECONCILIATION_STREAM_PREFIX, ReconciliationEvent, ReconciliationRecorded, RecordedFinding};
-use eventlog::RecordedEvent;
+use eventlog::{EventView, RecordedEvent};
 use time::OffsetDateTime;
 
 use crate::error::ProjectionError;
@@ -32,19 +32,24 @@ impl ReconciliationEnvelope {
     /// Decodes an event of a `reconciliation-*` stream; `Ok(None)` for other streams, [`ProjectionError::Decode`]
     /// when it does not decode.
     pub fn decode(recorded: &RecordedEvent) -> Result<Option<Self>, ProjectionError> {
-        if !recorded.stream.as_str().starts_with(RECONCILIATION_STREAM_PREFIX) {
+        Self::decode_view(&recorded.view())
+    }
+
+    /// [`ReconciliationEnvelope::decode`] of an event read as an [`EventView`] (from a scan's batch).
+    pub fn decode_view(recorded: &EventView<'_>) -> Result<Option<Self>, ProjectionError> {
+        if !recorded.stream.starts_with(RECONCILIATION_STREAM_PREFIX) {
             return Ok(None);
         }
-        let event = ReconciliationEvent::from_stored(&recorded.event_type, recorded.schema_version, &recorded.payload)
+        let event = ReconciliationEvent::from_stored(recorded.event_type, recorded.schema_version, recorded.payload)
             .map_err(|source| ProjectionError::Decode {
                 position: recorded.position,
-                event_type: recorded.event_type.clone(),
+                event_type: recorded.event_type.to_owned(),
                 source,
             })?;
         Ok(Some(Self {
             position: recorded.position,
             recorded_at: recorded.recorded_at,
-            actor: recorded.actor.clone(),
+            actor: recorded.actor.to_owned(),
             event,
         }))
     }

@@ -18,8 +18,8 @@ use app::{AnomalyKind, Observer, SettleReport, SettledBy};
 use async_trait::async_trait;
 use domain::{OutcomeSource, RefundStatus, ResultCode, ResultStatus};
 use eventlog::{
-    AppendOutcome, EventStore, ExpectedRevision, Head, LocalCommit, LogLayout, NewEvent, RecordedEvent, StoreError,
-    StreamName,
+    AppendOutcome, EventScan, EventStore, ExpectedRevision, Head, LocalCommit, LogLayout, NewEvent, RecordedEvent,
+    StoreError, StreamName,
 };
 use projections::{OPEN_REFUND_AGE_BOUNDS_SECONDS, OpenRefundAges, OpenRefundStats};
 use prometheus_client::encoding::prometheus_text;
@@ -668,6 +668,10 @@ impl EventStore for ObservedStore {
 
     async fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         self.inner.read_all(from_position, limit).await
+    }
+
+    async fn open_scan(&self, from_position: u64, to_position: u64) -> Result<Option<EventScan<'static>>, StoreError> {
+        self.inner.open_scan(from_position, to_position).await
     }
 
     async fn head(&self) -> Result<Head, StoreError> {

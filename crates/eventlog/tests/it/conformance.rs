@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use eventlog::chain::{ChainVerifier, StreamChainVerifier, event_hash, stream_event_hash};
 use eventlog::{
     BATCH_EVENTS_MAX, EventStore, ExpectedRevision, Head, LogLayout, NewEvent, PAYLOAD_BYTES_MAX, RecordedEvent,
-    STREAM_NAME_BYTES_MAX, StoreError, StreamName,
+    SCAN_BATCH_EVENTS_MAX, STREAM_NAME_BYTES_MAX, StoreError, StreamName,
 };
 use uuid::Uuid;
 
@@ -46,6 +46,7 @@ macro_rules! conformance_suite {
             garbage_is_refused_with_typed_errors_and_nothing_is_written,
             hash_chain_links_every_event,
             read_all_honours_from_and_limit,
+            a_scan_reads_what_read_all_reads,
             large_read_all_pages_stay_dense_while_appends_run,
             read_stream_honours_from_revision_and_limit,
             waiting_wakes_on_appends_from_this_and_other_handles,
@@ -667,6 +668,77 @@ pub(crate) async fn read_all_honours_from_and_limit<H: Harness>(harness: &H) {
     assert!(read(at[9] + 1, 5).await.is_empty(), "past the head");
     assert!(read(u64::MAX, 5).await.is_empty(), "far past the head");
     assert!(read(1, 0).await.is_empty(), "limit 0");
+}
+
+/// Every event of `from..=to` by `eventlog::scan`, batch sizes checked.
+async fn scan_everything(store: &dyn EventStore, from: u64, to: u64) -> Vec<RecordedEvent> {
+    let mut scan = eventlog::scan(store, from, to).await.expect("open a scan");
+    let mut events = Vec::new();
+    while let Some(batch) = scan.next().await {
+        let batch = batch.expect("scan");
+        assert!(!batch.is_empty(), "a scan never yields an empty batch");
+        assert!(
+            batch.len() <= SCAN_BATCH_EVENTS_MAX.max(eventlog::READ_EVENTS_MAX),
+            "{} events in a batch",
+            batch.len()
+        );
+        assert_eq!(batch.last(), batch.iter().last());
+        events.extend(batch.to_recorded().expect("views of stored events copy back"));
+    }
+    events
+}
+
+/// A scan yields the events `read_all` reads, in order and with the same content (so the same hashes), for
+/// any range, across batches, and a scan dropped half-way leaves the store as it was.
+pub(crate) async fn a_scan_reads_what_read_all_reads<H: Harness>(harness: &H) {
+    let store = harness.open().await;
+    assert!(scan_everything(&*store, 0, u64::MAX).await.is_empty(), "an empty log");
+    for index in 0..3 {
+        let events: Vec<NewEvent> = (0..1_000).map(|item| event(&format!("{index}.{item}"))).collect();
+        store
+            .append(&stream(&format!("payment-{index}")), ExpectedRevision::NoStream, events)
+            .await
+            .expect("append");
+        store
+            .append(&stream("payment-small"), ExpectedRevision::Any, vec![event("small")])
+            .await
+            .expect("append");
+    }
+    let everything = read_everything(&*store).await;
+    assert_eq!(everything.len(), 3_003);
+    assert_eq!(
+        scan_everything(&*store, 0, u64::MAX).await,
+        everything,
+        "0 means the start"
+    );
+    assert_eq!(scan_everything(&*store, 1, u64::MAX).await, everything);
+    let at: Vec<u64> = everything.iter().map(|event| event.position).collect();
+    assert_eq!(
+        scan_everything(&*store, at[999], at[2_001]).await,
+        everything[999..=2_001],
+        "from and to are inclusive"
+    );
+    assert_eq!(
+        scan_everything(&*store, at[5] + 1, at[5]).await,
+        everything[..0],
+        "an empty range"
+    );
+    assert!(
+        scan_everything(&*store, at[3_002] + 1, u64::MAX).await.is_empty(),
+        "past the head"
+    );
+    for event in &everything {
+        assert_eq!(event.view().to_recorded().expect("copy"), *event);
+    }
+    verify_chain(store.layout(), &scan_everything(&*store, 0, u64::MAX).await);
+    // Scans dropped after their first batch, more of them than a store keeps read connections, leave the
+    // store readable.
+    for _ in 0..10 {
+        let mut scan = eventlog::scan(&*store, 0, u64::MAX).await.expect("open a scan");
+        let first = scan.next().await.expect("a batch").expect("scan");
+        assert_eq!(first.get(0).map(|view| view.position), Some(at[0]));
+    }
+    assert_eq!(store.read_all(0, 5).await.expect("read").len(), 5);
 }
 
 /// Pages of thousands of events (which a backend may fetch in parts) must be gapless prefixes of what is left

@@ -104,6 +104,22 @@ async fn a_gap_or_an_edit_in_the_file_is_reported_as_corrupt() {
         Err(StoreError::Corrupt { .. }) => {}
         other => panic!("read_stream over a revision gap: {other:?}"),
     }
+    // A scan hands out every event before the gap, then the same error, then ends.
+    let mut scan = eventlog::scan(&*store, 1, u64::MAX).await.expect("open a scan");
+    let before: Vec<u64> = scan
+        .next()
+        .await
+        .expect("the events before the gap")
+        .expect("a batch")
+        .iter()
+        .map(|event| event.position)
+        .collect();
+    assert_eq!(before, [1, 2]);
+    match scan.next().await {
+        Some(Err(StoreError::Corrupt { position: 3, .. })) => {}
+        other => panic!("scan over a gap: {other:?}"),
+    }
+    assert!(scan.next().await.is_none(), "the scan ends after the error");
     let mut subscription = eventlog::catch_up(Arc::clone(&store), 3);
     match subscription.next().await {
         Some(Err(StoreError::Corrupt { position: 3, .. })) => {}

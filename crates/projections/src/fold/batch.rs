@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use domain::{PaymentEvent, PaymentId, RefundRequestId};
 
 use super::balances::{self, PaymentRow};
-use super::daily::{DailyDelta, DailyKey, daily_change};
+use super::daily::{DailyDelta, DailyEntry, DailyKey, daily_change};
 use super::envelope::{Envelope, check_payment_id, inconsistent};
 use super::refunds;
 use crate::anomaly::AnomalyView;
@@ -117,26 +117,43 @@ impl BatchKeys {
 /// Load the rows named by [`BatchKeys::of`] into [`BatchFold::new`], [`BatchFold::apply`] every event in
 /// position order, then write back [`BatchFold::changed_payments`], [`BatchFold::changed_refunds`] and add
 /// [`BatchFold::daily_deltas`].
+///
+/// Each row carries whether an applied event created or changed it, so following a refund costs one lookup
+/// to read its row and one to store it back, however many rows the fold holds (audit replay holds them all).
 #[derive(Debug, Clone, Default)]
 pub struct BatchFold {
-    payments: BTreeMap<PaymentId, PaymentRow>,
-    refunds: BTreeMap<RefundRequestId, RefundView>,
+    payments: BTreeMap<PaymentId, Held<PaymentRow>>,
+    refunds: BTreeMap<RefundRequestId, Held<RefundView>>,
     daily: BTreeMap<DailyKey, DailyDelta>,
     anomalies: BTreeMap<(RefundRequestId, u32), AnomalyView>,
-    changed_payments: BTreeSet<PaymentId>,
-    changed_refunds: BTreeSet<RefundRequestId>,
     changed_anomalies: BTreeSet<(RefundRequestId, u32)>,
     last_position: Option<u64>,
+}
+
+/// A row the fold holds, and whether an applied event created or changed it.
+#[derive(Debug, Clone)]
+struct Held<R> {
+    row: R,
+    changed: bool,
+}
+
+impl<R> Held<R> {
+    fn loaded(row: R) -> Held<R> {
+        Held { row, changed: false }
+    }
 }
 
 impl BatchFold {
     /// Starts a fold on the stored rows (rows not stored yet are simply absent).
     pub fn new(payments: Vec<PaymentRow>, refunds: Vec<RefundView>) -> BatchFold {
         BatchFold {
-            payments: payments.into_iter().map(|row| (row.payment_id.clone(), row)).collect(),
+            payments: payments
+                .into_iter()
+                .map(|row| (row.payment_id.clone(), Held::loaded(row)))
+                .collect(),
             refunds: refunds
                 .into_iter()
-                .map(|row| (row.refund_request_id.clone(), row))
+                .map(|row| (row.refund_request_id.clone(), Held::loaded(row)))
                 .collect(),
             ..BatchFold::default()
         }
@@ -166,32 +183,32 @@ impl BatchFold {
 
     /// A payment row as folded so far.
     pub fn payment(&self, payment_id: &PaymentId) -> Option<&PaymentRow> {
-        self.payments.get(payment_id)
+        self.payments.get(payment_id).map(|held| &held.row)
     }
 
     /// A refund row as folded so far.
     pub fn refund(&self, refund_request_id: &RefundRequestId) -> Option<&RefundView> {
-        self.refunds.get(refund_request_id)
+        self.refunds.get(refund_request_id).map(|held| &held.row)
     }
 
     /// Every payment row held (loaded or created), by id.
     pub fn payments(&self) -> impl Iterator<Item = &PaymentRow> {
-        self.payments.values()
+        self.payments.values().map(|held| &held.row)
     }
 
     /// Every refund row held (loaded or created), by id.
     pub fn refunds(&self) -> impl Iterator<Item = &RefundView> {
-        self.refunds.values()
+        self.refunds.values().map(|held| &held.row)
     }
 
-    /// The payment rows the applied events created or changed.
+    /// The payment rows the applied events created or changed, by id.
     pub fn changed_payments(&self) -> impl Iterator<Item = &PaymentRow> {
-        self.changed_payments.iter().filter_map(|id| self.payments.get(id))
+        self.payments.values().filter(|held| held.changed).map(|held| &held.row)
     }
 
-    /// The refund rows the applied events created or changed.
+    /// The refund rows the applied events created or changed, by id.
     pub fn changed_refunds(&self) -> impl Iterator<Item = &RefundView> {
-        self.changed_refunds.iter().filter_map(|id| self.refunds.get(id))
+        self.refunds.values().filter(|held| held.changed).map(|held| &held.row)
     }
 
     /// The non-zero changes of the daily totals, in key order.
@@ -209,15 +226,25 @@ impl BatchFold {
             ));
         }
         check_payment_id(envelope)?;
-        if let PaymentEvent::RefundRequested(_) | PaymentEvent::RefundRejected(_) = &envelope.event {
+        let new_refund = matches!(
+            &envelope.event,
+            PaymentEvent::RefundRequested(_) | PaymentEvent::RefundRejected(_)
+        );
+        if new_refund {
             self.check_new_refund(envelope)?;
         }
-        let Some(mut payment) = self.payments.get(&envelope.payment_id).cloned() else {
+        let Some(mut payment) = self.payment(&envelope.payment_id).cloned() else {
             self.apply_to_unknown_payment(envelope);
             self.last_position = Some(envelope.position);
             return Ok(());
         };
-        let refund = self.outcome_target(envelope);
+        // A new refund has no stored row (checked above); an outcome's refund is read once, before it changes.
+        let refund = if new_refund {
+            None
+        } else {
+            self.outcome_target(envelope)
+        };
+        let before = refund.as_ref().map(DailyEntry::of);
         let mut outcome = fold_event(&mut payment, refund, envelope)?;
         outcome.anomaly = self.anomaly_change(envelope, outcome.refund.as_ref());
         debug_assert!(
@@ -226,7 +253,7 @@ impl BatchFold {
             payment.payment_id,
             envelope.position
         );
-        self.commit(payment, outcome);
+        self.commit(payment, outcome, before);
         self.last_position = Some(envelope.position);
         Ok(())
     }
@@ -235,7 +262,7 @@ impl BatchFold {
         let Some(refund_request_id) = envelope.event.refund_request_id() else {
             return Ok(());
         };
-        match self.refunds.get(refund_request_id) {
+        match self.refund(refund_request_id) {
             None => Ok(()),
             Some(existing) => Err(inconsistent(
                 envelope,
@@ -251,8 +278,7 @@ impl BatchFold {
     /// among its own refunds only).
     fn outcome_target(&self, envelope: &Envelope) -> Option<RefundView> {
         let refund_request_id = envelope.event.refund_request_id()?;
-        self.refunds
-            .get(refund_request_id)
+        self.refund(refund_request_id)
             .filter(|refund| refund.payment_id == envelope.payment_id)
             .cloned()
     }
@@ -286,45 +312,36 @@ impl BatchFold {
             return;
         };
         let row = PaymentRow::recorded(recorded, envelope);
-        self.changed_payments.insert(row.payment_id.clone());
-        self.payments.insert(row.payment_id.clone(), row);
+        put(&mut self.payments, row, |row| &row.payment_id);
     }
 
-    fn commit(&mut self, payment: PaymentRow, outcome: EventOutcome) {
+    /// Stores what an event did; `before` is where its refund counted in the daily totals before it.
+    fn commit(&mut self, payment: PaymentRow, outcome: EventOutcome, before: Option<DailyEntry>) {
         if let Some(anomaly) = outcome.anomaly {
             let key = anomaly.key();
             self.changed_anomalies.insert(key.clone());
             self.anomalies.insert(key, anomaly);
         }
         if let Some(refund) = outcome.refund {
-            let before = self.refunds.get(&refund.refund_request_id);
             for (key, delta) in daily_change(before, &refund) {
                 let total = self.daily.entry(key).or_default();
                 total.count += delta.count;
                 total.amount_minor_units += delta.amount_minor_units;
             }
-            mark(&mut self.changed_refunds, &refund.refund_request_id);
             put(&mut self.refunds, refund, |refund| &refund.refund_request_id);
         }
-        mark(&mut self.changed_payments, &payment.payment_id);
         put(&mut self.payments, payment, |payment| &payment.payment_id);
     }
 }
 
-/// Adds `key` to `set` (cloning it only when it is new: a batch touches the same rows many times).
-fn mark<K: Ord + Clone>(set: &mut BTreeSet<K>, key: &K) {
-    if !set.contains(key) {
-        set.insert(key.clone());
-    }
-}
-
-/// Stores `row` under its key, replacing the stored row in place (no key cloned) when there is one.
-fn put<K: Ord + Clone, V>(map: &mut BTreeMap<K, V>, row: V, key_of: impl Fn(&V) -> &K) {
-    if let Some(stored) = map.get_mut(key_of(&row)) {
-        *stored = row;
+/// Stores `row` under its key as changed, replacing the held row in place (no key cloned) when there is one.
+fn put<K: Ord + Clone, V>(map: &mut BTreeMap<K, Held<V>>, row: V, key_of: impl Fn(&V) -> &K) {
+    if let Some(held) = map.get_mut(key_of(&row)) {
+        held.row = row;
+        held.changed = true;
         return;
     }
-    map.insert(key_of(&row).clone(), row);
+    map.insert(key_of(&row).clone(), Held { row, changed: true });
 }
 
 /// What one event did besides changing its payment row.

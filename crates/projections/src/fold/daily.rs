@@ -42,34 +42,51 @@ pub struct DailyDelta {
     pub amount_minor_units: i64,
 }
 
-/// The daily-total changes of a refund moving from `before` (absent: new) to `after`.
-pub(super) fn daily_change(before: Option<&RefundView>, after: &RefundView) -> Vec<(DailyKey, DailyDelta)> {
-    let key = |refund: &RefundView| DailyKey {
-        date: refund.requested_at.to_offset(UtcOffset::UTC).date(),
-        currency: refund.refund_amount.currency(),
-        status: StatusKey(refund.status),
-    };
-    // Amounts are at most MINOR_UNITS_MAX (< 2^54), so they fit an i64.
-    let amount = |refund: &RefundView| i64::try_from(refund.refund_amount.minor_units()).unwrap_or(i64::MAX);
-    let mut changes = Vec::with_capacity(2);
-    if let Some(before) = before {
-        if key(before) == key(after) {
-            return changes;
+/// Where a refund counts in the daily totals: its key and its amount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct DailyEntry {
+    key: DailyKey,
+    amount_minor_units: i64,
+}
+
+impl DailyEntry {
+    /// Where `refund` counts now.
+    pub(super) fn of(refund: &RefundView) -> DailyEntry {
+        DailyEntry {
+            key: DailyKey {
+                date: refund.requested_at.to_offset(UtcOffset::UTC).date(),
+                currency: refund.refund_amount.currency(),
+                status: StatusKey(refund.status),
+            },
+            // Amounts are at most MINOR_UNITS_MAX (< 2^54), so they fit an i64.
+            amount_minor_units: i64::try_from(refund.refund_amount.minor_units()).unwrap_or(i64::MAX),
         }
-        changes.push((
-            key(before),
+    }
+}
+
+/// The daily-total changes of a refund moving from `before` (absent: new) to `after`: none when it still counts
+/// under the same key, else a -1 under the old key (if any) and a +1 under the new one.
+pub(super) fn daily_change(
+    before: Option<DailyEntry>,
+    after: &RefundView,
+) -> impl Iterator<Item = (DailyKey, DailyDelta)> {
+    let after = DailyEntry::of(after);
+    let unchanged = before.is_some_and(|before| before.key == after.key);
+    let removed = before.filter(|_| !unchanged).map(|before| {
+        (
+            before.key,
             DailyDelta {
                 count: -1,
-                amount_minor_units: -amount(before),
+                amount_minor_units: -before.amount_minor_units,
             },
-        ));
-    }
-    changes.push((
-        key(after),
+        )
+    });
+    let added = (!unchanged).then_some((
+        after.key,
         DailyDelta {
             count: 1,
-            amount_minor_units: amount(after),
+            amount_minor_units: after.amount_minor_units,
         },
     ));
-    changes
+    removed.into_iter().chain(added)
 }

@@ -1,7 +1,7 @@
 //! The envelope: a stored event of a payment stream, decoded, with the fields the folds use.
 
 use domain::{PaymentEvent, PaymentId};
-use eventlog::RecordedEvent;
+use eventlog::{EventView, RecordedEvent};
 use time::OffsetDateTime;
 
 use crate::error::ProjectionError;
@@ -32,17 +32,22 @@ impl Envelope {
     /// such as a backend's `refund-request-{id}` uniqueness claims, carry no read-model facts and are passed
     /// over), [`ProjectionError::Decode`] for a payment event that does not decode.
     pub fn decode(recorded: &RecordedEvent) -> Result<Option<Envelope>, ProjectionError> {
-        let Some(payment_id) = recorded.stream.as_str().strip_prefix(PAYMENT_STREAM_PREFIX) else {
+        Envelope::decode_view(&recorded.view())
+    }
+
+    /// [`Envelope::decode`] of an event read as an [`EventView`] (from a scan's batch).
+    pub fn decode_view(recorded: &EventView<'_>) -> Result<Option<Envelope>, ProjectionError> {
+        let Some(payment_id) = recorded.stream.strip_prefix(PAYMENT_STREAM_PREFIX) else {
             return Ok(None);
         };
         let payment_id = PaymentId::parse(payment_id).map_err(|error| ProjectionError::Inconsistent {
             position: recorded.position,
             reason: format!("stream {} does not name a payment: {error}", recorded.stream),
         })?;
-        let event = PaymentEvent::from_stored(&recorded.event_type, recorded.schema_version, &recorded.payload, &[])
+        let event = PaymentEvent::from_stored(recorded.event_type, recorded.schema_version, recorded.payload, &[])
             .map_err(|source| ProjectionError::Decode {
                 position: recorded.position,
-                event_type: recorded.event_type.clone(),
+                event_type: recorded.event_type.to_owned(),
                 source,
             })?;
         Ok(Some(Envelope {
@@ -50,7 +55,7 @@ impl Envelope {
             payment_id,
             revision: recorded.revision,
             recorded_at: recorded.recorded_at,
-            actor: recorded.actor.clone(),
+            actor: recorded.actor.to_owned(),
             event,
         }))
     }
