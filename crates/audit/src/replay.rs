@@ -159,12 +159,12 @@ impl Rebuilt {
 
     /// Rebuilt payments.
     pub fn payment_count(&self) -> usize {
-        self.fold.payments().count()
+        self.fold.payments_held()
     }
 
     /// Rebuilt refunds.
     pub fn refund_count(&self) -> usize {
-        self.fold.refunds().count()
+        self.fold.refunds_held()
     }
 }
 

@@ -2,7 +2,8 @@
 //! deltas. Each event goes to the concern it changes (balances, refunds), and the daily totals follow the refund
 //! rows.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::Hash;
 
 use domain::{PaymentEvent, PaymentId, RefundRequestId};
 
@@ -118,12 +119,13 @@ impl BatchKeys {
 /// position order, then write back [`BatchFold::changed_payments`], [`BatchFold::changed_refunds`] and add
 /// [`BatchFold::daily_deltas`].
 ///
-/// Each row carries whether an applied event created or changed it, so following a refund costs one lookup
-/// to read its row and one to store it back, however many rows the fold holds (audit replay holds them all).
+/// Rows are held in hash maps, each with whether an applied event created or changed it, so following a
+/// refund costs one hash lookup to read its row and one to store it back, however many rows the fold holds
+/// (audit replay holds them all); the accessors hand rows out in key order.
 #[derive(Debug, Clone, Default)]
 pub struct BatchFold {
-    payments: BTreeMap<PaymentId, Held<PaymentRow>>,
-    refunds: BTreeMap<RefundRequestId, Held<RefundView>>,
+    payments: HashMap<PaymentId, Held<PaymentRow>>,
+    refunds: HashMap<RefundRequestId, Held<RefundView>>,
     daily: BTreeMap<DailyKey, DailyDelta>,
     anomalies: BTreeMap<(RefundRequestId, u32), AnomalyView>,
     changed_anomalies: BTreeSet<(RefundRequestId, u32)>,
@@ -193,22 +195,32 @@ impl BatchFold {
 
     /// Every payment row held (loaded or created), by id.
     pub fn payments(&self) -> impl Iterator<Item = &PaymentRow> {
-        self.payments.values().map(|held| &held.row)
+        in_key_order(&self.payments, |_| true, |row| &row.payment_id)
     }
 
     /// Every refund row held (loaded or created), by id.
     pub fn refunds(&self) -> impl Iterator<Item = &RefundView> {
-        self.refunds.values().map(|held| &held.row)
+        in_key_order(&self.refunds, |_| true, |row| &row.refund_request_id)
+    }
+
+    /// How many payment rows the fold holds.
+    pub fn payments_held(&self) -> usize {
+        self.payments.len()
+    }
+
+    /// How many refund rows the fold holds.
+    pub fn refunds_held(&self) -> usize {
+        self.refunds.len()
     }
 
     /// The payment rows the applied events created or changed, by id.
     pub fn changed_payments(&self) -> impl Iterator<Item = &PaymentRow> {
-        self.payments.values().filter(|held| held.changed).map(|held| &held.row)
+        in_key_order(&self.payments, |held| held.changed, |row| &row.payment_id)
     }
 
     /// The refund rows the applied events created or changed, by id.
     pub fn changed_refunds(&self) -> impl Iterator<Item = &RefundView> {
-        self.refunds.values().filter(|held| held.changed).map(|held| &held.row)
+        in_key_order(&self.refunds, |held| held.changed, |row| &row.refund_request_id)
     }
 
     /// The non-zero changes of the daily totals, in key order.
@@ -335,13 +347,24 @@ impl BatchFold {
 }
 
 /// Stores `row` under its key as changed, replacing the held row in place (no key cloned) when there is one.
-fn put<K: Ord + Clone, V>(map: &mut BTreeMap<K, Held<V>>, row: V, key_of: impl Fn(&V) -> &K) {
+fn put<K: Hash + Eq + Clone, V>(map: &mut HashMap<K, Held<V>>, row: V, key_of: impl Fn(&V) -> &K) {
     if let Some(held) = map.get_mut(key_of(&row)) {
         held.row = row;
         held.changed = true;
         return;
     }
     map.insert(key_of(&row).clone(), Held { row, changed: true });
+}
+
+/// The rows of `map` that `pick` keeps, sorted by their key.
+fn in_key_order<K: Ord, V>(
+    map: &HashMap<K, Held<V>>,
+    pick: impl Fn(&Held<V>) -> bool,
+    key_of: impl Fn(&V) -> &K,
+) -> std::vec::IntoIter<&V> {
+    let mut rows: Vec<&V> = map.values().filter(|held| pick(held)).map(|held| &held.row).collect();
+    rows.sort_unstable_by(|left, right| key_of(left).cmp(key_of(right)));
+    rows.into_iter()
 }
 
 /// What one event did besides changing its payment row.
