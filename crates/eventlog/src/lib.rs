@@ -56,7 +56,7 @@ pub use local_commits::{LOCAL_COMMITS_KEPT, LocalCommit};
 #[cfg(feature = "test-support")]
 pub use memory::SparseMemoryStore;
 pub use notify::HEAD_POLL_INTERVAL_MS;
-pub use postgres::{PostgresOptions, PostgresStore};
+pub use postgres::{PIPELINED_GROUPS_DEFAULT, PostgresOptions, PostgresStore};
 pub use scan::{
     EventBatch, EventScan, EventView, SCAN_BATCH_BYTES_MAX, SCAN_BATCH_EVENTS_MAX, SCAN_BATCHES_AHEAD, ScanItem, scan,
 };

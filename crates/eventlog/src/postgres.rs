@@ -7,11 +7,12 @@
 //! position order, positions have no gaps (no sequence, nothing to roll back), and readers simply read
 //! `position >= from ORDER BY position` (docs/adr/001-gap-free-ordering.md).
 //!
-//! Each handle runs one writer task holding one pooled connection and commits queued appends in groups (see
-//! `group_commit`): a group costs two pipelined round trips and one fsync whatever its size, which is where
-//! throughput under concurrency comes from. The group's revisions are read with one query over `UNNEST($1)`
-//! (one backward index probe per stream), its stored event ids with one `= ANY($1)` query, and its rows are
-//! inserted with one `INSERT .. SELECT * FROM UNNEST(..)`.
+//! Each handle runs one writer task and commits queued appends in groups (see `group_commit`): a group planned
+//! on the head the writer knows costs one round trip (`eventlog_append_group`, docs/adr/004 and 011) and one
+//! fsync whatever its size, which is where throughput under concurrency comes from. When its assumptions fail
+//! (another instance wrote) it is decided on the state read under the lock, in two pipelined round trips: the
+//! group's revisions are read with one query over `UNNEST($1)` (one backward index probe per stream), its stored
+//! event ids with one `= ANY($1)` query, and its rows are inserted with one `INSERT .. SELECT * FROM UNNEST(..)`.
 //!
 //! The head lock must be taken by a statement *before* the statements that read revisions and ids: under READ
 //! COMMITTED each statement takes its snapshot when it starts, so reads folded into the locking statement (a
@@ -20,13 +21,14 @@
 use std::collections::VecDeque;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use futures_core::Stream;
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row, Statement};
@@ -128,6 +130,60 @@ const MIGRATIONS: &[&str] = &[
     END
     $$;
 ",
+    r"
+    -- The same group append, cheaper and safe to race: every statement is planned once per connection (no
+    -- EXECUTE planned on every call) and can only be planned as index probes, whatever the statistics say
+    -- (enable_seqscan off; jit off so a disabled path's cost can never trigger compilation). A head still
+    -- behind the expected one answers 'head behind': the group was planned after a group of the same writer
+    -- that has not taken the lock yet, which is no sign of another writer.
+    CREATE OR REPLACE FUNCTION eventlog_append_group(
+        expected_position BIGINT, expected_hash BYTEA, commit_delay_us BIGINT,
+        checked_streams TEXT[], checked_revisions BIGINT[],
+        positions BIGINT[], streams TEXT[], revisions BIGINT[], event_ids UUID[], event_types TEXT[],
+        schema_versions BIGINT[], payloads BYTEA[], actors TEXT[], recorded_ats TIMESTAMPTZ[],
+        prev_hashes BYTEA[], hashes BYTEA[]
+    ) RETURNS TEXT LANGUAGE plpgsql
+    SET enable_seqscan = off
+    SET jit = off
+    SET plan_cache_mode = force_generic_plan
+    AS $$
+    DECLARE
+        head_position BIGINT;
+        head_hash BYTEA;
+        last_index INTEGER := array_length(positions, 1);
+    BEGIN
+        SELECT position, hash INTO head_position, head_hash FROM eventlog_head WHERE id = 1 FOR UPDATE;
+        IF head_position < expected_position THEN
+            RETURN 'head behind';
+        END IF;
+        IF head_position <> expected_position OR head_hash <> expected_hash THEN
+            RETURN 'head moved';
+        END IF;
+        -- One backward index probe per stream (-1 stands for a stream that must not exist).
+        IF EXISTS (
+            SELECT 1 FROM UNNEST(checked_streams, checked_revisions) AS checked(stream, revision)
+            LEFT JOIN LATERAL (
+                SELECT stored.revision FROM eventlog_events AS stored
+                WHERE stored.stream = checked.stream ORDER BY stored.revision DESC LIMIT 1
+            ) AS last ON TRUE
+            WHERE coalesce(last.revision, -1) <> checked.revision
+        ) THEN
+            RETURN 'stream moved';
+        END IF;
+        INSERT INTO eventlog_events (position, stream, revision, event_id, event_type, schema_version, payload,
+                                     actor, recorded_at, prev_hash, hash)
+        SELECT * FROM UNNEST(positions, streams, revisions, event_ids, event_types, schema_versions, payloads,
+                             actors, recorded_ats, prev_hashes, hashes);
+        UPDATE eventlog_head SET position = positions[last_index], hash = hashes[last_index],
+                                 recorded_at = recorded_ats[last_index]
+        WHERE id = 1;
+        IF commit_delay_us > 0 THEN
+            PERFORM pg_sleep(commit_delay_us / 1000000.0);
+        END IF;
+        RETURN 'committed';
+    END
+    $$;
+",
 ];
 
 /// The columns of [`RecordedEvent`], in the order `decode_event` reads them.
@@ -159,13 +215,26 @@ pub struct PostgresOptions {
     /// in which other handles' writers queue on the lock and readers poll, and show that positions still become
     /// visible in order.
     pub commit_delay_max: Duration,
+    /// Group commits the writer has on the wire at once, each on its own connection (at least 1; default
+    /// [`PIPELINED_GROUPS_DEFAULT`]).
+    ///
+    /// Commits on the log are serial (each group holds the head lock until its commit is durable), so a second
+    /// group on the wire does not share the first one's fsync: it only saves the round trip between them, and
+    /// it splits the waiting appends into two groups that each pay a commit. With 2, the second group is
+    /// planned on the head the first will leave and waits on the lock while the first commits; with 1, appends
+    /// that arrive while a group commits wait and go together in the next one (docs/adr/011).
+    pub pipelined_groups_max: usize,
 }
+
+/// Group commits on the wire at once by default: one, so that appends arriving during a commit share the next.
+pub const PIPELINED_GROUPS_DEFAULT: usize = 1;
 
 impl Default for PostgresOptions {
     fn default() -> Self {
         Self {
             pool_connections_max: 8,
             commit_delay_max: Duration::ZERO,
+            pipelined_groups_max: PIPELINED_GROUPS_DEFAULT,
         }
     }
 }
@@ -178,6 +247,7 @@ pub struct PostgresStore {
     queue: mpsc::Sender<PendingAppend>,
     published: Arc<watch::Sender<Head>>,
     pool: Pool,
+    fallback_groups: Arc<AtomicU64>,
 }
 
 impl PostgresStore {
@@ -217,14 +287,30 @@ impl PostgresStore {
         let published = Arc::new(watch::Sender::new(head));
         let (queue, receiver) = mpsc::channel(APPEND_QUEUE_REQUESTS_MAX);
         let commit_delay = CommitDelay::new(options.commit_delay_max);
+        let fallback_groups = Arc::new(AtomicU64::new(0));
         tokio::spawn(run_writer(
             pool.clone(),
             receiver,
             Arc::clone(&published),
             commit_delay,
             head,
+            Arc::clone(&fallback_groups),
+            options.pipelined_groups_max,
         ));
-        Ok(Self { queue, published, pool })
+        Ok(Self {
+            queue,
+            published,
+            pool,
+            fallback_groups,
+        })
+    }
+
+    /// Group commits this handle's writer decided on the state read under the head lock since it connected, each
+    /// costing a second round trip with the lock held, instead of committing them in one round trip as planned.
+    /// It grows while other handles or instances write the same database, when a caller's expected revision is
+    /// stale, and for groups holding an append that expects [`ExpectedRevision::Any`] (no revision to plan on).
+    pub fn fallback_groups(&self) -> u64 {
+        self.fallback_groups.load(Ordering::Relaxed)
     }
 
     async fn client(&self, operation: &'static str) -> Result<Object, StoreError> {
@@ -384,16 +470,14 @@ async fn migrate(client: &mut Object) -> Result<(), StoreError> {
 /// head again: another instance is writing, and most optimistic attempts would only cost a wasted round trip.
 const PESSIMISTIC_GROUPS_AFTER_HEAD_MOVED: usize = 16;
 
-/// Groups a writer has on the wire at once, each on its own connection. The second is planned on the head the
-/// first will leave and sent while the first executes and syncs, so the server goes from one group's commit
-/// straight to the next group's lock instead of waiting a round trip and the writer's planning in between.
-const PIPELINE_GROUPS_MAX: usize = 2;
-
 /// The writer task: commits queued appends in groups until every handle's queue sender is gone.
 ///
 /// In the common case (one instance, or a quiet other one) each group is planned on the head this writer
-/// knows and committed in one round trip by `eventlog_append_group`, up to [`PIPELINE_GROUPS_MAX`] groups in
-/// flight. A group whose assumptions did not hold is committed the slow way inside its flight (the function
+/// knows and committed in one round trip by `eventlog_append_group`, up to
+/// [`PostgresOptions::pipelined_groups_max`] groups in flight, each on its own connection. A later group is
+/// planned on the head the one before will leave; two connections give no order, so its call may reach the head
+/// lock first: it then finds the head behind its plan, waits until the earlier call has ended, and calls again
+/// (see `fly`). Only a head that moved elsewhere is taken as another writer. A group whose assumptions did not hold is committed the slow way inside its flight (the function
 /// checked and wrote nothing), and the pipeline drains before the writer trusts its view of the head again.
 async fn run_writer(
     pool: Pool,
@@ -401,15 +485,20 @@ async fn run_writer(
     published: Arc<watch::Sender<Head>>,
     commit_delay: CommitDelay,
     head: Head,
+    fallback_groups: Arc<AtomicU64>,
+    pipelined_groups_max: usize,
 ) {
     let mut writer = Writer {
+        pipelined_groups_max: pipelined_groups_max.max(1),
         pool,
         spare: Vec::new(),
         commit_delay,
         known_head: Some(head),
         pessimistic_groups: 0,
         flights: VecDeque::new(),
+        last_call: None,
         published,
+        fallback_groups,
     };
     let mut previous_appends = 1;
     loop {
@@ -445,6 +534,8 @@ async fn run_writer(
 /// A handle's writer: its connections, the groups it has on the wire, and the head it believes the log has.
 struct Writer {
     pool: Pool,
+    /// Groups on the wire at most.
+    pipelined_groups_max: usize,
     /// Connections not carrying a flight.
     spare: Vec<Object>,
     commit_delay: CommitDelay,
@@ -455,7 +546,12 @@ struct Writer {
     pessimistic_groups: usize,
     /// Groups on the wire, oldest first; they commit in this order (each checks the head the one before leaves).
     flights: VecDeque<Flight>,
+    /// Told when the newest flight's call of `eventlog_append_group` has ended (true: committed as planned); the
+    /// next flight waits on it if it reaches the head lock first.
+    last_call: Option<oneshot::Receiver<bool>>,
     published: Arc<watch::Sender<Head>>,
+    /// Groups decided on the state read under the lock (see [`PostgresStore::fallback_groups`]).
+    fallback_groups: Arc<AtomicU64>,
 }
 
 /// A group on the wire: its own task on its own connection.
@@ -484,7 +580,7 @@ impl Writer {
     /// Commits `group`: sent as a flight when the writer can plan it on its own view of the head, otherwise (after
     /// the pipeline has landed) the slow way, deciding on the state read under the lock.
     async fn write(&mut self, group: Vec<PendingAppend>) {
-        if self.flights.len() >= PIPELINE_GROUPS_MAX
+        if self.flights.len() >= self.pipelined_groups_max
             && let Some(oldest) = self.flights.pop_front()
         {
             let landed = oldest.handle.await;
@@ -501,7 +597,7 @@ impl Writer {
         }
     }
 
-    /// Sends a planned group as a flight.
+    /// Sends a planned group as a flight (or, with one group on the wire at most, commits it right here).
     async fn send(&mut self, group: Vec<PendingAppend>, plan: GroupPlan) {
         let client = match self.client().await {
             Ok(client) => client,
@@ -512,7 +608,23 @@ impl Writer {
         };
         self.known_head = Some(plan.head);
         let delay = self.commit_delay.next();
-        let handle = tokio::spawn(fly(client, group, plan, delay));
+        let (call_ended, last_call) = oneshot::channel();
+        // Only a flight still on the wire can hold the head back.
+        let predecessor = self.last_call.replace(last_call).filter(|_| !self.flights.is_empty());
+        let call = PlannedCall {
+            plan,
+            commit_delay: delay,
+            predecessor,
+            call_ended,
+            fallback_groups: Arc::clone(&self.fallback_groups),
+        };
+        if self.pipelined_groups_max == 1 {
+            // Nothing else goes on the wire until it lands: commit it here, saving a task and its wake-ups.
+            let landed = fly(client, group, call).await;
+            self.land(Ok(landed)).await;
+            return;
+        }
+        let handle = tokio::spawn(fly(client, group, call));
         self.flights.push_back(Flight { handle });
     }
 
@@ -527,6 +639,7 @@ impl Writer {
                 return;
             }
         };
+        self.fallback_groups.fetch_add(1, Ordering::Relaxed);
         let result = write_group_on(&client, &group, delay).await;
         let client = release(client, result.is_ok()).await;
         self.spare.extend(client);
@@ -623,16 +736,59 @@ impl Writer {
     }
 }
 
+/// A planned group's call of `eventlog_append_group`, and what it waits on and reports to.
+struct PlannedCall {
+    plan: GroupPlan,
+    commit_delay: Duration,
+    /// Told when the previous flight's call has ended (true: it committed as planned); `None` when no flight was
+    /// on the wire as this one was sent.
+    predecessor: Option<oneshot::Receiver<bool>>,
+    /// Tells the next flight when this call has ended.
+    call_ended: oneshot::Sender<bool>,
+    fallback_groups: Arc<AtomicU64>,
+}
+
 /// One flight: the planned group committed in one round trip by `eventlog_append_group`, or, when its
 /// assumptions did not hold, decided again on the state read under the lock.
+///
+/// A call that finds the head behind its plan overtook the previous flight on the way to the lock (each has its
+/// own connection): it waits until that flight's call has ended and, if it committed as planned, calls again.
 #[tracing::instrument(skip_all, fields(backend = "postgres", appends = group.len()))]
-async fn fly(client: Object, group: Vec<PendingAppend>, plan: GroupPlan, commit_delay: Duration) -> Landed {
-    let outcome = match call_append_group(&client, &group, &plan, commit_delay).await {
+async fn fly(client: Object, group: Vec<PendingAppend>, call: PlannedCall) -> Landed {
+    let PlannedCall {
+        plan,
+        commit_delay,
+        predecessor,
+        call_ended,
+        fallback_groups,
+    } = call;
+    let mut called = call_append_group(&client, &group, &plan, commit_delay).await;
+    if matches!(called, Ok(Called::HeadBehind)) {
+        let predecessor_committed = match predecessor {
+            Some(predecessor) => predecessor.await.unwrap_or(false),
+            None => false,
+        };
+        called = if predecessor_committed {
+            call_append_group(&client, &group, &plan, commit_delay).await
+        } else {
+            // The head this group was planned on never came: decide it again on the head as it is.
+            Ok(Called::Replan)
+        };
+    }
+    // The next flight may be waiting for this answer; it must not wait for a slow commit as well.
+    if call_ended.send(matches!(called, Ok(Called::Committed))).is_err() {
+        tracing::trace!("no flight waits on this one");
+    }
+    let outcome = match called {
         Ok(Called::Committed) => FlightOutcome::AsPlanned(plan),
-        Ok(called) => FlightOutcome::Replanned {
-            result: write_group_on(&client, &group, commit_delay).await,
-            head_moved: matches!(called, Called::HeadMoved),
-        },
+        Ok(called) => {
+            fallback_groups.fetch_add(1, Ordering::Relaxed);
+            FlightOutcome::Replanned {
+                result: write_group_on(&client, &group, commit_delay).await,
+                // Still behind after the previous flight committed: someone else holds the head back.
+                head_moved: matches!(called, Called::HeadMoved | Called::HeadBehind),
+            }
+        }
         Err(error) => FlightOutcome::Replanned {
             result: Err(error),
             head_moved: false,
@@ -663,6 +819,8 @@ async fn release(client: Object, succeeded: bool) -> Option<Object> {
 /// What `eventlog_append_group` answered.
 enum Called {
     Committed,
+    /// The head is before the position the group was planned after: a group planned before it has not committed.
+    HeadBehind,
     HeadMoved,
     /// A stream was not at the assumed revision, or an event id was already stored: nothing was written.
     Replan,
@@ -725,6 +883,7 @@ async fn call_append_group(
     let answer: &str = row.try_get(0).map_err(failed)?;
     Ok(match answer {
         "committed" => Called::Committed,
+        "head behind" => Called::HeadBehind,
         "head moved" => Called::HeadMoved,
         _ => Called::Replan,
     })
