@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use domain::{EventDecodeError, FoldError, Payment, PaymentCommand, Policy};
+use domain::{EventDecodeError, FoldError, Payment, PaymentCommand, PaymentId, Policy, RefundRequestId};
 use eventlog::{EventStore, ExpectedRevision, StoreError, StreamName};
 use projections::{FoldedStream, StreamFoldError, fold_payment_stream};
 use tokio::sync::{mpsc, oneshot};
@@ -32,6 +32,7 @@ use uuid::Uuid;
 use crate::batch::{BATCH_COMMANDS_MAX, BatchCommand, BatchPlan, Planned, Verdict, plan_batch};
 use crate::clock::Clock;
 use crate::error::AppError;
+use crate::lookup::RefundPayments;
 use crate::observe::{self, Observer};
 
 /// Commands that may wait on one payment; beyond it a command is refused with [`AppError::Busy`].
@@ -112,6 +113,8 @@ pub(crate) struct PaymentQueues {
     observer: Arc<dyn Observer>,
     conflict_retries: AtomicU64,
     streams: Mutex<Streams>,
+    /// The payments of refunds this instance saw recorded, for Antom's notifications.
+    refund_payments: Mutex<RefundPayments>,
 }
 
 /// The running queues and the folds of idle payments, under one lock: a command is queued, and a queue that
@@ -165,6 +168,7 @@ impl PaymentQueues {
             observer,
             conflict_retries: AtomicU64::new(0),
             streams: Mutex::new(Streams::default()),
+            refund_payments: Mutex::new(RefundPayments::default()),
         }
     }
 
@@ -186,6 +190,19 @@ impl PaymentQueues {
 
     pub(crate) fn conflict_retries(&self) -> u64 {
         self.conflict_retries.load(Ordering::Relaxed)
+    }
+
+    /// Remembers that the log holds `refund_request_id` on `payment_id`.
+    pub(crate) fn remember_refund(&self, refund_request_id: &RefundRequestId, payment_id: &PaymentId) {
+        // A panic while the lock was held leaves a map that is still whole.
+        let mut payments = self.refund_payments.lock().unwrap_or_else(PoisonError::into_inner);
+        payments.remember(refund_request_id, payment_id);
+    }
+
+    /// The payment of `refund_request_id`, if this instance saw it recorded.
+    pub(crate) fn refund_payment(&self, refund_request_id: &RefundRequestId) -> Option<PaymentId> {
+        let payments = self.refund_payments.lock().unwrap_or_else(PoisonError::into_inner);
+        payments.payment_of(refund_request_id)
     }
 
     /// Decides `command` on `stream` as `actor` (or, with `None`, reads the payment as it stands) through the

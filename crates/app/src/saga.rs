@@ -54,6 +54,8 @@ impl Ledger {
                     // domain broke its contract and the caller gets an error instead of a made-up answer.
                     return Err(AppError::UnknownRefund { refund_request_id });
                 };
+                // The payment holds the refund, so the log does: the id belongs to this payment for good.
+                self.inner.queues.remember_refund(&refund_request_id, &state.payment_id);
                 if decided.verdict == Verdict::Appended && found.refund.status == RefundStatus::Requested {
                     return self.send_refund(actor, state, &found.refund).await;
                 }
