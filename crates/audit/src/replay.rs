@@ -71,10 +71,20 @@ impl Rebuilt {
         bytes
     }
 
-    /// SHA-256 of [`Rebuilt::canonical_bytes`], hex; the bytes are hashed as they are made, never held.
+    /// SHA-256 of [`Rebuilt::canonical_bytes`], hex; the bytes are hashed as they are made, a buffer of
+    /// [`DIGEST_BUFFER_BYTES`] at a time (one hasher call per field would cost more than the hashing), never
+    /// held whole.
     pub fn state_digest(&self) -> String {
         let mut hasher = Sha256::new();
-        self.encode(&mut |part: &[u8]| hasher.update(part));
+        let mut buffer = Vec::with_capacity(DIGEST_BUFFER_BYTES);
+        self.encode(&mut |part: &[u8]| {
+            buffer.extend_from_slice(part);
+            if buffer.len() >= DIGEST_BUFFER_BYTES {
+                hasher.update(&buffer);
+                buffer.clear();
+            }
+        });
+        hasher.update(&buffer);
         hex::encode(hasher.finalize())
     }
 
@@ -167,6 +177,9 @@ impl Rebuilt {
         self.fold.refunds_held()
     }
 }
+
+/// Bytes of the canonical encoding gathered before each call to the hasher in [`Rebuilt::state_digest`].
+const DIGEST_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Tags the state encoding; a change to it gets a new tag.
 const STATE_FORMAT_TAG: &[u8] = b"refund-ledger/replay/state/v3";

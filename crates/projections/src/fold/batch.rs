@@ -5,9 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::Hash;
 
-use domain::{PaymentEvent, PaymentId, RefundRequestId};
+use domain::{DisputeId, Money, PaymentEvent, PaymentId, RefundRequestId};
+use time::OffsetDateTime;
 
-use super::balances::{self, PaymentRow};
+use super::balances::{self, Dispute, PaymentRow};
 use super::daily::{DailyDelta, DailyEntry, DailyKey, daily_change};
 use super::envelope::{Envelope, check_payment_id, inconsistent};
 use super::refunds;
@@ -124,15 +125,16 @@ impl BatchKeys {
 /// (audit replay holds them all); the accessors hand rows out in key order.
 #[derive(Debug, Clone, Default)]
 pub struct BatchFold {
-    payments: HashMap<PaymentId, Held<PaymentRow>>,
-    refunds: HashMap<RefundRequestId, Held<RefundView>>,
+    payments: HashMap<PaymentId, Box<Held<PaymentRow>>>,
+    refunds: HashMap<RefundRequestId, Box<Held<RefundView>>>,
     daily: BTreeMap<DailyKey, DailyDelta>,
     anomalies: BTreeMap<(RefundRequestId, u32), AnomalyView>,
     changed_anomalies: BTreeSet<(RefundRequestId, u32)>,
     last_position: Option<u64>,
 }
 
-/// A row the fold holds, and whether an applied event created or changed it.
+/// A row the fold holds, and whether an applied event created or changed it. Boxed in the maps, so a map
+/// that grows moves pointers, not rows.
 #[derive(Debug, Clone)]
 struct Held<R> {
     row: R,
@@ -140,8 +142,8 @@ struct Held<R> {
 }
 
 impl<R> Held<R> {
-    fn loaded(row: R) -> Held<R> {
-        Held { row, changed: false }
+    fn loaded(row: R) -> Box<Held<R>> {
+        Box::new(Held { row, changed: false })
     }
 }
 
@@ -245,7 +247,8 @@ impl BatchFold {
         if new_refund {
             self.check_new_refund(envelope)?;
         }
-        let Some(mut payment) = self.payment(&envelope.payment_id).cloned() else {
+        // The payment row is taken out and folded in place (no copy of it); a refused event puts it back as it was.
+        let Some((payment_id, mut held)) = self.payments.remove_entry(&envelope.payment_id) else {
             self.apply_to_unknown_payment(envelope);
             self.last_position = Some(envelope.position);
             return Ok(());
@@ -257,15 +260,25 @@ impl BatchFold {
             self.outcome_target(envelope)
         };
         let before = refund.as_ref().map(DailyEntry::of);
-        let mut outcome = fold_event(&mut payment, refund, envelope)?;
+        let payment = &mut held.row;
+        let saved = Saved::of(payment, &envelope.event);
+        let mut outcome = match fold_event(payment, refund, envelope) {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                saved.restore(payment);
+                self.payments.insert(payment_id, held);
+                return Err(error);
+            }
+        };
         outcome.anomaly = self.anomaly_change(envelope, outcome.refund.as_ref());
         debug_assert!(
-            payment.invariant_holds(),
+            held.row.invariant_holds(),
             "refunded + pending exceeds captured for {} at position {}",
-            payment.payment_id,
+            held.row.payment_id,
             envelope.position
         );
-        self.commit(payment, outcome, before);
+        held.changed = true;
+        self.commit(payment_id, held, outcome, before);
         self.last_position = Some(envelope.position);
         Ok(())
     }
@@ -328,7 +341,13 @@ impl BatchFold {
     }
 
     /// Stores what an event did; `before` is where its refund counted in the daily totals before it.
-    fn commit(&mut self, payment: PaymentRow, outcome: EventOutcome, before: Option<DailyEntry>) {
+    fn commit(
+        &mut self,
+        payment_id: PaymentId,
+        payment: Box<Held<PaymentRow>>,
+        outcome: EventOutcome,
+        before: Option<DailyEntry>,
+    ) {
         if let Some(anomaly) = outcome.anomaly {
             let key = anomaly.key();
             self.changed_anomalies.insert(key.clone());
@@ -342,29 +361,75 @@ impl BatchFold {
             }
             put(&mut self.refunds, refund, |refund| &refund.refund_request_id);
         }
-        put(&mut self.payments, payment, |payment| &payment.payment_id);
+        self.payments.insert(payment_id, payment);
     }
 }
 
 /// Stores `row` under its key as changed, replacing the held row in place (no key cloned) when there is one.
-fn put<K: Hash + Eq + Clone, V>(map: &mut HashMap<K, Held<V>>, row: V, key_of: impl Fn(&V) -> &K) {
+fn put<K: Hash + Eq + Clone, V>(map: &mut HashMap<K, Box<Held<V>>>, row: V, key_of: impl Fn(&V) -> &K) {
     if let Some(held) = map.get_mut(key_of(&row)) {
         held.row = row;
         held.changed = true;
         return;
     }
-    map.insert(key_of(&row).clone(), Held { row, changed: true });
+    map.insert(key_of(&row).clone(), Box::new(Held { row, changed: true }));
 }
 
 /// The rows of `map` that `pick` keeps, sorted by their key.
 fn in_key_order<K: Ord, V>(
-    map: &HashMap<K, Held<V>>,
+    map: &HashMap<K, Box<Held<V>>>,
     pick: impl Fn(&Held<V>) -> bool,
     key_of: impl Fn(&V) -> &K,
 ) -> std::vec::IntoIter<&V> {
     let mut rows: Vec<&V> = map.values().filter(|held| pick(held)).map(|held| &held.row).collect();
     rows.sort_unstable_by(|left, right| key_of(left).cmp(key_of(right)));
     rows.into_iter()
+}
+
+/// What a refused event may have changed of a payment row before it was refused, to put back.
+#[derive(Debug)]
+struct Saved {
+    captured: Money,
+    refunded: Money,
+    pending: Money,
+    charged_back: Money,
+    refund_count: u32,
+    last_position: u64,
+    updated_at: OffsetDateTime,
+    /// Only a chargeback's events change the disputes.
+    disputes: Option<BTreeMap<DisputeId, Dispute>>,
+}
+
+impl Saved {
+    fn of(payment: &PaymentRow, event: &PaymentEvent) -> Saved {
+        let touches_disputes = matches!(
+            event,
+            PaymentEvent::ChargebackOpened(_) | PaymentEvent::ChargebackResolved(_)
+        );
+        Saved {
+            captured: payment.captured,
+            refunded: payment.refunded,
+            pending: payment.pending,
+            charged_back: payment.charged_back,
+            refund_count: payment.refund_count,
+            last_position: payment.last_position,
+            updated_at: payment.updated_at,
+            disputes: touches_disputes.then(|| payment.disputes.clone()),
+        }
+    }
+
+    fn restore(self, payment: &mut PaymentRow) {
+        payment.captured = self.captured;
+        payment.refunded = self.refunded;
+        payment.pending = self.pending;
+        payment.charged_back = self.charged_back;
+        payment.refund_count = self.refund_count;
+        payment.last_position = self.last_position;
+        payment.updated_at = self.updated_at;
+        if let Some(disputes) = self.disputes {
+            payment.disputes = disputes;
+        }
+    }
 }
 
 /// What one event did besides changing its payment row.

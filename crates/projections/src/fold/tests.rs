@@ -239,6 +239,21 @@ fn contradictions_are_refused_and_leave_the_fold_unchanged() {
         matches!(backwards, Err(ProjectionError::Inconsistent { position: 3, .. })),
         "{backwards:?}"
     );
+    // Refused half-way through folding the payment (its position and time were already moved): put back whole.
+    let euros = Money::from_minor_units("amount", Currency::parse("currency", "EUR").unwrap(), 100).unwrap();
+    let other_currency = PaymentEvent::RefundRequested(RefundRequested {
+        refund_request_id: refund_id("r3"),
+        payment_id: payment_id("p2"),
+        refund_amount: euros,
+        refund_reason: None,
+        requested_at: PAID_AT,
+    });
+    let mismatched = fold.apply(&envelope(6, "p2", other_currency));
+    assert!(
+        matches!(mismatched, Err(ProjectionError::Inconsistent { position: 6, .. })),
+        "{mismatched:?}"
+    );
+    assert!(fold.refund(&refund_id("r3")).is_none());
     assert_eq!(
         (
             fold.payment(&payment_id("p2")).cloned(),
