@@ -41,6 +41,7 @@ mod observe;
 mod payments;
 mod queue;
 pub mod reconciliation;
+mod refund_payments;
 mod running;
 mod saga;
 mod settle;

@@ -32,8 +32,8 @@ use uuid::Uuid;
 use crate::batch::{BATCH_COMMANDS_MAX, BatchCommand, BatchPlan, Planned, Verdict, plan_batch};
 use crate::clock::Clock;
 use crate::error::AppError;
-use crate::lookup::RefundPayments;
 use crate::observe::{self, Observer};
+use crate::refund_payments::RefundPayments;
 
 /// Commands that may wait on one payment; beyond it a command is refused with [`AppError::Busy`].
 pub const STREAM_QUEUE_COMMANDS_MAX: usize = 1_024;
