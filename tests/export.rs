@@ -7,7 +7,7 @@ use std::io::BufRead;
 use std::time::Duration;
 
 use serde_json::Value;
-use testkit::server::VIEWER_KEY;
+use testkit::server::{VIEWER_KEY, high_water_mark_kib, wait_with_peak_rss};
 
 use crate::audit_support::{AuditServer, Log, payment_with_refunds, run};
 use crate::support::binary;
@@ -137,19 +137,11 @@ fn exports_balance_and_agree_between_cli_and_http_on_postgres() {
     export_tests(&Log::postgres());
 }
 
-/// How often the export's memory high-water mark is read.
-const PEAK_SAMPLE_INTERVAL_MS: u64 = 2;
 /// Fewest readings a measurement needs: an export over sooner is too short to tell anything.
 const PEAK_SAMPLES_MIN: usize = 10;
 
-/// Peak resident memory (KiB) of `refund-ledger export journal` on `log`, and the lines written.
-///
-/// The peak is the kernel's high-water mark of the child's resident set (`VmHWM` in
-/// `/proc/<pid>/status`, what GNU time reports as maximum resident size), read every
-/// `PEAK_SAMPLE_INTERVAL_MS` until the child exits. It only ever grows, so the last reading is the peak up
-/// to a few milliseconds before the end; the reading stops there because an exited process has no memory
-/// left to report. Only the child's own pid is read, and only before it is reaped, so it cannot be another
-/// process's.
+/// Peak resident memory (KiB) of `refund-ledger export journal` on `log` ([`wait_with_peak_rss`]), and the
+/// lines written.
 fn export_peak_kib(log: &Log) -> (u64, usize) {
     let output_file = log.folder().join("big-journal.csv");
     let stderr_file = log.folder().join("export.stderr");
@@ -162,22 +154,7 @@ fn export_peak_kib(log: &Log) -> (u64, usize) {
         .stderr(std::fs::File::create(&stderr_file).unwrap())
         .spawn()
         .expect("the export starts");
-    let status_file = format!("/proc/{}/status", child.id());
-    let (mut peak, mut samples) = (0, 0);
-    let exit = loop {
-        if let Some(high_water_mark) = std::fs::read_to_string(&status_file)
-            .ok()
-            .as_deref()
-            .and_then(high_water_mark_kib)
-        {
-            peak = peak.max(high_water_mark);
-            samples += 1;
-        }
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        std::thread::sleep(Duration::from_millis(PEAK_SAMPLE_INTERVAL_MS));
-    };
+    let (exit, peak, samples) = wait_with_peak_rss(&mut child);
     let stderr = std::fs::read_to_string(&stderr_file).unwrap();
     assert!(exit.success(), "{exit}: {stderr}");
     assert!(
@@ -189,12 +166,6 @@ fn export_peak_kib(log: &Log) -> (u64, usize) {
         .count();
     std::fs::remove_file(&output_file).unwrap();
     (peak, lines)
-}
-
-/// `VmHWM` (peak resident set, KiB) of a `/proc/<pid>/status` text; `None` once the process has exited.
-fn high_water_mark_kib(status: &str) -> Option<u64> {
-    let line = status.lines().find_map(|line| line.strip_prefix("VmHWM:"))?;
-    line.trim().strip_suffix("kB")?.trim().parse().ok()
 }
 
 #[test]

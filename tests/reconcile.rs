@@ -805,3 +805,91 @@ fn an_admin_uploads_a_report_over_http() {
         "{text}"
     );
 }
+
+/// Refunds (and report rows) of the shorter run of the flat-memory test: past the point where every bounded
+/// buffer of a run is full (a batch of 4,096 rows, 8 MiB of findings chunks waiting for their append).
+const SMALL_RECONCILE_REFUNDS: u64 = 30_000;
+/// Most the peak may grow from the shorter run to the long one: allocator and page-cache growth that levels off
+/// (measured in a debug build: 73,468 KiB for 30,000 rows, 89,836 KiB for 150,000; the release bench: 73.0 MiB
+/// for 100,000 rows, 80.3 MiB for 1,000,000), far below what holding the report's keys and findings would add
+/// (the in-memory run: 421 MiB at 1,000,000 rows).
+const RECONCILE_PEAK_GROWTH_KIB_MAX: u64 = 24 * 1024;
+
+/// Refunds of the long run: `REFUND_LEDGER_RECONCILE_TEST_ROWS`, 150,000 by default (the bench measures
+/// 1,000,000).
+fn big_reconcile_refunds() -> u64 {
+    std::env::var("REFUND_LEDGER_RECONCILE_TEST_ROWS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(150_000)
+}
+
+/// A ledger of `refunds` succeeded refunds written straight to a SQLite log in `folder`, its read models folded,
+/// and Antom's report of that day listing each of them; answers the store's URL and the report's path.
+fn ledger_and_report(runtime: &tokio::runtime::Runtime, folder: &Path, refunds: u64) -> (String, std::path::PathBuf) {
+    let store = sqlite_store(folder);
+    runtime.block_on(async {
+        let log: std::sync::Arc<dyn eventlog::EventStore> =
+            std::sync::Arc::new(eventlog::SqliteStore::open(folder.join("ledger.db")).await.unwrap());
+        testkit::log::write_big_log(log.as_ref(), refunds).await;
+        let projections = projections::open_projection_store(&store).await.unwrap();
+        projections::rebuild_read_models(log, projections.as_ref(), &mut |_, _| {})
+            .await
+            .unwrap();
+    });
+    let report = folder.join(testkit::log::BIG_LOG_REPORT_NAME);
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&report).unwrap());
+    testkit::log::write_big_log_report(refunds, &mut file).unwrap();
+    std::io::Write::flush(&mut file).unwrap();
+    (store, report)
+}
+
+/// Peak resident memory (KiB) of `refund-ledger reconcile` over `report` (every row matches: exit 0), and the
+/// findings it wrote.
+fn reconcile_peak_kib(store: &str, report: &Path, folder: &Path) -> (u64, usize) {
+    let findings = folder.join("findings.csv");
+    let mut child = Command::new(binary())
+        .arg("reconcile")
+        .arg(report)
+        .arg("--output")
+        .arg(&findings)
+        .env("REFUND_LEDGER_STORE", store)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (exit, peak, samples) = testkit::server::wait_with_peak_rss(&mut child);
+    assert_eq!(exit.code(), Some(0), "every row matches");
+    assert!(
+        samples >= 10,
+        "the run ended after {samples} readings of its memory, too soon to measure"
+    );
+    let lines = std::fs::read_to_string(&findings).unwrap().lines().count();
+    (peak, lines)
+}
+
+/// The run streams: its peak memory on a report five times longer (against a ledger five times larger) stays
+/// within a few MiB of the shorter run's.
+#[test]
+fn a_long_report_reconciles_in_flat_memory() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_small_guard, small) = temp_folder();
+    let (_big_guard, big) = temp_folder();
+    let big_refunds = big_reconcile_refunds();
+    let (small_store, small_report) = ledger_and_report(&runtime, &small, SMALL_RECONCILE_REFUNDS);
+    let (big_store, big_report) = ledger_and_report(&runtime, &big, big_refunds);
+    let (small_peak, small_lines) = reconcile_peak_kib(&small_store, &small_report, &small);
+    let (big_peak, big_lines) = reconcile_peak_kib(&big_store, &big_report, &big);
+    assert_eq!(small_lines as u64, SMALL_RECONCILE_REFUNDS + 1);
+    assert_eq!(big_lines as u64, big_refunds + 1);
+    eprintln!("peak memory: {small_peak} KiB for {small_lines} rows, {big_peak} KiB for {big_lines} rows");
+    assert!(
+        big_peak < small_peak + RECONCILE_PEAK_GROWTH_KIB_MAX,
+        "memory grows with the report: {small_peak} KiB for {SMALL_RECONCILE_REFUNDS} rows, {big_peak} KiB for \
+         {big_refunds}"
+    );
+}

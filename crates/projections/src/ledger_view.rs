@@ -319,6 +319,8 @@ impl LedgerView for SqliteLedgerView {
 pub(crate) struct PostgresLedgerView {
     client: tokio_postgres::Client,
     position: u64,
+    /// Whether the keys table was analyzed (before the first missing-check page).
+    analyzed: bool,
 }
 
 impl PostgresLedgerView {
@@ -342,7 +344,11 @@ impl PostgresLedgerView {
             .await
             .map_err(&failed)?;
         let position = crate::postgres::read_checkpoint(&client, false).await?;
-        Ok(Self { client, position })
+        Ok(Self {
+            client,
+            position,
+            analyzed: false,
+        })
     }
 }
 
@@ -444,6 +450,18 @@ impl LedgerView for PostgresLedgerView {
         first: usize,
     ) -> Result<Vec<RefundView>, ProjectionError> {
         let (after_ns, after_id) = unreported_cursor(window, after);
+        if !self.analyzed {
+            // A temporary table has no statistics (autovacuum never visits it), and a refunds table right after a
+            // bulk load has stale ones: the planner then expects one refund and scans the keys once per refund
+            // of the day (measured: over a minute for 100,000). Analyzed keys and no nested loop make it one hash
+            // anti-join per page (96 ms for 100,000). Once, after the last key was recorded; `LOCAL` ends with
+            // the view's transaction.
+            self.client
+                .batch_execute("ANALYZE reconciliation_keys; SET LOCAL enable_nestloop = off")
+                .await
+                .map_err(crate::postgres::failed("analyze the report keys"))?;
+            self.analyzed = true;
+        }
         let sql = unreported_sql(
             "reconciliation_keys",
             ["$1::text", "$2::int8", "$3::int8", "$4::int8", "$5::text", "$6::int8"],

@@ -33,6 +33,9 @@ pub(crate) const FINDING_COLUMNS: &[&str] = &[
     "message",
 ];
 
+/// How long the command waits for the read models to reach the log's head before it reconciles.
+const READ_MODELS_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Encoded findings buffered before a write.
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
@@ -53,15 +56,28 @@ pub(crate) async fn run(settings: &crate::config::Settings, args: ReconcileArgs<
         None => format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned())),
     };
     let store = crate::store::open(&settings.store).await?;
-    // The run reads the ledger from the read models at the log's head: a runner of this process keeps them up
-    // to date (standing by when a service already runs one).
+    // The run reads the ledger from the read models at the log's head: a runner of this process brings them
+    // there (standing by when a service already runs one) and then stops, so it does not fold the run's own
+    // findings chunks beside it (a service's runner does that).
     let projection_store = crate::store::open_projection_store(settings).await?;
-    let _runner = projections::ProjectionRunner::start(
-        Arc::clone(&store),
-        Arc::clone(&projection_store),
-        std::future::pending::<()>(),
-    );
+    let (stop_runner, runner_stopped) = tokio::sync::oneshot::channel::<()>();
+    let runner = projections::ProjectionRunner::start(Arc::clone(&store), Arc::clone(&projection_store), async {
+        runner_stopped.await.unwrap_or(());
+    });
     let read_models = projection_store.into_read_models();
+    let head = store.head().await?.position;
+    let caught_up = read_models.wait_for_position(head, READ_MODELS_WAIT).await?;
+    // A runner that already stopped says why in its error; either way the run waits for the head itself.
+    let _ = stop_runner.send(());
+    if let Err(error) = runner.join().await {
+        tracing::warn!(%error, "the projection runner of this command stopped with an error");
+    }
+    if !caught_up {
+        anyhow::bail!(
+            "the read models did not reach the log's head (position {head}) within {} s",
+            READ_MODELS_WAIT.as_secs()
+        );
+    }
     let ledger = crate::gateway::cli_ledger(settings, Arc::clone(&store), Arc::clone(&read_models)).await;
     let sources: Vec<Arc<dyn ReportSource>> = args
         .files

@@ -209,3 +209,39 @@ pub fn temp_folder() -> (tempfile::TempDir, PathBuf) {
     let path = folder.path().to_path_buf();
     (folder, path)
 }
+
+/// How often [`wait_with_peak_rss`] reads the child's memory high-water mark.
+const PEAK_SAMPLE_INTERVAL_MS: u64 = 2;
+
+/// Waits for `child` to exit and answers its exit status, its peak resident memory in KiB and how many
+/// readings that peak rests on.
+///
+/// The peak is the kernel's high-water mark of the child's resident set (`VmHWM` in `/proc/<pid>/status`, what
+/// GNU time reports as maximum resident size), read every `PEAK_SAMPLE_INTERVAL_MS` until the child exits. It
+/// only ever grows, so the last reading is the peak up to a few milliseconds before the end; the reading stops
+/// there because an exited process has no memory left to report. Only the child's own pid is read, and only
+/// before it is reaped, so it cannot be another process's.
+pub fn wait_with_peak_rss(child: &mut Child) -> (std::process::ExitStatus, u64, usize) {
+    let status_file = format!("/proc/{}/status", child.id());
+    let (mut peak, mut samples) = (0, 0);
+    loop {
+        if let Some(high_water_mark) = std::fs::read_to_string(&status_file)
+            .ok()
+            .as_deref()
+            .and_then(high_water_mark_kib)
+        {
+            peak = peak.max(high_water_mark);
+            samples += 1;
+        }
+        if let Some(exit) = child.try_wait().expect("the child can be waited for") {
+            return (exit, peak, samples);
+        }
+        std::thread::sleep(Duration::from_millis(PEAK_SAMPLE_INTERVAL_MS));
+    }
+}
+
+/// `VmHWM` (peak resident set, KiB) of a `/proc/<pid>/status` text; `None` once the process has exited.
+pub fn high_water_mark_kib(status: &str) -> Option<u64> {
+    let line = status.lines().find_map(|line| line.strip_prefix("VmHWM:"))?;
+    line.trim().strip_suffix("kB")?.trim().parse().ok()
+}
