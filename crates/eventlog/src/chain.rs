@@ -36,7 +36,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::StoreError;
 use crate::event::RecordedEvent;
-use crate::scan::EventView;
+use crate::scan_batch::EventView;
 use crate::stream::StreamName;
 
 /// The `prev_hash` of the first event of a log: 32 zero bytes.

@@ -35,6 +35,7 @@ mod memory;
 mod notify;
 mod postgres;
 mod scan;
+mod scan_batch;
 #[cfg(any(feature = "kurrentdb", feature = "test-support"))]
 mod sparse;
 mod sqlite;
@@ -57,8 +58,9 @@ pub use local_commits::{LOCAL_COMMITS_KEPT, LocalCommit};
 pub use memory::SparseMemoryStore;
 pub use notify::HEAD_POLL_INTERVAL_MS;
 pub use postgres::{PIPELINED_GROUPS_DEFAULT, PostgresOptions, PostgresStore};
-pub use scan::{
-    EventBatch, EventScan, EventView, SCAN_BATCH_BYTES_MAX, SCAN_BATCH_EVENTS_MAX, SCAN_BATCHES_AHEAD, ScanItem, scan,
+pub use scan::{EventScan, scan};
+pub use scan_batch::{
+    EventBatch, EventView, SCAN_BATCH_BYTES_MAX, SCAN_BATCH_EVENTS_MAX, SCAN_BATCHES_AHEAD, ScanItem, ScanReceiver,
 };
 pub use sqlite::SqliteStore;
 pub use store::{EventStore, LogLayout};

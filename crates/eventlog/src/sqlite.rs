@@ -31,7 +31,7 @@ use crate::group_commit::{
 };
 use crate::local_commits::{LocalCommit, LocalCommits};
 use crate::notify;
-use crate::scan::{EventScan, PackedBatch, PackedFields, SCAN_BATCHES_AHEAD, ScanItem};
+use crate::scan_batch::{PackedBatch, PackedFields, SCAN_BATCHES_AHEAD, ScanItem, ScanReceiver};
 use crate::store::EventStore;
 use crate::stream::ExpectedRevision;
 use crate::stream::StreamName;
@@ -174,7 +174,7 @@ impl EventStore for SqliteStore {
     /// `to_position` on a blocking thread, packing rows into batches as it goes, at most
     /// [`SCAN_BATCHES_AHEAD`] ahead of the caller; the connection counts against the read pool while it runs.
     #[tracing::instrument(skip(self), fields(stream = "$all"))]
-    async fn open_scan(&self, from_position: u64, to_position: u64) -> Result<Option<EventScan<'static>>, StoreError> {
+    async fn open_scan(&self, from_position: u64, to_position: u64) -> Result<Option<ScanReceiver>, StoreError> {
         let permit = Arc::clone(&self.readers.permits)
             .acquire_owned()
             .await
@@ -190,7 +190,7 @@ impl EventStore for SqliteStore {
                 let _ = sender.blocking_send(Err(error));
             }
         }));
-        Ok(Some(EventScan::receiving(receiver)))
+        Ok(Some(receiver))
     }
 
     #[tracing::instrument(skip(self), fields(stream = "$all"))]

@@ -13,7 +13,7 @@ use tokio::sync::broadcast;
 use crate::error::StoreError;
 use crate::event::{AppendOutcome, Head, NewEvent, RecordedEvent};
 use crate::local_commits::LocalCommit;
-use crate::scan::EventScan;
+use crate::scan_batch::ScanReceiver;
 use crate::stream::ExpectedRevision;
 use crate::stream::StreamName;
 
@@ -67,7 +67,7 @@ pub trait EventStore: Send + Sync + 'static {
     /// log: `None` when this store has none, and [`crate::scan()`] then pages through [`EventStore::read_all`]
     /// (the default). What it yields obeys `read_all`'s rules (dense positions where promised, a hole or an
     /// unreadable event as [`StoreError::Corrupt`] after every event before it).
-    async fn open_scan(&self, from_position: u64, to_position: u64) -> Result<Option<EventScan<'static>>, StoreError> {
+    async fn open_scan(&self, from_position: u64, to_position: u64) -> Result<Option<ScanReceiver>, StoreError> {
         let _ = (from_position, to_position);
         Ok(None)
     }

@@ -18,7 +18,7 @@ use app::{AnomalyKind, Observer, SettleReport, SettledBy};
 use async_trait::async_trait;
 use domain::{OutcomeSource, RefundStatus, ResultCode, ResultStatus};
 use eventlog::{
-    AppendOutcome, EventScan, EventStore, ExpectedRevision, Head, LocalCommit, LogLayout, NewEvent, RecordedEvent,
+    AppendOutcome, EventStore, ExpectedRevision, Head, LocalCommit, LogLayout, NewEvent, RecordedEvent, ScanReceiver,
     StoreError, StreamName,
 };
 use projections::{OPEN_REFUND_AGE_BOUNDS_SECONDS, OpenRefundAges, OpenRefundStats};
@@ -670,7 +670,7 @@ impl EventStore for ObservedStore {
         self.inner.read_all(from_position, limit).await
     }
 
-    async fn open_scan(&self, from_position: u64, to_position: u64) -> Result<Option<EventScan<'static>>, StoreError> {
+    async fn open_scan(&self, from_position: u64, to_position: u64) -> Result<Option<ScanReceiver>, StoreError> {
         self.inner.open_scan(from_position, to_position).await
     }
 
