@@ -63,8 +63,8 @@ pub use model::{
     PaymentFilter, PaymentStatus, PaymentView, RefundFilter, RefundView,
 };
 pub use postgres::{PostgresReadModels, READ_POOL_CONNECTIONS_MAX, WRITER_LOCK_KEY};
-pub use read_models::{ProjectionStore, ProjectionWriter, ReadModels};
-pub use rebuild::{RebuildStep, rebuild_read_models};
+pub use read_models::{ProjectionStore, ProjectionWriter, ReadModels, RebuildStep};
+pub use rebuild::rebuild_read_models;
 pub use reconciliation::{
     Acknowledgement, FINDINGS_PAGE_MAX, FindingFilter, FindingView, ReconciliationEnvelope, ReconciliationFold,
     ReconciliationView,

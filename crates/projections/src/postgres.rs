@@ -31,8 +31,9 @@ use crate::model::{
     Cursor, CursorKind, DailyTotal, OPEN_REFUND_AGE_BOUNDS_SECONDS, OpenRefundStats, Page, PaymentFilter, PaymentView,
     RefundFilter, RefundView,
 };
+use crate::read_models::RebuildStep;
 use crate::read_models::{ProjectionStore, ProjectionWriter, ReadModels};
-use crate::rebuild::{REBUILT_TABLES, RebuildStep, reader_gone};
+use crate::rebuild::{REBUILT_TABLES, reader_gone};
 use crate::storage::{
     self, DailyRecord, Dialect, OpenRefundRow, PAYMENT_COLUMNS, Param, PaymentRecord, Query, REFUND_COLUMNS,
     RefundRecord, position_i64,

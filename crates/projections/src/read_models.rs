@@ -17,7 +17,15 @@ use crate::anomaly::AnomalyView;
 use crate::error::ProjectionError;
 use crate::fold::Batch;
 use crate::model::{Cursor, DailyTotal, OpenRefundStats, Page, PaymentFilter, PaymentView, RefundFilter, RefundView};
-use crate::rebuild::RebuildStep;
+
+/// What the log reader hands the rebuilding transaction.
+#[derive(Debug)]
+pub enum RebuildStep {
+    /// The next events, after the previous step's last position.
+    Batch(Batch),
+    /// The log has been read to its end: commit.
+    Done,
+}
 
 /// Read access to the projected read models, consistent as of [`ReadModels::checkpoint`].
 ///

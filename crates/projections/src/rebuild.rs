@@ -13,8 +13,7 @@ use eventlog::EventStore;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ProjectionError;
-use crate::fold::Batch;
-use crate::read_models::ProjectionStore;
+use crate::read_models::{ProjectionStore, RebuildStep};
 use crate::runner::{RUNNER_BATCH_EVENTS_MAX, decode_batch};
 
 /// Read-model tables a rebuild empties and refills (the checkpoint and the migrations are kept).
@@ -26,15 +25,6 @@ pub(crate) const REBUILT_TABLES: &[&str] = &[
     "projection_reconciliations",
     "projection_anomalies",
 ];
-
-/// What the log reader hands the rebuilding transaction.
-#[derive(Debug)]
-pub enum RebuildStep {
-    /// The next events, after the previous step's last position.
-    Batch(Batch),
-    /// The log has been read to its end: commit.
-    Done,
-}
 
 /// The error a backend returns when the steps end without [`RebuildStep::Done`].
 pub(crate) fn reader_gone() -> ProjectionError {
