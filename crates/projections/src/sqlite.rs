@@ -31,7 +31,10 @@ use crate::anomaly::{self, ANOMALY_COLUMNS, ANOMALY_TABLE_SQL, AnomalyRecord, An
 use crate::checkpoint::{raise, wait_for_checkpoint};
 use crate::error::ProjectionError;
 use crate::fold::{Batch, BatchFold, BatchKeys};
-use crate::ledger_view::{LEDGER_VIEW_INDEXES_SQL, LedgerView, SqliteLedgerView};
+use crate::ledger_view::{
+    FirstSeen, LEDGER_VIEW_INDEXES_SQL, LEDGER_VIEW_KEYS_PER_STATEMENT, LedgerView, ReportKey, SucceededWindow,
+    limit_i64, unreported_cursor, unreported_sql,
+};
 use crate::model::{
     Cursor, CursorKind, DailyTotal, OPEN_REFUND_AGE_BOUNDS_SECONDS, OpenRefundStats, Page, PaymentFilter, PaymentView,
     RefundFilter, RefundView,
@@ -41,7 +44,7 @@ use crate::read_models::{ProjectionStore, ProjectionWriter, ReadModels};
 use crate::rebuild::{REBUILT_TABLES, reader_gone};
 use crate::storage::{
     self, DailyRecord, Dialect, OpenRefundRow, PAYMENT_COLUMNS, Param, PaymentRecord, Query, REFUND_COLUMNS,
-    RefundRecord, position_i64,
+    RefundRecord, bound_to_ns, position_i64,
 };
 
 /// Read connections a handle keeps open at most.
@@ -1071,6 +1074,172 @@ fn finding_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<FindingRow> {
         row.get(4)?,
         row.get(5)?,
     ))
+}
+
+/// The SQLite view: its own connection, which writes only its temporary table.
+pub(crate) struct SqliteLedgerView {
+    connection: Option<Connection>,
+    position: u64,
+}
+
+impl SqliteLedgerView {
+    pub(crate) async fn open(path: &Path) -> Result<Self, ProjectionError> {
+        let path = path.to_path_buf();
+        crate::sqlite::blocking("open sqlite ledger view", move || {
+            let failed = crate::sqlite::failed("open sqlite ledger view");
+            let connection = crate::sqlite::open_connection(&path, false)?;
+            connection
+                .execute_batch(
+                    "PRAGMA temp_store = FILE;
+                     CREATE TEMP TABLE reconciliation_keys (
+                         row_type TEXT NOT NULL, key_kind INTEGER NOT NULL, key TEXT NOT NULL,
+                         file TEXT NOT NULL, line INTEGER NOT NULL,
+                         PRIMARY KEY (row_type, key_kind, key)
+                     ) WITHOUT ROWID;
+                     BEGIN DEFERRED;",
+                )
+                .map_err(&failed)?;
+            // The first read takes the snapshot every later read of this transaction sees.
+            let position = crate::sqlite::read_checkpoint(&connection)?;
+            Ok(Self {
+                connection: Some(connection),
+                position,
+            })
+        })
+        .await
+    }
+
+    async fn with<T, F>(&mut self, operation: &'static str, work: F) -> Result<T, ProjectionError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, ProjectionError> + Send + 'static,
+    {
+        let connection = self.connection.take().ok_or_else(|| ProjectionError::Backend {
+            operation,
+            source: std::sync::Arc::new(std::io::Error::other("the ledger view's connection was lost")),
+        })?;
+        let (connection, result) = crate::sqlite::blocking(operation, move || {
+            let result = work(&connection);
+            Ok((connection, result))
+        })
+        .await?;
+        self.connection = Some(connection);
+        result
+    }
+}
+
+fn sqlite_refunds(mut rows: rusqlite::Rows<'_>) -> Result<Vec<RefundView>, ProjectionError> {
+    let failed = crate::sqlite::failed("read refund row");
+    let mut refunds = Vec::new();
+    while let Some(row) = rows.next().map_err(&failed)? {
+        refunds.push(crate::sqlite::refund_record(row).map_err(&failed)?.into_view()?);
+    }
+    Ok(refunds)
+}
+
+#[async_trait]
+impl LedgerView for SqliteLedgerView {
+    fn position(&self) -> u64 {
+        self.position
+    }
+
+    async fn refunds(
+        &mut self,
+        refund_request_ids: &[String],
+        refund_ids: &[String],
+    ) -> Result<Vec<RefundView>, ProjectionError> {
+        let mut lists = Vec::new();
+        for chunk in refund_request_ids.chunks(LEDGER_VIEW_KEYS_PER_STATEMENT) {
+            lists.push(("refund_request_id", chunk.to_vec()));
+        }
+        for chunk in refund_ids.chunks(LEDGER_VIEW_KEYS_PER_STATEMENT) {
+            lists.push(("refund_id", chunk.to_vec()));
+        }
+        self.with("query refunds of a report batch", move |connection| {
+            let failed = crate::sqlite::failed("query refunds of a report batch");
+            let mut refunds = Vec::new();
+            for (column, ids) in lists {
+                let marks = vec!["?"; ids.len()].join(", ");
+                let sql = format!("SELECT {REFUND_COLUMNS} FROM projection_refunds WHERE {column} IN ({marks})");
+                let mut statement = connection.prepare(&sql).map_err(&failed)?;
+                let rows = statement
+                    .query(rusqlite::params_from_iter(ids.iter()))
+                    .map_err(&failed)?;
+                refunds.extend(sqlite_refunds(rows)?);
+            }
+            Ok(refunds)
+        })
+        .await
+    }
+
+    async fn record_keys(&mut self, keys: &[ReportKey]) -> Result<Vec<Option<FirstSeen>>, ProjectionError> {
+        let keys = keys.to_vec();
+        self.with("record report keys", move |connection| {
+            let failed = crate::sqlite::failed("record report keys");
+            let mut insert = connection
+                .prepare_cached(
+                    "INSERT INTO temp.reconciliation_keys (row_type, key_kind, key, file, line)
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                )
+                .map_err(&failed)?;
+            let mut earlier = connection
+                .prepare_cached(
+                    "SELECT file, line FROM temp.reconciliation_keys WHERE row_type = ?1 AND key_kind = ?2 AND key = ?3",
+                )
+                .map_err(&failed)?;
+            let mut answers = Vec::with_capacity(keys.len());
+            for key in &keys {
+                let line = i64::try_from(key.line).unwrap_or(i64::MAX);
+                let kind = key.kind.code();
+                let inserted = insert
+                    .execute(rusqlite::params![key.row_type, kind, key.key, key.file, line])
+                    .map_err(&failed)?;
+                if inserted == 1 {
+                    answers.push(None);
+                    continue;
+                }
+                let (file, line): (String, i64) = earlier
+                    .query_row(rusqlite::params![key.row_type, kind, key.key], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })
+                    .map_err(&failed)?;
+                answers.push(Some(FirstSeen {
+                    file,
+                    line: u64::try_from(line).unwrap_or_default(),
+                }));
+            }
+            Ok(answers)
+        })
+        .await
+    }
+
+    async fn unreported_refunds(
+        &mut self,
+        row_type: &str,
+        window: SucceededWindow,
+        after: Option<&RefundView>,
+        first: usize,
+    ) -> Result<Vec<RefundView>, ProjectionError> {
+        let (after_ns, after_id) = unreported_cursor(window, after);
+        let row_type = row_type.to_owned();
+        self.with("query refunds missing from the report", move |connection| {
+            let failed = crate::sqlite::failed("query refunds missing from the report");
+            let sql = unreported_sql("temp.reconciliation_keys", ["?1", "?2", "?3", "?4", "?5", "?6"]);
+            let mut statement = connection.prepare_cached(&sql).map_err(&failed)?;
+            let rows = statement
+                .query(rusqlite::params![
+                    row_type,
+                    bound_to_ns(window.start),
+                    bound_to_ns(window.end),
+                    after_ns,
+                    after_id,
+                    limit_i64(first)
+                ])
+                .map_err(&failed)?;
+            sqlite_refunds(rows)
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
