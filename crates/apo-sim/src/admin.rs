@@ -16,7 +16,8 @@ use crate::config::FaultConfig;
 use crate::error::SimError;
 use crate::fault::parse_fault_list;
 use crate::ledger::{Chargeback, PaymentSeed, PaymentUpdate, RefundState};
-use crate::report::{Discrepancies, ReportGeneration, ReportKind};
+use crate::report::{Discrepancies, ReportKind};
+use crate::report_settings::ReportGeneration;
 use crate::simulator::Simulator;
 use crate::wire::{AmountJson, antom_time};
 

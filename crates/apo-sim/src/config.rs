@@ -12,7 +12,7 @@ use domain::PaymentMethodType;
 use serde::{Deserialize, Serialize};
 
 use crate::error::SimError;
-use crate::report::ReportSettings;
+use crate::report_settings::ReportSettings;
 
 /// Antom's notifyRefund retry schedule in milliseconds: 0 s, 2 min, 10 min,
 /// 10 min, 1 h, 2 h, 6 h, 15 h (docs/antom-protocol.md). Each wait is divided by

@@ -29,6 +29,7 @@ mod http;
 mod ledger;
 mod notify;
 mod report;
+mod report_settings;
 mod server;
 mod simulator;
 pub mod wire;
@@ -48,9 +49,7 @@ pub use ledger::{
     Chargeback, Disposition, Ledger, PaymentSeed, PaymentTotals, PaymentUpdate, RefundCommand, RefundDecision,
     RefundRecord, RefundState,
 };
-pub use report::{
-    DISCREPANCIES_MAX, Discrepancies, FEE_BPS_MAX, QUOTES_MAX, QuoteSpec, ReportFile, ReportGeneration, ReportKind,
-    ReportSettings,
-};
+pub use report::{DISCREPANCIES_MAX, Discrepancies, ReportFile, ReportKind};
+pub use report_settings::{FEE_BPS_MAX, QUOTES_MAX, QuoteSpec, ReportGeneration, ReportSettings};
 pub use server::SimServer;
 pub use simulator::{NotificationAttempt, NotifyOutcome, REFUND_IN_PROCESS, Simulator};

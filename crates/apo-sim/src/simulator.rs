@@ -25,7 +25,8 @@ use crate::ledger::{
     RefundState,
 };
 use crate::notify::{self, NotificationJob};
-use crate::report::{self, Discrepancies, ReportFile, ReportGeneration, ReportKind, Snapshot};
+use crate::report::{self, Discrepancies, ReportFile, ReportKind, Snapshot};
+use crate::report_settings::ReportGeneration;
 use crate::wire::{AmountJson, InquiryResponseJson, RefundResponseJson, ResultJson, antom_time};
 
 /// Antom's U code for a refund still being processed.
