@@ -155,14 +155,7 @@ fn event_id_of(event: &PaymentEvent) -> Uuid {
 }
 
 fn new_event(event: &PaymentEvent, actor: &str) -> NewEvent {
-    let stored = event.to_stored();
-    NewEvent {
-        event_id: event_id_of(event),
-        event_type: stored.event_type.to_owned(),
-        schema_version: stored.schema_version,
-        payload: stored.data,
-        actor: actor.to_owned(),
-    }
+    crate::new_event::new_event(event.to_stored(), event_id_of(event), actor)
 }
 
 #[cfg(test)]

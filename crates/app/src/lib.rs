@@ -36,6 +36,7 @@ mod health;
 mod input;
 mod ledger;
 mod lookup;
+mod new_event;
 mod notify;
 mod observe;
 mod payments;

@@ -206,14 +206,7 @@ fn decode(recorded: &eventlog::RecordedEvent) -> Result<ReconciliationEvent, Rec
 
 /// The event to append for `event`, caused by `actor`, with a fresh id.
 fn new_event(event: &ReconciliationEvent, actor: &str) -> NewEvent {
-    let stored = event.to_stored();
-    NewEvent {
-        event_id: Uuid::new_v4(),
-        event_type: stored.event_type.to_owned(),
-        schema_version: stored.schema_version,
-        payload: stored.data,
-        actor: actor.to_owned(),
-    }
+    crate::new_event::new_event(event.to_stored(), Uuid::new_v4(), actor)
 }
 
 /// A report file to reconcile: a name (as Antom names it) and its bytes, readable more than once (once to hash,
