@@ -70,8 +70,8 @@ pub use reconciliation::{
     ReconciliationView,
 };
 pub use runner::{
-    ProjectionRunner, RUNNER_BATCH_EVENTS_MAX, RUNNER_RETRY_BACKOFF_MS, RunnerHandle, RunnerRole,
-    STANDBY_POLL_INTERVAL_MS, WRITER_RETRY_INTERVAL_MS, projection_lag,
+    ProjectionRunner, RUNNER_BATCH_BYTES_MAX, RUNNER_BATCH_EVENTS_MAX, RUNNER_RETRY_BACKOFF_MS, RunnerHandle,
+    RunnerRole, STANDBY_POLL_INTERVAL_MS, WRITER_RETRY_INTERVAL_MS, projection_lag,
 };
 pub use sqlite::{SqliteReadModels, read_model_path};
 pub use stream::{FoldedStream, StreamFoldError, fold_payment_stream};

@@ -31,6 +31,12 @@ use crate::reconciliation::ReconciliationEnvelope;
 /// Most events the runner applies in one transaction.
 pub const RUNNER_BATCH_EVENTS_MAX: usize = 500;
 
+/// Payload bytes after which the runner closes a batch (a batch holds at least one event, so it may exceed this
+/// by one event's payload, at most the log's payload limit). Payment events are a few hundred bytes, so their
+/// batches end at [`RUNNER_BATCH_EVENTS_MAX`]; a reconciliation's findings chunks are up to ~400 KiB each, and 500
+/// of them would hold some 200 MB in one batch, decoded besides.
+pub const RUNNER_BATCH_BYTES_MAX: usize = 8 * 1024 * 1024;
+
 /// Pause before the runner retries after a transient failure, in milliseconds.
 pub const RUNNER_RETRY_BACKOFF_MS: u64 = 1_000;
 
@@ -229,13 +235,9 @@ async fn run_as_writer(
             _ = stop.wait_for(|stopped| *stopped) => return Ok(()),
             next = subscription.next() => next,
         };
-        let mut recorded = vec![next_event(first)?];
-        while recorded.len() < RUNNER_BATCH_EVENTS_MAX {
-            match subscription.next().now_or_never() {
-                Some(next) => recorded.push(next_event(next)?),
-                None => break,
-            }
-        }
+        let recorded = fill_batch(next_event(first)?, || {
+            subscription.next().now_or_never().map(next_event).transpose()
+        })?;
         let (batch, stop_error) = decode_batch(checkpoint, &recorded, store.layout());
         if batch.last_position > checkpoint {
             checkpoint = writer.apply(batch).await?;
@@ -246,6 +248,22 @@ async fn run_as_writer(
             return Err(error);
         }
     }
+}
+
+/// A batch of events: `first`, then those `ready` hands over without waiting (`Ok(None)` when none is), until
+/// [`RUNNER_BATCH_EVENTS_MAX`] events or [`RUNNER_BATCH_BYTES_MAX`] payload bytes.
+fn fill_batch(
+    first: RecordedEvent,
+    mut ready: impl FnMut() -> Result<Option<RecordedEvent>, ProjectionError>,
+) -> Result<Vec<RecordedEvent>, ProjectionError> {
+    let mut bytes = first.payload.len();
+    let mut recorded = vec![first];
+    while recorded.len() < RUNNER_BATCH_EVENTS_MAX && bytes < RUNNER_BATCH_BYTES_MAX {
+        let Some(event) = ready()? else { break };
+        bytes += event.payload.len();
+        recorded.push(event);
+    }
+    Ok(recorded)
 }
 
 fn next_event(next: Option<Result<RecordedEvent, StoreError>>) -> Result<RecordedEvent, ProjectionError> {
@@ -331,6 +349,11 @@ mod tests {
 
     /// Events of a stream the folds pass over, at `positions`.
     fn foreign(positions: &[u64]) -> Vec<RecordedEvent> {
+        sized(positions, 2)
+    }
+
+    /// Events of a stream the folds pass over, at `positions`, each with a payload of `bytes`.
+    fn sized(positions: &[u64], bytes: usize) -> Vec<RecordedEvent> {
         positions
             .iter()
             .map(|position| RecordedEvent {
@@ -340,13 +363,44 @@ mod tests {
                 event_id: Uuid::from_u128(u128::from(*position)),
                 event_type: "NoteTaken".to_owned(),
                 schema_version: 1,
-                payload: b"{}".to_vec(),
+                payload: vec![b' '; bytes],
                 actor: "test".to_owned(),
                 recorded_at: OffsetDateTime::UNIX_EPOCH,
                 prev_hash: [0; 32],
                 hash: [0; 32],
             })
             .collect()
+    }
+
+    /// The batches `fill_batch` makes of `events`, all of them ready at once: their sizes.
+    fn batch_sizes(events: Vec<RecordedEvent>) -> Vec<usize> {
+        let mut events = events.into_iter();
+        let mut sizes = Vec::new();
+        while let Some(first) = events.next() {
+            let batch = fill_batch(first, || Ok(events.next())).unwrap();
+            sizes.push(batch.len());
+        }
+        sizes
+    }
+
+    #[test]
+    fn a_batch_ends_at_its_event_count_or_its_payload_bytes() {
+        // Small events: the count bounds the batch.
+        let positions: Vec<u64> = (1..=1_200).collect();
+        assert_eq!(batch_sizes(foreign(&positions)), [500, 500, 200]);
+        // Findings chunks of ~300 KiB: the bytes do, 28 events (8 MiB reached with the 28th), not 500.
+        let chunk = 300 * 1024;
+        let per_batch = RUNNER_BATCH_BYTES_MAX.div_ceil(chunk);
+        assert_eq!(per_batch, 28);
+        let positions: Vec<u64> = (1..=60).collect();
+        assert_eq!(batch_sizes(sized(&positions, chunk)), [28, 28, 4]);
+        // One event over the bound is a batch of its own.
+        let positions: Vec<u64> = (1..=3).collect();
+        assert_eq!(batch_sizes(sized(&positions, RUNNER_BATCH_BYTES_MAX + 1)), [1, 1, 1]);
+        // An error of the subscription ends the filling with that error.
+        let first = foreign(&[1]).remove(0);
+        let error = fill_batch(first, || Err(ProjectionError::from(StoreError::Closed))).unwrap_err();
+        assert!(error.is_transient(), "{error:?}");
     }
 
     #[test]
