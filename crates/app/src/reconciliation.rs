@@ -550,6 +550,32 @@ fn recorded_finding(seq: u64, finding: &Finding) -> RecordedFinding {
     }
 }
 
+/// The SETTLEMENT_NOT_BOOKED finding that follows `finding`, numbered `seq`, when it carries a settlement the
+/// journal cannot book ([`domain::settlement_legs`], what the journal export books with): on the same report line
+/// and refund, with the row's settlement amount and the reason, so finance sees the row the journal leaves out.
+pub(crate) fn not_booked(seq: u64, finding: &RecordedFinding) -> Option<RecordedFinding> {
+    let settlement = finding.settlement.as_ref()?;
+    let reason = domain::settlement_legs(finding).err()?;
+    Some(RecordedFinding {
+        seq,
+        kind: FindingKind::SettlementNotBooked.as_str().to_owned(),
+        file: finding.file.clone(),
+        line: finding.line,
+        refund_request_id: finding.refund_request_id.clone(),
+        refund_id: finding.refund_id.clone(),
+        report_amount: Some(settlement.amount.clone()),
+        ledger_position: finding.ledger_position,
+        ledger_status: finding.ledger_status,
+        ledger_amount: finding.ledger_amount,
+        report_status: None,
+        settlement: None,
+        message: format!(
+            "the journal cannot book this row's settlement ({reason}): its settlement lines are left out of the \
+             journal export; book it by hand or ask Antom for a corrected report"
+        ),
+    })
+}
+
 fn reported(amount: reconcile::SignedAmount) -> ReportedAmount {
     ReportedAmount {
         currency: amount.currency().code().to_owned(),
@@ -574,6 +600,7 @@ fn recorded_settlement(settlement: &reconcile::RowSettlement) -> RecordedSettlem
             quote: quote.quote.code().to_owned(),
             price: quote.price.to_string(),
         }),
+        date: settlement.date.map(|date| date.to_string()),
     }
 }
 

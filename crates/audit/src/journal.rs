@@ -9,20 +9,20 @@
 //! A reconciled settlement batch (a `ReconciliationRecorded` of kind `SETTLEMENT_BATCH`) adds the settlement
 //! side: for each settled REFUND row of the batch, lines that clear the clearing account against the
 //! settlement account, each fee column as its own line, and, when the settlement currency differs, the
-//! conversion and its difference ([`settlement_lines`]). They are dated when the run was recorded and carry the
+//! conversion and its difference ([`settlement_lines`]). They are dated on the row's settlement date as the report
+//! prints it (G3 `settlementInitiatedDate`, the date of G1/G2 `settlementTime`), or, for a row without one, on the
+//! day the run was recorded; `recordedAt` is the run's time (the export's range selects by it), and they carry the
 //! run event's position and hash, the run id, the report file and its line.
 
 use std::collections::HashMap;
 
-use std::str::FromStr;
-
 use domain::{
-    Currency, Money, PaymentEvent, PaymentId, RECONCILIATION_STREAM_PREFIX, ReconciliationEvent, RecordedFinding,
-    RefundId, RefundRequestId, RefundRequested, RefundSucceeded, ReportedAmount,
+    Currency, LegAccount, Money, PaymentEvent, PaymentId, RECONCILIATION_STREAM_PREFIX, ReconciliationEvent,
+    RecordedFinding, RefundId, RefundRequestId, RefundRequested, RefundSucceeded, UnbookableSettlement,
+    settlement_date, settlement_legs,
 };
 use eventlog::RecordedEvent;
 use projections::PAYMENT_STREAM_PREFIX;
-use rust_decimal::{Decimal, RoundingStrategy};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -180,115 +180,32 @@ pub struct SettlementLine {
 }
 
 /// The settlement lines of one finding of a settlement batch, or none when it carries no settlement side (not a
-/// settled REFUND row's first finding). Every currency's lines add up to zero:
+/// settled REFUND row's first finding): [`domain::settlement_legs`] with the accounts named (`clearing` the
+/// refunds' clearing account, each fee `{fees}:{column}`). Every currency's lines add up to zero.
 ///
-/// - the transaction amount `t` (negative for a refund) in its currency `T`, the settlement amount `s` and the
-///   fees `f` in the settlement currency `S` (a fee in `T` is converted like the gross);
-/// - `T = S`: the clearing account is debited `-t`; otherwise it is debited `-t` in `T` against the FX
-///   conversion account, which is debited in `S` with the gross `g`: `convertedTransactionAmountValue` where the
-///   report has it (G3), else `t` converted by the row's quote price (multiplied when `T` is the pair's left
-///   side, divided when it is the right), rounded half-even to `S`'s minor unit as the report rounds amounts;
-/// - each non-zero fee: its own account (`{fees}:{column}`) debited `-f`;
-/// - the difference `g + Σf - s`, when not zero, debited to the FX difference account (`T ≠ S`) or the
-///   settlement difference account (`T = S`, a row that breaks the formula);
-/// - the settlement account credited `-s` (debited `s`).
-///
-/// An error (the row's lines are then left out; the run reported the row NOT_UNDERSTOOD already) when a
-/// currency is unknown, a quote is missing or does not relate the currencies, or a fee is in a third currency.
+/// An error (the row's lines are then left out; the run recorded a `SETTLEMENT_NOT_BOOKED` finding for it, with
+/// the same reason) when a currency is unknown, a quote is missing or does not relate the currencies, or a fee
+/// is in a third currency.
 pub fn settlement_lines(
     finding: &RecordedFinding,
     accounts: &SettlementAccounts,
     clearing: &str,
-) -> Result<Vec<SettlementLine>, String> {
-    let Some(settlement) = &finding.settlement else {
-        return Ok(Vec::new());
-    };
-    let (target, net) = minor(&settlement.amount)?;
-    let transaction = finding.report_amount.as_ref().map(minor).transpose()?;
-    let quote = settlement.quote.as_ref();
-    let convert = |currency: Currency, units: i128| -> Result<i128, String> {
-        if currency == target {
-            return Ok(units);
-        }
-        let quote = quote.ok_or_else(|| format!("an amount in {currency}, settlement in {target}, no quote"))?;
-        let price = Decimal::from_str(&quote.price).map_err(|_| format!("quote price {:?}", quote.price))?;
-        let value =
-            Decimal::try_from_i128_with_scale(units, currency.exponent()).map_err(|_| format!("{units} too large"))?;
-        let exact = if quote.base == currency.code() && quote.quote == target.code() {
-            value.checked_mul(price)
-        } else if quote.base == target.code() && quote.quote == currency.code() && !price.is_zero() {
-            value.checked_div(price)
-        } else {
-            return Err(format!(
-                "quote {}/{} does not relate {currency} and {target}",
-                quote.base, quote.quote
-            ));
-        };
-        let rounded = exact
-            .ok_or_else(|| format!("{units} too large to convert"))?
-            .round_dp_with_strategy(target.exponent(), RoundingStrategy::MidpointNearestEven);
-        let scaled = rounded
-            .checked_mul(Decimal::from(10_i64.pow(target.exponent())))
-            .ok_or_else(|| format!("{units} too large to convert"))?;
-        rust_decimal::prelude::ToPrimitive::to_i128(&scaled.trunc()).ok_or_else(|| format!("{units} too large"))
-    };
-    let mut fees = Vec::new();
-    for fee in &settlement.fees {
-        let (currency, units) = minor(&fee.amount)?;
-        let transaction_currency = transaction.map(|(currency, _)| currency);
-        if currency != target && Some(currency) != transaction_currency {
-            return Err(format!("{} in {currency}, settlement in {target}", fee.kind));
-        }
-        fees.push((format!("{}:{}", accounts.fees, fee.kind), convert(currency, units)?));
-    }
-    let fee_total: i128 = fees.iter().map(|(_, units)| units).sum();
-    let mut lines = Vec::new();
-    let line = |currency: Currency, account: &str, amount: i128| SettlementLine {
-        currency,
-        account: account.to_owned(),
-        amount,
-    };
-    let (gross, difference_account) = match transaction {
-        Some((currency, units)) if currency == target => {
-            lines.push(line(target, clearing, -units));
-            (units, &accounts.settlement_difference)
-        }
-        Some((currency, units)) => {
-            lines.push(line(currency, clearing, -units));
-            lines.push(line(currency, &accounts.fx_conversion, units));
-            let gross = match &settlement.converted {
-                Some(converted) => match minor(converted)? {
-                    (currency, converted) if currency == target => converted,
-                    (currency, _) => return Err(format!("converted amount in {currency}, settlement in {target}")),
-                },
-                None => convert(currency, units)?,
-            };
-            lines.push(line(target, &accounts.fx_conversion, -gross));
-            (gross, &accounts.fx_difference)
-        }
-        // No transaction amount: the gross is what the settlement and the fees leave.
-        None => {
-            let gross = net - fee_total;
-            lines.push(line(target, clearing, -gross));
-            (gross, &accounts.settlement_difference)
-        }
-    };
-    for (account, units) in &fees {
-        lines.push(line(target, account, -units));
-    }
-    lines.push(line(target, difference_account, gross + fee_total - net));
-    lines.push(line(target, &accounts.settlement, net));
-    lines.retain(|line| line.amount != 0);
-    Ok(lines)
-}
-
-fn minor(amount: &ReportedAmount) -> Result<(Currency, i128), String> {
-    let currency = Currency::parse("currency", &amount.currency).map_err(|error| error.to_string())?;
-    let units = amount
-        .value
-        .parse::<i128>()
-        .map_err(|_| format!("amount {:?} is not minor units", amount.value))?;
-    Ok((currency, units))
+) -> Result<Vec<SettlementLine>, UnbookableSettlement> {
+    Ok(settlement_legs(finding)?
+        .into_iter()
+        .map(|leg| SettlementLine {
+            currency: leg.currency,
+            account: match leg.account {
+                LegAccount::Clearing => clearing.to_owned(),
+                LegAccount::FxConversion => accounts.fx_conversion.clone(),
+                LegAccount::Fee(kind) => format!("{}:{kind}", accounts.fees),
+                LegAccount::FxDifference => accounts.fx_difference.clone(),
+                LegAccount::SettlementDifference => accounts.settlement_difference.clone(),
+                LegAccount::Settlement => accounts.settlement.clone(),
+            },
+            amount: leg.amount,
+        })
+        .collect())
 }
 
 impl SettlementRun {
@@ -304,7 +221,12 @@ impl SettlementRun {
         let lines = match settlement_lines(finding, &accounts.settlement, &accounts.clearing) {
             Ok(lines) => lines,
             Err(reason) => {
-                tracing::warn!(run_id = %self.run_id, seq = finding.seq, reason, "settled row left out of the journal");
+                tracing::warn!(
+                    run_id = %self.run_id,
+                    seq = finding.seq,
+                    %reason,
+                    "settled row left out of the journal (the run recorded it SETTLEMENT_NOT_BOOKED)"
+                );
                 return;
             }
         };
@@ -312,7 +234,15 @@ impl SettlementRun {
             .recorded_at
             .format(&Rfc3339)
             .unwrap_or_else(|_| self.recorded_at.to_string());
-        let date = recorded_at.get(..10).unwrap_or(&recorded_at);
+        // The batch's settlement date as the report printed it; a row without one (the run warned about it, and
+        // findings recorded before the date was) books on the day the run was recorded.
+        let settled_on = settlement_date(finding).map(|date| date.to_string());
+        if settled_on.is_none() && !lines.is_empty() {
+            tracing::debug!(run_id = %self.run_id, seq = finding.seq, "settled row without a settlement date: dated at the run");
+        }
+        let date = settled_on
+            .as_deref()
+            .unwrap_or_else(|| recorded_at.get(..10).unwrap_or(&recorded_at));
         let hash = hex::encode(self.hash);
         for line in lines.iter().filter(|line| wanted(line.currency)) {
             let exponent = line.currency.exponent();

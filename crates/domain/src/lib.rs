@@ -5,6 +5,7 @@
 //! current time is passed in), opens no file or socket and knows nothing of
 //! GraphQL, SQL or Antom's HTTP.
 
+mod booking;
 mod command;
 mod decide;
 mod error;
@@ -18,6 +19,9 @@ mod result_code;
 mod state;
 mod status;
 
+pub use booking::{
+    LegAccount, SettlementLeg, UnbookableSettlement, settlement_date, settlement_date_of, settlement_legs,
+};
 pub use command::{PaymentCommand, Rejection};
 pub use decide::{
     ANOMALY_ALREADY_ACKNOWLEDGED, ANOMALY_NOT_FOUND, PAYMENT_TIME_SKEW_MAX, REFUND_REASON_LEN_MAX, anomaly_note, decide,

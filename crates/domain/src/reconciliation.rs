@@ -152,6 +152,12 @@ pub struct RecordedSettlement {
     /// The FX quote of the row, when the currencies differ.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quote: Option<RecordedQuote>,
+    /// The row's settlement date (`2026-03-06`): G3's `settlementInitiatedDate`, or the date G1/G2's
+    /// `settlementTime` prints, in the report's own offset; the journal books the row's lines on it. None when the
+    /// row has no date the parser can read (and in findings recorded before it was added): the journal then books
+    /// on the day the run was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
 }
 
 /// One fee cell of a row.

@@ -72,11 +72,15 @@ pub enum FindingKind {
     SettlementMismatch,
     /// A row the matcher could not interpret (no ids, an unknown status, an unconvertible currency).
     NotUnderstood,
+    /// A settled REFUND row whose settlement the journal cannot book (a fee in a third currency, no quote or one
+    /// that does not relate the currencies, a converted amount in another currency): its settlement lines are
+    /// left out of the journal. Made by the run from the recorded finding (`domain::settlement_legs`).
+    SettlementNotBooked,
 }
 
 impl FindingKind {
     /// Every kind, in code order.
-    pub const ALL: [FindingKind; 12] = [
+    pub const ALL: [FindingKind; 13] = [
         Self::Matched,
         Self::Differs,
         Self::UnknownToLedger,
@@ -89,6 +93,7 @@ impl FindingKind {
         Self::SummaryMismatch,
         Self::SettlementMismatch,
         Self::NotUnderstood,
+        Self::SettlementNotBooked,
     ];
 
     /// The stable code.
@@ -106,6 +111,7 @@ impl FindingKind {
             Self::SummaryMismatch => "SUMMARY_MISMATCH",
             Self::SettlementMismatch => "SETTLEMENT_MISMATCH",
             Self::NotUnderstood => "NOT_UNDERSTOOD",
+            Self::SettlementNotBooked => "SETTLEMENT_NOT_BOOKED",
         }
     }
 
@@ -182,6 +188,9 @@ pub struct RowSettlement {
     pub fees: Vec<Fee>,
     /// The FX quote, when the row has one.
     pub quote: Option<Quote>,
+    /// The row's settlement date as the report prints it (see [`Row::settlement_date`]), `None` when it has none
+    /// the parser can read (the reader warns).
+    pub date: Option<time::Date>,
 }
 
 impl RowSettlement {
@@ -196,6 +205,7 @@ impl RowSettlement {
             converted: row.converted_amount(),
             fees: row.fees().to_vec(),
             quote: row.quote(),
+            date: row.settlement_date(),
         })
     }
 }

@@ -307,7 +307,31 @@ impl<R: BufRead> ReportReader<R> {
         row.quote = self.quote(&row)?;
         row.count = self.count(&row)?;
         self.check_signs(&row);
+        self.check_settlement_date(&row);
         Ok(row)
+    }
+
+    /// Warns about a settled REFUND row of a settlement details file whose settlement date cannot be read: the
+    /// journal books its settlement lines on the day the run was recorded instead.
+    fn check_settlement_date(&mut self, row: &Row) {
+        if self.schema.kind() != ReportKind::SettlementDetails
+            || row.row_type != RowType::Refund
+            || row.settlement_amount.is_none()
+            || row.settlement_date().is_some()
+        {
+            return;
+        }
+        let column = self.schema.field(Field::SettlementTime).map_or_else(
+            || "settlementInitiatedDate".to_owned(),
+            |index| self.schema.column_name(index),
+        );
+        self.warnings
+            .add_with(WarningKind::SettlementDateUnreadable, &column, row.line(), || {
+                format!(
+                    "settled REFUND rows without a {column} date we can read: the journal books their settlement \
+                     lines on the day the run was recorded"
+                )
+            });
     }
 
     fn status(&mut self, row: &Row) -> Option<ReportStatus> {

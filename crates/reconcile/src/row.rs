@@ -282,6 +282,13 @@ impl Row {
         &self.fees
     }
 
+    /// The row's settlement date: G3's `settlementInitiatedDate` or the date part of G1/G2's `settlementTime`, as
+    /// printed, in the report's own offset ([`domain::settlement_date_of`]); `None` when the cell is empty or not
+    /// a date.
+    pub fn settlement_date(&self) -> Option<time::Date> {
+        self.get(Field::SettlementTime).and_then(domain::settlement_date_of)
+    }
+
     /// `count` of a summary row.
     pub fn count(&self) -> Option<u64> {
         self.count

@@ -40,6 +40,9 @@ pub enum WarningKind {
     NoTotalRow,
     /// Rows of one settlement file in more than one settlement currency.
     SeveralSettlementCurrencies,
+    /// A settled REFUND row of a settlement details file without a settlement date the parser can read: the
+    /// journal books its lines on the day the run was recorded.
+    SettlementDateUnreadable,
 }
 
 /// One warning: what, about which subject, how often, and where first.

@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 
 use super::{
     HASH_BUFFER_BYTES, Hashed, NO_ANOMALY_WITHOUT_GATEWAY, NOT_SETTLED_WITHOUT_GATEWAY, Plan, ReconciliationError,
-    ReportSource, RunKind, new_event, record_anomalies, recorded_finding, say_left_undone, settle_pending,
+    ReportSource, RunKind, new_event, not_booked, record_anomalies, recorded_finding, say_left_undone, settle_pending,
 };
 use crate::ledger::Ledger;
 
@@ -339,7 +339,8 @@ fn ledger_refund(refund: &RefundView) -> LedgerRefund {
     }
 }
 
-/// Numbers the findings, settles and records anomalies as they come, and appends them in chunks.
+/// Numbers the findings, settles and records anomalies as they come, follows a settled row the journal cannot
+/// book with its SETTLEMENT_NOT_BOOKED finding, and appends them in chunks.
 pub(super) struct Recorder<'a> {
     store: Arc<dyn EventStore>,
     stream: StreamName,
@@ -418,6 +419,17 @@ impl<'a> Recorder<'a> {
         } else if recorded.message.ends_with(NO_ANOMALY_WITHOUT_GATEWAY) {
             self.undone.1 += 1;
         }
+        let not_booked = not_booked(self.seq + 1, &recorded);
+        self.record(recorded).await?;
+        if let Some(not_booked) = not_booked {
+            self.seq += 1;
+            self.record(not_booked).await?;
+        }
+        Ok(())
+    }
+
+    /// Counts a numbered finding and adds it to the chunk, appending the chunk once full.
+    async fn record(&mut self, recorded: RecordedFinding) -> Result<(), ReconciliationError> {
         *self.counts.entry(recorded.kind.clone()).or_default() += 1;
         self.chunk.push(recorded);
         if self.chunk.len() == FINDINGS_PER_CHUNK_MAX {

@@ -256,3 +256,124 @@ async fn findings_of_a_cut_run_are_swept_after_a_day(backend: Backend) {
     );
     harness.finish().await;
 }
+
+/// A G3 settlement batch of four REFUND rows the ledger does not know: one the journal can book (settled
+/// 2026-03-06), one whose converted amount is in a third currency (the settlement formula holds by the quote, so
+/// nothing else flags it), one with a fee in a third currency, and one without a settlement date.
+const UNBOOKABLE_ITEMS: &str = "settlementBatchId,customerId,PSP,ARN,transactionId,transactionRequestId,\
+originalTransactionRequestId,referenceTransactionId,paymentMethodType,wallet,transactionType,transactionCreationTime,\
+settlementInitiatedDate,transactionAmountValue,transactionCurrency,convertedTransactionAmountValue,convertedCurrency,\
+settlementAmountValue,settlementCurrency,quoteCurrencyPair,quotePrice,paymentMethodFeeAmountValue,\
+paymentMethodFeeCurrency,taxFeeAmountValue,taxFeeCurrency
+2026030611000000001,2188120000000001,Antom,,PAY-A,NB-SAME,,,CARD,,REFUND,2026-03-04T16:40:11+08:00,2026-03-06,-10.00,USD,,,-10.20,USD,,,-0.20,USD,,
+2026030611000000001,2188120000000001,Antom,,PAY-B,NB-CONVERTED,,,PAYPAY,PayPay,REFUND,2026-03-04T18:02:45+08:00,2026-03-06,-1200,JPY,-7.30,EUR,-7.92,USD,JPY/USD,0.0066,,,,
+2026030611000000001,2188120000000001,Antom,,PAY-C,NB-FEE,,,CARD,,REFUND,2026-03-04T18:10:00+08:00,2026-03-06,-10.29,USD,,,-10.29,USD,,,-1,JPY,,
+2026030611000000001,2188120000000001,Antom,,PAY-D,NB-NODATE,,,CARD,,REFUND,2026-03-04T19:00:00+08:00,,-5.00,USD,,,-5.00,USD,,,,,,
+<END>
+";
+
+/// The summary of [`UNBOOKABLE_ITEMS`]: four REFUND rows, -33.41 USD.
+const UNBOOKABLE_SUMMARY: &str = "settlementBatchId,customerId,PSP,summaryType,settlementInitiatedDate,count,\
+settlementAmountValue,settlementCurrency
+2026030611000000001,2188120000000001,Antom,REFUND,2026-03-06,4,-33.41,USD
+2026030611000000001,2188120000000001,Antom,TOTAL,2026-03-06,4,-33.41,USD
+<END>
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settled_row_the_journal_cannot_book_is_a_finding_on_sqlite() {
+    a_settled_row_the_journal_cannot_book_is_a_finding(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settled_row_the_journal_cannot_book_is_a_finding_on_postgres() {
+    a_settled_row_the_journal_cannot_book_is_a_finding(Backend::Postgres).await;
+}
+
+async fn a_settled_row_the_journal_cannot_book_is_a_finding(backend: Backend) {
+    let harness = Harness::start(backend).await;
+    let source = |name: &str, text: &str| -> Arc<dyn ReportSource> {
+        Arc::new(BytesSource::new(name.to_owned(), Arc::from(text.as_bytes())))
+    };
+    let outcome = reconcile_reports(
+        Arc::clone(&harness.store),
+        harness.read_models.as_ref(),
+        None,
+        vec![
+            source("settlementItems_USD_2026030611000000001_000.csv", UNBOOKABLE_ITEMS),
+            source("settlementSummary_USD_2026030611000000001_000.csv", UNBOOKABLE_SUMMARY),
+        ],
+        "auditor",
+        OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap();
+    let run = &outcome.recorded;
+    let counts: Vec<(&str, u64)> = run.counts.iter().map(|(kind, count)| (kind.as_str(), *count)).collect();
+    assert_eq!(
+        counts,
+        [
+            ("NOT_UNDERSTOOD", 1),
+            ("SETTLEMENT_NOT_BOOKED", 2),
+            ("UNKNOWN_TO_LEDGER", 4)
+        ],
+        "{run:#?}"
+    );
+    assert_eq!(run.findings_count, 7);
+    assert_eq!(outcome.discrepancies(), 7);
+    let mut findings: Vec<RecordedFinding> = Vec::new();
+    for_each_finding(harness.store.as_ref(), run, |finding| findings.push(finding.clone()))
+        .await
+        .unwrap();
+    let of = |id: &str| -> Vec<&RecordedFinding> {
+        findings
+            .iter()
+            .filter(|finding| finding.refund_request_id.as_deref() == Some(id))
+            .collect()
+    };
+    let kinds = |id: &str| -> Vec<&str> { of(id).iter().map(|finding| finding.kind.as_str()).collect() };
+    assert_eq!(kinds("NB-SAME"), ["UNKNOWN_TO_LEDGER"]);
+    assert_eq!(kinds("NB-NODATE"), ["UNKNOWN_TO_LEDGER"]);
+    // The row follows its first finding, on the same line, with the settlement amount and the reason.
+    assert_eq!(kinds("NB-CONVERTED"), ["UNKNOWN_TO_LEDGER", "SETTLEMENT_NOT_BOOKED"]);
+    let [first, not_booked] = of("NB-CONVERTED")[..] else {
+        panic!("{findings:#?}")
+    };
+    assert_eq!(not_booked.seq, first.seq + 1);
+    assert_eq!(
+        (not_booked.file.as_deref(), not_booked.line),
+        (first.file.as_deref(), Some(3))
+    );
+    let amount = not_booked.report_amount.as_ref().unwrap();
+    assert_eq!((amount.currency.as_str(), amount.value.as_str()), ("USD", "-792"));
+    assert!(
+        not_booked
+            .message
+            .contains("convertedTransactionAmountValue in EUR, settlement in USD")
+            && not_booked.message.contains("left out of the journal"),
+        "{not_booked:?}"
+    );
+    assert!(
+        not_booked.settlement.is_none(),
+        "the settlement stays on the row's first finding"
+    );
+    let fee = of("NB-FEE");
+    let fee_kinds: Vec<&str> = fee.iter().map(|finding| finding.kind.as_str()).collect();
+    assert_eq!(
+        fee_kinds,
+        ["UNKNOWN_TO_LEDGER", "SETTLEMENT_NOT_BOOKED", "NOT_UNDERSTOOD"]
+    );
+    assert!(fee[1].message.contains("paymentMethodFee fee in JPY"), "{:?}", fee[1]);
+    // What the journal books on: the row's settlement date, none for the row without one (the file says so).
+    let date = |id: &str| of(id)[0].settlement.as_ref().unwrap().date.clone();
+    assert_eq!(date("NB-SAME").as_deref(), Some("2026-03-06"));
+    assert_eq!(date("NB-NODATE"), None);
+    let warnings = &run.files[0].warnings;
+    assert!(
+        warnings
+            .iter()
+            .any(|warning| warning.contains("settlementInitiatedDate") && warning.contains("day the run was recorded")),
+        "{warnings:?}"
+    );
+    harness.finish().await;
+}

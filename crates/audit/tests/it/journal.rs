@@ -302,6 +302,7 @@ async fn a_reconciled_settlement_batch_adds_balanced_lines_traced_to_the_report(
                 converted: None,
                 fees: vec![fee("paymentMethodFee", amount("USD", -20))],
                 quote: None,
+                date: Some("2026-03-06".to_owned()),
             },
         ),
         // 1008 JPY at JPY/USD 0.0066 is 6.6528, 6.65 USD rounded; the report settled 6.66 USD: 0.01 of FX
@@ -316,6 +317,8 @@ async fn a_reconciled_settlement_batch_adds_balanced_lines_traced_to_the_report(
                 converted: None,
                 fees: Vec::new(),
                 quote: quote("JPY", "USD", "0.0066"),
+                // No settlement date: booked on the day the run was recorded.
+                date: None,
             },
         ),
         // G3 states the converted gross (1.015 KWD at USD/KWD 0.3070): 3.31 USD, a 0.05 USD tax fee and a fee
@@ -330,6 +333,7 @@ async fn a_reconciled_settlement_batch_adds_balanced_lines_traced_to_the_report(
                 converted: Some(amount("USD", -331)),
                 fees: vec![fee("taxFee", amount("USD", -5)), fee("fxFee", amount("KWD", 0))],
                 quote: quote("USD", "KWD", "0.3070"),
+                date: Some("2026-03-07".to_owned()),
             },
         ),
         // A fee in a third currency: the row cannot be booked and is left out (the run reported it).
@@ -343,6 +347,7 @@ async fn a_reconciled_settlement_batch_adds_balanced_lines_traced_to_the_report(
                 converted: None,
                 fees: vec![fee("paymentMethodFee", amount("JPY", -1))],
                 quote: None,
+                date: Some("2026-03-06".to_owned()),
             },
         ),
     ];
@@ -414,6 +419,22 @@ async fn a_reconciled_settlement_batch_adds_balanced_lines_traced_to_the_report(
     for (line, lines) in expected {
         assert_eq!(of_line(line), lines, "line {line}");
     }
+    // Dated on the batch's settlement date as the report printed it, the run's own day for a row without one;
+    // `recordedAt` is the run's time either way.
+    let run_time = run
+        .recorded_at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let run_day = run.recorded_at.date().to_string();
+    for (line, date) in [(2, "2026-03-06"), (3, run_day.as_str()), (4, "2026-03-07")] {
+        for row in rows.iter().filter(|row| row["line"] == line) {
+            assert_eq!(
+                (row["date"].as_str(), row["recordedAt"].as_str()),
+                (Some(date), Some(run_time.as_str())),
+                "{row}"
+            );
+        }
+    }
     assert!(of_line(5).is_empty(), "{settlement}");
     // The batch's lines balance per currency, and so does the whole journal.
     assert!(imbalance(settlement).values().all(|sum| *sum == 0), "{settlement}");
@@ -453,6 +474,7 @@ async fn a_reconciled_settlement_batch_adds_balanced_lines_traced_to_the_report(
             converted: None,
             fees: Vec::new(),
             quote: None,
+            date: None,
         },
     );
     day.file = Some("transactionItems_20260304_000.csv".to_owned());

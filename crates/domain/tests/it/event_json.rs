@@ -193,6 +193,7 @@ fn reconciliation_examples() -> Vec<ReconciliationEvent> {
                             quote: "USD".into(),
                             price: "0.0066".into(),
                         }),
+                        date: Some("2026-03-06".into()),
                     }),
                     message: String::new(),
                 },
