@@ -257,6 +257,12 @@ fn report_statuses_end_to_end(store: &str, folder: &Path) {
     assert_says(failed, "recorded for operators as a RefundOutcomeAnomaly");
     let processing = only(&findings, "S-OK2", "STATUS_DIFFERS");
     assert_says(processing, "no anomaly recorded: the report's status is not final");
+    // The findings file carries the report's status of each row.
+    assert_eq!(
+        (&failed["reportStatus"], &processing["reportStatus"]),
+        (&Value::from("FAIL"), &Value::from("PROCESSING"))
+    );
+    assert_eq!(only(&findings, "S-FAIL", "MATCHED")["reportStatus"], "FAIL");
     assert_eq!(kinds(&findings, "S-FAIL"), ["MATCHED"], "G3 lists it FAIL: agreed");
     assert_eq!(kinds(&findings, "S-PEND"), ["MATCHED"], "settled by the first run");
 
@@ -318,6 +324,7 @@ fn settlement_batches_end_to_end(store: &str, folder: &Path) {
     server.stop();
 
     let date = report_date();
+    let settlement_date = day_after(&date);
     for generation in ["g3", "g2"] {
         let query = format!("generation={generation}&settlementOff=B-2:-7&summaryOff=REFUND:100");
         let into = folder.join(generation);
@@ -359,6 +366,45 @@ fn settlement_batches_end_to_end(store: &str, folder: &Path) {
             "{mismatches:#?}"
         );
         let run_id = findings[0]["runId"].as_str().unwrap().to_owned();
+        // The findings file carries the row's settlement side: 20.00 USD / 1.0850 is 18.43 EUR, a 0.28 EUR fee,
+        // 18.78 EUR settled (0.07 more), on the batch's settlement date (the day after T).
+        let settled = only(&findings, "B-2", "MATCHED");
+        assert_eq!(
+            (
+                &settled["settlementDate"],
+                &settled["settlementCurrency"],
+                &settled["settlementAmount"],
+                &settled["fees"],
+                &settled["quoteCurrencyPair"]
+            ),
+            (
+                &Value::from(settlement_date.as_str()),
+                &Value::from("EUR"),
+                &Value::from("-1878"),
+                &Value::from("paymentMethodFee EUR -28"),
+                &Value::from("EUR/USD")
+            ),
+            "{generation}: {settled}"
+        );
+        assert_eq!(
+            settled["quotePrice"].as_str().unwrap().parse::<f64>().unwrap(),
+            1.085,
+            "{settled}"
+        );
+        let converted = if generation == "g3" {
+            (Value::from("EUR"), Value::from("-1843"))
+        } else {
+            (Value::Null, Value::Null)
+        };
+        assert_eq!(
+            (&settled["convertedCurrency"], &settled["convertedAmount"]),
+            (&converted.0, &converted.1),
+            "{generation}: {settled}"
+        );
+        assert_eq!(
+            only(&findings, "B-2", "SETTLEMENT_MISMATCH")["settlementAmount"],
+            Value::Null
+        );
 
         // The journal books each settled row of the run, balanced per currency, on the row's line.
         let journal = run_binary(store, &["export", "journal", "--format", "jsonl"]);
@@ -377,6 +423,8 @@ fn settlement_batches_end_to_end(store: &str, folder: &Path) {
             let id = line["refundRequestId"].as_str().unwrap();
             let matched = only(&findings, id, "MATCHED");
             assert_eq!(line["line"], matched["line"], "{line}");
+            // Booked on the batch's settlement date, not on the day the run was recorded.
+            assert_eq!(line["date"], settlement_date.as_str(), "{line}");
         }
         assert_eq!(
             balance.into_iter().collect::<Vec<_>>(),
@@ -506,6 +554,36 @@ fn an_admin_uploads_a_settlement_batch_in_one_multipart_request() {
     assert_eq!(body["files"], serde_json::json!([items.0, summary.0]), "{body}");
     assert_eq!(head(), body["position"], "{body}");
 
+    // GraphQL shows each settled row's settlement side as the report states it.
+    let position = body["position"].as_i64().unwrap();
+    eventually("the read models to reach the run", || {
+        let head = server.graphql("{ ledgerHead { projectedPosition } }", serde_json::json!({}));
+        (head["ledgerHead"]["projectedPosition"].as_i64() >= Some(position)).then_some(())
+    });
+    let page = server.graphql(
+        "query($id: ID!) { reconciliation(runId: $id) { findings(first: 20) { nodes { kind refundRequestId
+           reportStatus settlement { amount { currency value } converted { currency value }
+             fees { kind amount { currency value } } quote { base quote price } date } } } } }",
+        serde_json::json!({ "id": body["runId"] }),
+    );
+    let nodes = page["reconciliation"]["findings"]["nodes"].as_array().unwrap();
+    let settled = nodes
+        .iter()
+        .find(|node| node["refundRequestId"] == "rf-req-9002" && node["kind"] == "UNKNOWN_TO_LEDGER")
+        .unwrap_or_else(|| panic!("{page}"));
+    assert_eq!(settled["reportStatus"], Value::Null, "{page}");
+    assert_eq!(
+        settled["settlement"],
+        serde_json::json!({
+            "amount": { "currency": "USD", "value": "-792" },
+            "converted": null,
+            "fees": [{ "kind": "paymentMethodFee", "amount": { "currency": "USD", "value": "0" } }],
+            "quote": { "base": "JPY", "quote": "USD", "price": "0.0066" },
+            "date": "2026-03-06"
+        }),
+        "{page}"
+    );
+
     // The single-body form still takes a day's report.
     let day = client
         .post(server.url("/reconciliations?name=transactionItems_20260304_000.csv"))
@@ -529,6 +607,13 @@ fn report_date() -> String {
         .to_offset(UtcOffset::from_hms(8, 0, 0).unwrap())
         .date();
     format!("{:04}{:02}{:02}", day.year(), u8::from(day.month()), day.day())
+}
+
+/// The day after `date` (`yyyyMMdd`), as `yyyy-MM-dd`: the settlement date of `apo-sim`'s batch of day `date`.
+fn day_after(date: &str) -> String {
+    let format = time::macros::format_description!("[year][month][day]");
+    let day = time::Date::parse(date, format).unwrap().next_day().unwrap();
+    day.to_string()
 }
 
 /// Findings printed as JSON Lines.
@@ -727,7 +812,8 @@ fn an_admin_uploads_a_report_over_http() {
     assert_eq!(run["files"][0]["sha256"].as_str().unwrap().len(), 64, "{runs}");
     const FINDINGS: &str = "query($id: ID!) { reconciliation(runId: $id) {
         findings(kind: \"UNKNOWN_TO_LEDGER\", first: 1) { pageInfo { hasNextPage endCursor }
-          nodes { seq kind line refundRequestId reportAmount { currency value } acknowledged { by note } } } } }";
+          nodes { seq kind line refundRequestId reportAmount { currency value } reportStatus settlement { date }
+            acknowledged { by note } } } } }";
     let page = server.graphql(FINDINGS, serde_json::json!({ "id": run_id }));
     let findings = &page["reconciliation"]["findings"];
     assert_eq!(findings["pageInfo"]["hasNextPage"], true, "{page}");
@@ -744,6 +830,11 @@ fn an_admin_uploads_a_report_over_http() {
             &Value::from("-3000")
         ),
         "{page}"
+    );
+    assert_eq!(
+        (&first["reportStatus"], &first["settlement"]),
+        (&Value::from("SUCCESS"), &Value::Null),
+        "a day's transaction details settle nothing: {page}"
     );
     let seq = first["seq"].as_i64().unwrap();
 

@@ -76,6 +76,74 @@ pub struct ReportAmount {
     pub value: String,
 }
 
+/// The settlement side of a settlement details row, as the report states it.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct FindingSettlement {
+    /// `settlementAmountValue` in `settlementCurrency`: what left the settlement account (net of fees; negative
+    /// for a refund).
+    pub amount: ReportAmount,
+    /// `convertedTransactionAmountValue` in `convertedCurrency` (G3): the gross after FX, as Antom rounded it.
+    pub converted: Option<ReportAmount>,
+    /// Every non-empty fee cell, in the report's column order.
+    pub fees: Vec<SettlementFee>,
+    /// `quoteCurrencyPair` and `quotePrice`, when the row has them.
+    pub quote: Option<SettlementQuote>,
+    /// The row's settlement date (`2026-03-06`: G3 `settlementInitiatedDate`, the date G1/G2 `settlementTime`
+    /// prints), what the journal books the row on; none when the row has none the parser can read (the journal
+    /// then books on the day the run was recorded).
+    pub date: Option<String>,
+}
+
+/// One fee cell of a settlement details row.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct SettlementFee {
+    /// The column's G3 stem: `paymentMethodFee`, `taxFee`, `fxFee`, ...
+    pub kind: String,
+    /// Its amount (charged fees are negative).
+    pub amount: ReportAmount,
+}
+
+/// An FX quote of a row: one `base` is `price` `quote`.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct SettlementQuote {
+    /// Left side of the pair (ISO 4217).
+    pub base: String,
+    /// Right side of the pair.
+    pub quote: String,
+    /// The rate exactly as the report printed it.
+    pub price: String,
+}
+
+fn report_amount(amount: domain::ReportedAmount) -> ReportAmount {
+    ReportAmount {
+        currency: amount.currency,
+        value: amount.value,
+    }
+}
+
+impl From<domain::RecordedSettlement> for FindingSettlement {
+    fn from(settlement: domain::RecordedSettlement) -> Self {
+        Self {
+            amount: report_amount(settlement.amount),
+            converted: settlement.converted.map(report_amount),
+            fees: settlement
+                .fees
+                .into_iter()
+                .map(|fee| SettlementFee {
+                    kind: fee.kind,
+                    amount: report_amount(fee.amount),
+                })
+                .collect(),
+            quote: settlement.quote.map(|quote| SettlementQuote {
+                base: quote.base,
+                quote: quote.quote,
+                price: quote.price,
+            }),
+            date: settlement.date,
+        }
+    }
+}
+
 /// An admin's acknowledgement of a finding.
 #[derive(Debug, Clone, SimpleObject)]
 pub struct FindingAcknowledgement {
@@ -96,7 +164,7 @@ pub struct ReconciliationFinding {
     pub seq: i64,
     /// `MATCHED`, `DIFFERS`, `UNKNOWN_TO_LEDGER`, `LEDGER_PENDING`, `LEDGER_NOT_SUCCEEDED`, `STATUS_DIFFERS`,
     /// `MISSING_FROM_REPORT`, `REFUND_REVERSAL`, `DUPLICATE`, `SUMMARY_MISMATCH`, `SETTLEMENT_MISMATCH`,
-    /// `NOT_UNDERSTOOD`.
+    /// `NOT_UNDERSTOOD`, `SETTLEMENT_NOT_BOOKED`.
     pub kind: String,
     /// The report file (none for a refund missing from the report).
     pub file: Option<String>,
@@ -114,6 +182,12 @@ pub struct ReconciliationFinding {
     pub ledger_status: Option<LedgerRefundStatus>,
     /// The ledger's amount.
     pub ledger_amount: Option<Amount>,
+    /// The row's `status` as the report states it (`SUCCESS`, `FAIL`, `PROCESSING`, or a value not understood;
+    /// G3 transaction details), none when the row has no status.
+    pub report_status: Option<String>,
+    /// The settlement side of a settled REFUND row of a settlement batch (on the row's first finding only): what
+    /// the journal's settlement lines are made of.
+    pub settlement: Option<FindingSettlement>,
     /// What differs, what was done.
     pub message: String,
     /// Set once an admin acknowledged it.
@@ -172,13 +246,12 @@ impl From<FindingView> for ReconciliationFinding {
             line: finding.line.map(int),
             refund_request_id: finding.refund_request_id,
             refund_id: finding.refund_id,
-            report_amount: finding.report_amount.map(|amount| ReportAmount {
-                currency: amount.currency,
-                value: amount.value,
-            }),
+            report_amount: finding.report_amount.map(report_amount),
             ledger_position: finding.ledger_position.map(int),
             ledger_status: finding.ledger_status.map(Into::into),
             ledger_amount: finding.ledger_amount.map(Into::into),
+            report_status: finding.report_status,
+            settlement: finding.settlement.map(Into::into),
             message: finding.message,
             acknowledged: view.acknowledgement.map(|acknowledgement| FindingAcknowledgement {
                 by: acknowledgement.by,

@@ -30,8 +30,28 @@ pub(crate) const FINDING_COLUMNS: &[&str] = &[
     "ledgerPosition",
     "ledgerStatus",
     "ledgerAmount",
+    "reportStatus",
+    "settlementDate",
+    "settlementCurrency",
+    "settlementAmount",
+    "convertedCurrency",
+    "convertedAmount",
+    "fees",
+    "quoteCurrencyPair",
+    "quotePrice",
     "message",
 ];
+
+/// A finding's fee cells as one field: `kind currency minorUnits` per fee, `;` between fees
+/// (`paymentMethodFee EUR -28;taxFee EUR -5`), in the report's column order.
+fn fees_text(settlement: &domain::RecordedSettlement) -> String {
+    settlement
+        .fees
+        .iter()
+        .map(|fee| format!("{} {} {}", fee.kind, fee.amount.currency, fee.amount.value))
+        .collect::<Vec<_>>()
+        .join(";")
+}
 
 /// How long the command waits for the read models to reach the log's head before it reconciles.
 const READ_MODELS_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
@@ -183,6 +203,11 @@ pub(crate) fn summary(outcome: &RunOutcome) -> String {
 fn encode_finding(encoder: &Encoder, run_id: &str, finding: &RecordedFinding, out: &mut Vec<u8>) {
     let ledger_amount = finding.ledger_amount.map(|amount| amount.minor_units().to_string());
     let number = |value: Option<u64>| value.map_or(Cell::Missing, Cell::Number);
+    let settlement = finding.settlement.as_ref();
+    let converted = settlement.and_then(|settlement| settlement.converted.as_ref());
+    let quote = settlement.and_then(|settlement| settlement.quote.as_ref());
+    let fees = settlement.map(fees_text).filter(|text| !text.is_empty());
+    let pair = quote.map(|quote| format!("{}/{}", quote.base, quote.quote));
     encoder.row(
         out,
         &[
@@ -206,6 +231,15 @@ fn encode_finding(encoder: &Encoder, run_id: &str, finding: &RecordedFinding, ou
             number(finding.ledger_position),
             finding.ledger_status.map(|status| status.as_str()).into(),
             ledger_amount.as_deref().into(),
+            finding.report_status.as_deref().into(),
+            settlement.and_then(|settlement| settlement.date.as_deref()).into(),
+            settlement.map(|settlement| settlement.amount.currency.as_str()).into(),
+            settlement.map(|settlement| settlement.amount.value.as_str()).into(),
+            converted.map(|amount| amount.currency.as_str()).into(),
+            converted.map(|amount| amount.value.as_str()).into(),
+            fees.as_deref().into(),
+            pair.as_deref().into(),
+            quote.map(|quote| quote.price.as_str()).into(),
             Cell::Text(&finding.message),
         ],
     );

@@ -1061,6 +1061,28 @@ pub(crate) async fn a_long_log_is_applied_in_bounded_batches<H: Harness>(harness
     runner.stop().await.expect("clean shutdown");
 }
 
+/// The settlement side of a settlement details row with a fee, a converted amount, a quote and a date.
+fn settled_row() -> domain::RecordedSettlement {
+    let amount = |currency: &str, value: &str| domain::ReportedAmount {
+        currency: currency.to_owned(),
+        value: value.to_owned(),
+    };
+    domain::RecordedSettlement {
+        amount: amount("USD", "-802"),
+        converted: Some(amount("USD", "-792")),
+        fees: vec![domain::RecordedFee {
+            kind: "paymentMethodFee".to_owned(),
+            amount: amount("USD", "-10"),
+        }],
+        quote: Some(domain::RecordedQuote {
+            base: "JPY".to_owned(),
+            quote: "USD".to_owned(),
+            price: "0.0066".to_owned(),
+        }),
+        date: Some("2026-03-06".to_owned()),
+    }
+}
+
 /// A reconciliation run with `findings` findings (every third one DIFFERS, the rest MATCHED), appended as
 /// the run's stream: the run event, then chunks of `FINDINGS_PER_CHUNK_MAX`. Returns the last position.
 async fn append_reconciliation(store: &dyn EventStore, run_id: &str, findings: u64) -> u64 {
@@ -1081,8 +1103,9 @@ async fn append_reconciliation(store: &dyn EventStore, run_id: &str, findings: u
             ledger_position: Some(seq),
             ledger_status: Some(RefundStatus::Succeeded),
             ledger_amount: Some(money("USD", 100)),
-            report_status: None,
-            settlement: None,
+            // The first finding carries every optional field, which the stores keep as recorded.
+            report_status: (seq == 1).then(|| "SUCCESS".to_owned()),
+            settlement: (seq == 1).then(settled_row),
             message: String::new(),
         })
         .collect();
@@ -1205,6 +1228,14 @@ pub(crate) async fn folds_reconciliation_runs_findings_and_acknowledgements<H: H
         )
         .await
         .expect("findings");
+    assert_eq!(
+        (
+            all[0].finding.report_status.as_deref(),
+            all[0].finding.settlement.clone()
+        ),
+        (Some("SUCCESS"), Some(settled_row())),
+        "the report's status and the settlement side, as recorded"
+    );
     assert_eq!(rest.len(), 500, "the second chunk");
     assert_eq!(rest.last().map(|finding| finding.finding.seq), Some(1_500));
     let differs = projections
