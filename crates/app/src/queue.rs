@@ -122,26 +122,40 @@ pub(crate) struct PaymentQueues {
 #[derive(Default)]
 struct Streams {
     running: HashMap<StreamName, mpsc::Sender<Request>>,
-    idle: HashMap<StreamName, Folded>,
-    idle_arrival: VecDeque<StreamName>,
+    /// Each idle payment's fold, with the stamp of its latest entry in `idle_arrival`.
+    idle: HashMap<StreamName, (Folded, u64)>,
+    /// Idle payments in the order they were parked, each with its stamp. A payment that runs and is parked again
+    /// gets a new entry; its older ones no longer match `idle` (stale) and are skipped, or dropped once the
+    /// list holds twice the cache's bound, so the list stays bounded however often one payment is used.
+    idle_arrival: VecDeque<(StreamName, u64)>,
+    /// Stamps handed out so far.
+    parked: u64,
 }
 
 impl Streams {
     fn park(&mut self, stream: StreamName, folded: Folded) {
-        if self.idle.insert(stream.clone(), folded).is_none() {
-            self.idle_arrival.push_back(stream);
+        self.parked += 1;
+        let stamp = self.parked;
+        self.idle.insert(stream.clone(), (folded, stamp));
+        self.idle_arrival.push_back((stream, stamp));
+        if self.idle_arrival.len() > 2 * STREAM_CACHE_PAYMENTS_MAX {
+            let idle = &self.idle;
+            self.idle_arrival
+                .retain(|(stream, stamp)| idle.get(stream).is_some_and(|(_, current)| current == stamp));
         }
         while self.idle.len() > STREAM_CACHE_PAYMENTS_MAX {
-            let Some(oldest) = self.idle_arrival.pop_front() else {
+            let Some((oldest, stamp)) = self.idle_arrival.pop_front() else {
                 break;
             };
-            self.idle.remove(&oldest);
+            if self.idle.get(&oldest).is_some_and(|(_, current)| *current == stamp) {
+                self.idle.remove(&oldest);
+            }
         }
     }
 
     fn unpark(&mut self, stream: &StreamName) -> Option<Folded> {
-        // The arrival list keeps the name; `park` skips names whose fold is gone when it evicts.
-        self.idle.remove(stream)
+        // The arrival list keeps the entry; it is stale from now on.
+        self.idle.remove(stream).map(|(folded, _)| folded)
     }
 }
 
@@ -538,4 +552,44 @@ async fn backoff(conflicts: usize) {
     // Jitter without a random number generator of our own: a v4 UUID is random.
     let pause_ms = (Uuid::new_v4().as_u128() % u128::from(ceiling_ms + 1)) as u64;
     tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(index: usize) -> StreamName {
+        StreamName::parse(format!("payment-P{index}")).unwrap()
+    }
+
+    #[test]
+    fn a_payment_used_again_and_again_keeps_the_idle_list_bounded() {
+        let mut streams = Streams::default();
+        for _ in 0..3 * STREAM_CACHE_PAYMENTS_MAX {
+            let folded = streams.unpark(&stream(0)).unwrap_or_default();
+            streams.park(stream(0), folded);
+        }
+        assert_eq!(streams.idle.len(), 1);
+        assert!(
+            streams.idle_arrival.len() <= 2 * STREAM_CACHE_PAYMENTS_MAX,
+            "{} entries",
+            streams.idle_arrival.len()
+        );
+    }
+
+    #[test]
+    fn the_payment_parked_longest_ago_goes_first_even_if_it_ran_in_between() {
+        let mut streams = Streams::default();
+        for index in 0..STREAM_CACHE_PAYMENTS_MAX {
+            streams.park(stream(index), Folded::default());
+        }
+        // Payment 0 runs again: its first entry is stale, so payment 1 is now the oldest.
+        let folded = streams.unpark(&stream(0)).unwrap();
+        streams.park(stream(0), folded);
+        streams.park(stream(STREAM_CACHE_PAYMENTS_MAX), Folded::default());
+        assert_eq!(streams.idle.len(), STREAM_CACHE_PAYMENTS_MAX);
+        assert!(streams.idle.contains_key(&stream(0)), "used most recently but one");
+        assert!(!streams.idle.contains_key(&stream(1)), "parked longest ago");
+        assert!(streams.idle.contains_key(&stream(STREAM_CACHE_PAYMENTS_MAX)));
+    }
 }
