@@ -25,6 +25,10 @@
 //! notification). Targets (issue 8): ledger CPU <= 1.0 ms per refund, <= 0.3 ms without its signature, p99 <=
 //! 20 ms at 300 refunds/s offered; payment query p99 < 5 ms at 1,000/s. All processes share the machine's
 //! cores; the load average is printed before each store.
+//!
+//! To compare two builds back to back under the same load, `LOAD_BENCH_LEDGER=PATH` runs another
+//! `refund-ledger` binary (a reference build) instead of the one built with the bench, and
+//! `LOAD_BENCH_STORES=sqlite` (or `postgres`, comma-separated) runs only the stores named.
 #![allow(clippy::print_stdout, reason = "a benchmark reports its table on stdout")]
 #![allow(
     clippy::unwrap_used,
@@ -124,8 +128,16 @@ async fn run() {
         Some(path) => tempfile::tempdir_in(path).unwrap(),
         None => tempfile::tempdir().unwrap(),
     };
-    let sqlite = format!("sqlite://{}", directory.path().join("ledger.db").display());
-    bench_store("sqlite", &sqlite, directory.path(), signature).await;
+    println!("ledger binary: {}", ledger_binary().display());
+    let stores = std::env::var("LOAD_BENCH_STORES").unwrap_or_else(|_| "sqlite,postgres".to_owned());
+    let runs = |store: &str| stores.split(',').any(|name| name.trim() == store);
+    if runs("sqlite") {
+        let sqlite = format!("sqlite://{}", directory.path().join("ledger.db").display());
+        bench_store("sqlite", &sqlite, directory.path(), signature).await;
+    }
+    if !runs("postgres") {
+        return;
+    }
     match ScratchDatabase::try_create("load", None) {
         Ok(database) => {
             let folder = directory.path().join("postgres");
@@ -207,6 +219,11 @@ async fn bench_store(name: &str, store: &str, folder: &Path, signature: Duration
     let ledger_port = free_loopback_port();
     let simulator = Process::simulator(ledger_port).await;
     let ledger = Process::ledger(store, folder, ledger_port, simulator.port).await;
+    println!(
+        "{name:<9} ledger pid {}, simulator pid {}",
+        ledger.child.id(),
+        simulator.child.id()
+    );
     let client = Client::new(ledger.port);
     let payments = REFUND_CLIENTS_SATURATING * PAYMENTS_PER_CLIENT;
     let started = Instant::now();
@@ -469,6 +486,13 @@ fn free_loopback_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// The ledger binary the bench runs: `LOAD_BENCH_LEDGER` when set (a reference build), else the one built with
+/// the bench.
+fn ledger_binary() -> PathBuf {
+    std::env::var_os("LOAD_BENCH_LEDGER")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_refund-ledger")), PathBuf::from)
+}
+
 /// The release `apo-sim` beside the ledger binary, or one built once into `target/bench-apo-sim`.
 fn apo_sim_binary() -> PathBuf {
     let name = format!("apo-sim{}", std::env::consts::EXE_SUFFIX);
@@ -539,7 +563,7 @@ impl Process {
     /// `refund-ledger serve` on `store` and `port`, with the simulator on `simulator_port` as Antom.
     async fn ledger(store: &str, folder: &Path, port: u16, simulator_port: u16) -> Self {
         let antom = format!("http://127.0.0.1:{simulator_port}");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_refund-ledger"))
+        let mut child = Command::new(ledger_binary())
             .arg("serve")
             .current_dir(folder)
             .env("REFUND_LEDGER_STORE", store)
