@@ -10,7 +10,8 @@
 //! Other instances may write the same stream; the log's expected revision catches that: on a conflict the task
 //! reads what was written since its state, folds it and plans the batch again. A batch that writes nothing
 //! (reads, repeats, refusals) is answered only from a state read after the commands arrived, so an answer
-//! never describes a payment older than the request.
+//! never describes a payment older than the request; the one exception is a batch of outcome reports on refunds
+//! the fold already holds as final, which no later event can change (see `reports_on_final_refund`).
 //!
 //! When its queue runs empty the task ends and leaves the folded state in a bounded cache
 //! ([`STREAM_CACHE_PAYMENTS_MAX`] payments), so the next command on the payment reads only the events
@@ -364,7 +365,11 @@ impl StreamWorker {
             };
             let leftover = batch.split_off(plan.planned.len());
             if plan.is_read_only() {
-                if !fresh {
+                if !fresh
+                    && !batch
+                        .iter()
+                        .all(|request| reports_on_final_refund(&folded.payment, request))
+                {
                     fresh = true;
                     match self.read_since(folded).await {
                         Ok((folded, _)) => self.folded = Some(folded),
@@ -466,6 +471,27 @@ impl StreamWorker {
             StreamFoldError::Fold { position, source } => BatchFailure::Fold { position, source },
         })
     }
+}
+
+/// Whether `request` reports an outcome (Antom's answer, an inquiry's, a notification's) of a refund that
+/// `payment` holds as final. What such a report decides depends only on the refund's final status, its refundId
+/// and the anomalies it recorded, which later events never change or take away: if it writes nothing on
+/// `payment`, it writes nothing on any later state of the stream, and the refund it answers with is the one the
+/// log holds. So a batch of such reports that writes nothing is answered from the fold without reading the
+/// stream first (Antom's notification of a refund whose answer was recorded already, on every refund).
+fn reports_on_final_refund(payment: &Payment, request: &Request) -> bool {
+    let refund_request_id = match &request.command {
+        Some(
+            PaymentCommand::ConfirmRefundSucceeded { refund_request_id, .. }
+            | PaymentCommand::ConfirmRefundFailed { refund_request_id, .. }
+            | PaymentCommand::MarkRefundProcessing { refund_request_id, .. },
+        ) => refund_request_id,
+        _ => return false,
+    };
+    payment
+        .state()
+        .and_then(|state| state.refunds.get(refund_request_id))
+        .is_some_and(|refund| !refund.status.is_pending())
 }
 
 /// Answers a decided batch. Each command gets the position of its own last event; a command that wrote

@@ -8,7 +8,7 @@ use std::time::Duration;
 use apo::{ApoClient, ApoConfig, RetryPolicy};
 use apo_sim::{PaymentSeed, SimConfig, SimServer, Simulator};
 use app::{CapturePaymentInput, Clock, Ledger, ManualClock, RecordPaymentInput, RefundGateway, RefundInput};
-use domain::{Money, PaymentId, PaymentMethodType, Policy, RefundRequestId, ResultStatus};
+use domain::{Money, PaymentId, PaymentMethodType, Policy, RefundRequestId, ResultCode, ResultStatus};
 use eventlog::{EventStore, PostgresOptions, PostgresStore, SqliteStore};
 use projections::{PostgresReadModels, ProjectionRunner, ProjectionStore, ReadModels, RunnerHandle, SqliteReadModels};
 use testkit::antom::{Keys, keys};
@@ -289,5 +289,23 @@ pub(crate) fn refund_input(id: &str, payment: &PaymentId, amount: Money) -> Refu
         payment_id: payment.clone(),
         refund_amount: amount,
         refund_reason: Some("customer request".to_owned()),
+    }
+}
+
+/// A verified notifyRefund of the refund `id` reporting `outcome`.
+pub(crate) fn refund_notification(
+    id: &str,
+    outcome: apo::notification::RefundNotificationOutcome,
+) -> apo::notification::RefundNotification {
+    apo::notification::RefundNotification {
+        refund_request_id: refund_id(id),
+        outcome,
+        refund_amount: None,
+        gross_settlement_amount: None,
+        result: apo::ApoResult {
+            code: ResultCode::Success,
+            status: ResultStatus::S,
+            message: String::new(),
+        },
     }
 }

@@ -2,14 +2,23 @@
 //! instance are decided one after another (never a conflict, never an over-refund), two instances on one payment
 //! still serialise through the log, an answer that writes nothing is never given from a stale fold, a
 //! refundRequestId raced onto two payments is accepted once, and callers that go away leave nothing half done.
+//! An outcome report on a refund the fold holds as final (Antom's notification after its answer was recorded)
+//! is the one answer that writes nothing given without reading the stream.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-use app::{Ledger, RefundResult};
+use app::{Ledger, NOTIFY_ACTOR, RefundResult};
+use async_trait::async_trait;
 use domain::{Payment, PaymentEvent, PaymentId, RefundStatus, ResultCode, ResultStatus};
-use eventlog::StreamName;
+use eventlog::{
+    AppendOutcome, EventStore, ExpectedRevision, Head, LocalCommit, LogLayout, NewEvent, RecordedEvent, ScanReceiver,
+    StoreError, StreamName,
+};
 
-use crate::helpers::{Backend, Harness, payment_id, refund_input, usd};
+use crate::helpers::{Backend, Harness, payment_id, refund_id, refund_input, refund_notification, usd};
 
 /// Refunds raced onto one payment: more than it can take.
 const RACERS: usize = 120;
@@ -247,5 +256,121 @@ async fn callers_that_go_away_leave_nothing_half_done() {
         .await
         .unwrap();
     assert_eq!(after.result.status, ResultStatus::S, "{:?}", after.result);
+    harness.finish().await;
+}
+
+/// A store that counts the stream reads made through it.
+struct CountingStreamReads {
+    inner: Arc<dyn EventStore>,
+    stream_reads: AtomicUsize,
+}
+
+impl CountingStreamReads {
+    fn reads(&self) -> usize {
+        self.stream_reads.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl EventStore for CountingStreamReads {
+    async fn append(
+        &self,
+        stream: &StreamName,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        self.inner.append(stream, expected, events).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamName,
+        from_revision: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.stream_reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.read_stream(stream, from_revision, limit).await
+    }
+
+    async fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_all(from_position, limit).await
+    }
+
+    async fn open_scan(&self, from_position: u64, to_position: u64) -> Result<Option<ScanReceiver>, StoreError> {
+        self.inner.open_scan(from_position, to_position).await
+    }
+
+    async fn head(&self) -> Result<Head, StoreError> {
+        self.inner.head().await
+    }
+
+    async fn wait_for_position_after(&self, position: u64, timeout: Duration) -> Result<Head, StoreError> {
+        self.inner.wait_for_position_after(position, timeout).await
+    }
+
+    fn local_commits(&self) -> Option<tokio::sync::broadcast::Receiver<LocalCommit>> {
+        self.inner.local_commits()
+    }
+
+    fn layout(&self) -> LogLayout {
+        self.inner.layout()
+    }
+}
+
+/// Antom's notification of a refund whose answer is recorded already decides nothing new on any later state of
+/// the stream (a final refund never changes), so it is answered from the fold without a read; a contradicting
+/// one is still recorded as an anomaly, and a read of the payment still reads the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_on_a_final_refund_is_answered_without_reading_the_stream() {
+    let harness = Harness::start(Backend::Sqlite).await;
+    let store = Arc::new(CountingStreamReads {
+        inner: Arc::clone(&harness.store),
+        stream_reads: AtomicUsize::new(0),
+    });
+    let ledger = harness.ledger_on(Arc::clone(&store) as Arc<dyn EventStore>);
+    let payment = harness.payment_through(&ledger, "P-FINAL", 1_000).await;
+    let answer = ledger
+        .refund("op", refund_input("R-FINAL", &payment, usd(100)))
+        .await
+        .unwrap();
+    assert_eq!(answer.result.status, ResultStatus::S, "{:?}", answer.result);
+    let state = ledger.payment(&payment).await.unwrap().unwrap();
+    let refund = state.refunds.get(&refund_id("R-FINAL")).unwrap().clone();
+    let antom_refund_id = refund.refund_id.clone().unwrap();
+
+    let reads = store.reads();
+    let repeat = apo::notification::RefundNotificationOutcome::Succeeded {
+        refund_id: antom_refund_id,
+        refund_time: time::OffsetDateTime::now_utc(),
+    };
+    let position = ledger
+        .apply_refund_notification(NOTIFY_ACTOR, &refund_notification("R-FINAL", repeat))
+        .await
+        .unwrap();
+    assert_eq!(store.reads(), reads, "the repeat was answered from the fold");
+    assert_eq!(position, answer.position, "and wrote nothing");
+
+    let contradiction = apo::notification::RefundNotificationOutcome::Failed {
+        refund_id: None,
+        code: ResultCode::ProcessFail,
+        message: "failed".to_owned(),
+    };
+    let anomaly = ledger
+        .apply_refund_notification(NOTIFY_ACTOR, &refund_notification("R-FINAL", contradiction.clone()))
+        .await
+        .unwrap();
+    assert!(anomaly > position, "a contradicting report is recorded");
+    let again = ledger
+        .apply_refund_notification(NOTIFY_ACTOR, &refund_notification("R-FINAL", contradiction))
+        .await
+        .unwrap();
+    assert_eq!(again, anomaly, "once");
+    assert_eq!(store.reads(), reads, "neither needed a read");
+
+    let state = ledger.payment(&payment).await.unwrap().unwrap();
+    assert!(store.reads() > reads, "a read of the payment still reads the stream");
+    let refund = state.refunds.get(&refund_id("R-FINAL")).unwrap();
+    assert_eq!(refund.status, RefundStatus::Succeeded);
+    assert_eq!(refund.anomalies.len(), 1);
     harness.finish().await;
 }

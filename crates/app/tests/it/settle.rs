@@ -17,7 +17,7 @@ use axum::routing::post;
 use domain::{OutcomeSource, PaymentEvent, PaymentId, RefundRequestId, RefundStatus, ResultCode, ResultStatus};
 use time::OffsetDateTime;
 
-use crate::helpers::{Backend, CLIENT_ID, Harness, WAIT_MS_MAX, refund_id, refund_input, usd};
+use crate::helpers::{Backend, CLIENT_ID, Harness, WAIT_MS_MAX, refund_id, refund_input, refund_notification, usd};
 
 const OLDER_THAN: Duration = Duration::from_secs(5);
 
@@ -481,21 +481,14 @@ async fn an_operator_settles_one_refund_now_and_unknown_refunds_are_errors() {
         .await
         .unwrap();
     assert_eq!(unknown.result.code, ResultCode::OrderNotExist);
-    let notification = apo::notification::RefundNotification {
-        refund_request_id: refund_id("R-NONE"),
-        outcome: apo::notification::RefundNotificationOutcome::Failed {
+    let notification = refund_notification(
+        "R-NONE",
+        apo::notification::RefundNotificationOutcome::Failed {
             refund_id: None,
             code: ResultCode::ProcessFail,
             message: "failed".to_owned(),
         },
-        refund_amount: None,
-        gross_settlement_amount: None,
-        result: apo::ApoResult {
-            code: ResultCode::Success,
-            status: ResultStatus::S,
-            message: String::new(),
-        },
-    };
+    );
     let error = harness
         .ledger
         .apply_refund_notification(NOTIFY_ACTOR, &notification)
