@@ -18,6 +18,13 @@ use domain::RefundRequestId;
 pub trait RefundGateway: Send + Sync + fmt::Debug {
     /// Sends `request` to Antom's `refund`.
     async fn refund(&self, request: &RefundRequest) -> RefundOutcome;
+    /// Sends `request` to Antom's `refund` for a refund whose request the log holds at or before global
+    /// position `log_position` (the saga passes it). A gateway that must see the log up to the refund's request
+    /// before calling Antom (the demo stacks' simulator mirror) waits for that position instead of reading the
+    /// log's head; by default the same as [`RefundGateway::refund`].
+    async fn refund_after(&self, request: &RefundRequest, _log_position: u64) -> RefundOutcome {
+        self.refund(request).await
+    }
     /// Asks Antom's `inquiryRefund` about the refund with this refundRequestId.
     async fn inquiry(&self, refund_request_id: &RefundRequestId) -> InquiryOutcome;
 }

@@ -57,7 +57,7 @@ impl Ledger {
                 // The payment holds the refund, so the log does: the id belongs to this payment for good.
                 self.inner.queues.remember_refund(&refund_request_id, &state.payment_id);
                 if decided.verdict == Verdict::Appended && found.refund.status == RefundStatus::Requested {
-                    return self.send_refund(actor, state, &found.refund).await;
+                    return self.send_refund(actor, state, &found.refund, position).await;
                 }
                 Ok(answer(found, position))
             }
@@ -65,7 +65,8 @@ impl Ledger {
     }
 
     /// Step 2 (and the settle step's resend): sends the refund to Antom with its refundRequestId and records
-    /// the answer as `actor`. Antom deduplicates on the refundRequestId, so sending again is safe.
+    /// the answer as `actor`. Antom deduplicates on the refundRequestId, so sending again is safe. The log holds
+    /// the refund's request at or before `log_position` (see [`crate::RefundGateway::refund_after`]).
     #[tracing::instrument(
         name = "saga.send_refund",
         skip(self, payment, refund),
@@ -76,6 +77,7 @@ impl Ledger {
         actor: &str,
         payment: &PaymentState,
         refund: &Refund,
+        log_position: u64,
     ) -> Result<RefundResult, AppError> {
         let mut request = apo::RefundRequest::new(
             refund.refund_request_id.clone(),
@@ -85,7 +87,7 @@ impl Ledger {
         request.refund_reason = refund.refund_reason.clone();
         request.capture_id = payment.capture_id.clone();
         request.refund_notify_url = self.inner.options.refund_notify_url.clone();
-        let outcome = self.inner.gateway.refund(&request).await;
+        let outcome = self.inner.gateway.refund_after(&request, log_position).await;
         if crate::health::antom_answered(&outcome) {
             self.note_antom_answer();
         }

@@ -251,7 +251,7 @@ impl Ledger {
             InquiryOutcome::Processing => return unchanged(Settlement::Processing),
             InquiryOutcome::NotFound { code, .. } => {
                 tracing::info!(%code, "antom never saw the refund; sending it again");
-                let resent = self.send_refund(actor, state, &found.refund).await?;
+                let resent = self.send_refund(actor, state, &found.refund, read.position).await?;
                 return Ok((Settlement::Resent, resent));
             }
             InquiryOutcome::Unknown { reason } => {

@@ -19,6 +19,14 @@ use tokio::task::JoinHandle;
 
 /// Longest wait of a refund call for the mirror to catch up with the log.
 const MIRROR_WAIT_MS: u64 = 2_000;
+/// The stored types of the events [`mirror`] passes on; the mirror decodes no other event (refund events,
+/// several per refund, change nothing at the simulator).
+const MIRRORED_EVENT_TYPES: &[&str] = &[
+    "PaymentRecorded",
+    "PaymentCaptured",
+    "ChargebackOpened",
+    "ChargebackResolved",
+];
 
 /// Where mirrored payments go.
 #[derive(Clone)]
@@ -52,8 +60,9 @@ pub(crate) fn spawn(
                     break;
                 }
             };
-            if let Ok(event) =
-                PaymentEvent::from_stored(&recorded.event_type, recorded.schema_version, &recorded.payload, &[])
+            if MIRRORED_EVENT_TYPES.contains(&recorded.event_type.as_str())
+                && let Ok(event) =
+                    PaymentEvent::from_stored(&recorded.event_type, recorded.schema_version, &recorded.payload, &[])
                 && let Err(error) = mirror(&target, &event).await
             {
                 tracing::warn!(error = %error, position = recorded.position, "could not mirror a payment into the simulator");
@@ -65,8 +74,9 @@ pub(crate) fn spawn(
 }
 
 /// The Antom client of a demo stack: a refund waits until the mirror has
-/// given the simulator every payment recorded so far, so a payment recorded
-/// a moment ago is known at "Antom" too.
+/// given the simulator every payment recorded before the refund's request
+/// (or, without its position, so far), so a payment recorded a moment ago is
+/// known at "Antom" too.
 pub(crate) struct MirroredGateway {
     inner: ApoClient,
     store: Arc<dyn EventStore>,
@@ -86,6 +96,7 @@ impl MirroredGateway {
         Self { inner, store, mirrored }
     }
 
+    /// Waits until the mirror has handled the log up to the head.
     async fn caught_up(&self) {
         let head = match self.store.head().await {
             Ok(head) => head.position,
@@ -94,13 +105,18 @@ impl MirroredGateway {
                 return;
             }
         };
+        self.mirrored_up_to(head).await;
+    }
+
+    /// Waits until the mirror has handled the log up to `position`.
+    async fn mirrored_up_to(&self, position: u64) {
         let mut mirrored = self.mirrored.clone();
-        let wait = mirrored.wait_for(|position| *position >= head);
+        let wait = mirrored.wait_for(|mirrored| *mirrored >= position);
         if tokio::time::timeout(Duration::from_millis(MIRROR_WAIT_MS), wait)
             .await
             .is_err()
         {
-            tracing::warn!(head, "the simulator mirror is behind; calling the simulator anyway");
+            tracing::warn!(position, "the simulator mirror is behind; calling the simulator anyway");
         }
     }
 }
@@ -109,6 +125,13 @@ impl MirroredGateway {
 impl RefundGateway for MirroredGateway {
     async fn refund(&self, request: &RefundRequest) -> RefundOutcome {
         self.caught_up().await;
+        RefundGateway::refund(&self.inner, request).await
+    }
+
+    /// The refund's payment (with its capture) precedes its request in the payment's stream, so the log up to
+    /// `log_position` holds it, whichever instance recorded it: no read of the head.
+    async fn refund_after(&self, request: &RefundRequest, log_position: u64) -> RefundOutcome {
+        self.mirrored_up_to(log_position).await;
         RefundGateway::refund(&self.inner, request).await
     }
 
@@ -214,5 +237,28 @@ fn update_of(event: &PaymentEvent) -> Option<(&domain::PaymentId, PaymentUpdate)
             ))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MIRRORED_EVENT_TYPES;
+
+    #[test]
+    fn the_mirrored_types_are_the_payment_events_the_mirror_passes_on() {
+        for name in MIRRORED_EVENT_TYPES {
+            assert!(
+                domain::EVENT_TYPES.iter().any(|(known, _)| known == name),
+                "{name} is no event type"
+            );
+        }
+        // Refund events change nothing at the simulator: `update_of` passes them over.
+        for (name, _) in domain::EVENT_TYPES {
+            assert_eq!(
+                MIRRORED_EVENT_TYPES.contains(name),
+                !name.starts_with("Refund") && *name != "AnomalyAcknowledged",
+                "{name}"
+            );
+        }
     }
 }
