@@ -123,13 +123,17 @@ fn bad_request(message: &str) -> Response {
 }
 
 /// The operation type a request runs (the `operation` label): `query`, `mutation`, `subscription`, or
-/// `invalid` when the document does not parse or names no such operation (the schema answers the error).
-fn operation_type(request: &async_graphql::Request) -> &'static str {
+/// `invalid` when the document did not parse (`None`) or names no such operation (the schema answers the
+/// error).
+fn operation_type(
+    document: Option<&async_graphql::parser::types::ExecutableDocument>,
+    operation_name: Option<&str>,
+) -> &'static str {
     use async_graphql::parser::types::{DocumentOperations, OperationType};
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+    let Some(document) = document else {
         return "invalid";
     };
-    let operation = match (&document.operations, request.operation_name.as_deref()) {
+    let operation = match (&document.operations, operation_name) {
         (DocumentOperations::Single(operation), _) => Some(operation),
         (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name),
         (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => operations.values().next(),
@@ -143,8 +147,13 @@ fn operation_type(request: &async_graphql::Request) -> &'static str {
     }
 }
 
-async fn execute(state: &AppState, principal: Principal, request: async_graphql::Request) -> Response {
-    let operation = operation_type(&request);
+async fn execute(state: &AppState, principal: Principal, mut request: async_graphql::Request) -> Response {
+    // Parsed once, here (from the instance's parsed documents): the label, then the schema, read it.
+    let document = state.documents.parse(&request.query).ok();
+    let operation = operation_type(document.as_ref(), request.operation_name.as_deref());
+    if let Some(document) = document {
+        request.set_parsed_query(document);
+    }
     let started = std::time::Instant::now();
     let response = state.schema.execute(request.data(principal)).await;
     let codes = response.errors.iter().map(|error| {

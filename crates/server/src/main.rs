@@ -15,6 +15,7 @@
 
 mod auth;
 mod config;
+mod documents;
 mod export;
 mod gateway;
 mod graphiql;

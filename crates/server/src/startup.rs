@@ -143,6 +143,7 @@ impl Application {
             read_models,
             notify: verifier,
             metrics,
+            documents: Arc::default(),
             accounts: settings.accounts.clone(),
             body_bytes_max: settings.body_bytes_max,
             report_bytes_max: settings.report_bytes_max,

@@ -12,6 +12,7 @@ use graphql::{LedgerSchema, Principal};
 use projections::ReadModels;
 
 use crate::auth::KeyRing;
+use crate::documents::ParsedDocuments;
 use crate::metrics::Metrics;
 
 /// What Antom's notifications are checked against.
@@ -35,6 +36,8 @@ pub(crate) struct AppState {
     pub(crate) read_models: Arc<dyn ReadModels>,
     pub(crate) notify: NotifyVerifier,
     pub(crate) metrics: Metrics,
+    /// The GraphQL documents parsed so far, by their text.
+    pub(crate) documents: Arc<ParsedDocuments>,
     /// The journal export's account names.
     pub(crate) accounts: audit::Accounts,
     /// Largest request body (and WebSocket message) accepted.
