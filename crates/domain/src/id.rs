@@ -74,8 +74,10 @@ macro_rules! id_type {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let value = String::deserialize(deserializer)?;
-                Self::parse(&value).map_err(serde::de::Error::custom)
+                // Checked on the borrowed text, then copied once.
+                let value = crate::text::deserialize_text(deserializer)?;
+                validate(Self::FIELD, &value).map_err(serde::de::Error::custom)?;
+                Ok(Self(value.into_owned()))
             }
         }
     };

@@ -18,6 +18,7 @@ mod reconciliation;
 mod result_code;
 mod state;
 mod status;
+mod text;
 
 pub use booking::{
     LegAccount, SettlementLeg, UnbookableSettlement, settlement_date, settlement_date_of, settlement_legs,

@@ -4,6 +4,7 @@
 //! There is no float anywhere: display and decimal fields convert exactly to
 //! [`rust_decimal::Decimal`] with the currency's ISO exponent.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -77,7 +78,7 @@ impl Serialize for Currency {
 
 impl<'de> Deserialize<'de> for Currency {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let code = String::deserialize(deserializer)?;
+        let code = crate::text::deserialize_text(deserializer)?;
         Currency::parse("currency", &code).map_err(serde::de::Error::custom)
     }
 }
@@ -272,18 +273,21 @@ fn parse_minor_units(field: &str, value: &str) -> Result<u64, InputError> {
         .map_err(|_| error(|field, value| InputError::OutOfRange { field, value }))
 }
 
-/// Antom's wire shape of an amount; also the stored JSON form of [`Money`].
+/// Antom's wire shape of an amount; also the stored JSON form of [`Money`]. Read borrowed from the input
+/// when it can be (no copy of either text).
 #[derive(Serialize, Deserialize)]
-struct AmountJson {
-    currency: String,
-    value: String,
+struct AmountJson<'a> {
+    #[serde(borrow)]
+    currency: Cow<'a, str>,
+    #[serde(borrow)]
+    value: Cow<'a, str>,
 }
 
 impl Serialize for Money {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         AmountJson {
-            currency: self.currency.code().to_owned(),
-            value: self.value_string(),
+            currency: Cow::Borrowed(self.currency.code()),
+            value: Cow::Owned(self.value_string()),
         }
         .serialize(serializer)
     }

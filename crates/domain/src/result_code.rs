@@ -117,7 +117,7 @@ impl Serialize for ResultCode {
 
 impl<'de> Deserialize<'de> for ResultCode {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let code = String::deserialize(deserializer)?;
+        let code = crate::text::deserialize_text(deserializer)?;
         Ok(Self::parse(&code))
     }
 }
