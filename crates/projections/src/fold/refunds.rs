@@ -80,37 +80,38 @@ pub(super) fn reject_refund(payment: &mut PaymentRow, rejected: &RefundRejected,
     }
 }
 
-/// A pending refund succeeded: its reservation becomes refunded money.
+/// A pending refund succeeded: its reservation becomes refunded money. The refund changes only once the
+/// balances did (an error leaves it as it was).
 pub(super) fn settle_succeeded(
     payment: &mut PaymentRow,
-    mut refund: RefundView,
+    refund: &mut RefundView,
     succeeded: &RefundSucceeded,
     envelope: &Envelope,
-) -> Result<RefundView, ProjectionError> {
+) -> Result<(), ProjectionError> {
     payment.pending = subtract(envelope, payment.pending, refund.refund_amount)?;
     payment.refunded = add(envelope, payment.refunded, refund.refund_amount)?;
     refund.status = RefundStatus::Succeeded;
     refund.refund_id = Some(succeeded.refund_id.clone());
     refund.settled_at = Some(succeeded.refund_time);
     refund.result_code = Some(ResultCode::Success);
-    touch(&mut refund, envelope);
-    Ok(refund)
+    touch(refund, envelope);
+    Ok(())
 }
 
-/// A pending refund failed: its reservation is released.
+/// A pending refund failed: its reservation is released. The refund changes only once the balance did.
 pub(super) fn settle_failed(
     payment: &mut PaymentRow,
-    mut refund: RefundView,
+    refund: &mut RefundView,
     failed: &RefundFailed,
     envelope: &Envelope,
-) -> Result<RefundView, ProjectionError> {
+) -> Result<(), ProjectionError> {
     payment.pending = subtract(envelope, payment.pending, refund.refund_amount)?;
     refund.status = RefundStatus::Failed;
     refund.settled_at = Some(failed.failed_at);
     refund.result_code = Some(failed.result_code.clone());
     refund.result_message = Some(failed.result_message.clone());
-    touch(&mut refund, envelope);
-    Ok(refund)
+    touch(refund, envelope);
+    Ok(())
 }
 
 /// Marks the refund row as changed by `envelope`.
@@ -119,19 +120,19 @@ fn touch(refund: &mut RefundView, envelope: &Envelope) {
     refund.updated_at = envelope.recorded_at;
 }
 
-/// A requested refund was sent to Antom without a final answer; other statuses stay as they are.
-pub(super) fn mark_processing(refund: RefundView, envelope: &Envelope) -> Option<RefundView> {
-    (refund.status == RefundStatus::Requested).then(|| {
-        let mut refund = refund;
-        refund.status = RefundStatus::Processing;
-        touch(&mut refund, envelope);
-        refund
-    })
+/// A requested refund was sent to Antom without a final answer (`true`: it changed); other statuses stay as
+/// they are.
+pub(super) fn mark_processing(refund: &mut RefundView, envelope: &Envelope) -> bool {
+    if refund.status != RefundStatus::Requested {
+        return false;
+    }
+    refund.status = RefundStatus::Processing;
+    touch(refund, envelope);
+    true
 }
 
 /// A contradicting outcome report is counted on the refund; nothing else changes.
-pub(super) fn count_anomaly(mut refund: RefundView, envelope: &Envelope) -> RefundView {
+pub(super) fn count_anomaly(refund: &mut RefundView, envelope: &Envelope) {
     refund.anomaly_count = refund.anomaly_count.saturating_add(1);
-    touch(&mut refund, envelope);
-    refund
+    touch(refund, envelope);
 }

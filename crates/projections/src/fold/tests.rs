@@ -265,6 +265,45 @@ fn contradictions_are_refused_and_leave_the_fold_unchanged() {
 }
 
 #[test]
+fn an_outcome_refused_half_way_leaves_its_refund_as_it_was() {
+    let mut setup = BatchFold::default();
+    setup.apply(&envelope(1, "p1", recorded("p1", 1_000, false))).unwrap();
+    setup
+        .apply(&envelope(2, "p1", requested("p1", "r1", 100, PAID_AT)))
+        .unwrap();
+    let consistent_payment = setup.payment(&payment_id("p1")).cloned().unwrap();
+    let refund = setup.refund(&refund_id("r1")).cloned().unwrap();
+    // Stored rows that contradict each other: a pending refund of 100 on a payment with nothing pending, so
+    // the success is refused after the refund was found (and would have changed).
+    let mut payment = consistent_payment.clone();
+    payment.pending = usd(0);
+    let mut fold = BatchFold::new(vec![payment.clone()], vec![refund.clone()]);
+    let refused = fold.apply(&envelope(3, "p1", succeeded("r1", PAID_AT)));
+    assert!(
+        matches!(refused, Err(ProjectionError::Inconsistent { position: 3, .. })),
+        "{refused:?}"
+    );
+    assert_eq!(fold.refund(&refund_id("r1")), Some(&refund));
+    assert_eq!(fold.payment(&payment_id("p1")), Some(&payment));
+    assert_eq!(fold.changed_refunds().count(), 0);
+    assert_eq!(fold.changed_payments().count(), 0);
+    assert_eq!(fold.daily_deltas().count(), 0);
+    // The same outcome on consistent rows changes the refund where it is held.
+    let mut fold = BatchFold::new(vec![consistent_payment], vec![refund]);
+    fold.apply(&envelope(3, "p1", succeeded("r1", PAID_AT))).unwrap();
+    let settled = fold.refund(&refund_id("r1")).unwrap();
+    assert_eq!((settled.status, settled.last_position), (RefundStatus::Succeeded, 3));
+    assert_eq!(fold.changed_refunds().count(), 1);
+    assert_eq!(
+        deltas(&fold),
+        vec![
+            (PAID_AT.date(), RefundStatus::Requested, -1, -100),
+            (PAID_AT.date(), RefundStatus::Succeeded, 1, 100),
+        ]
+    );
+}
+
+#[test]
 fn batches_must_continue_from_the_stored_checkpoint() {
     let batch = Batch {
         after_position: 10,
