@@ -8,10 +8,11 @@
 //! the same log gives byte-identical bytes and the same digest, whatever the batch sizes.
 
 use std::collections::{BTreeMap, HashSet};
-use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use domain::{PaymentId, RefundRequestId, ReportedOutcome};
-use eventlog::{EventBatch, EventStore};
+use eventlog::{EventBatch, EventStore, EventView};
 use projections::fold::{BatchFold, refund_status_code};
 use projections::{
     AnomalyView, Envelope, PAGE_SIZE_MAX, PaymentFilter, PaymentView, ReadModels, RefundFilter, RefundView,
@@ -19,9 +20,9 @@ use projections::{
 };
 use sha2::{Digest as _, Sha256};
 use time::{Date, Month, OffsetDateTime};
+use tokio::sync::mpsc;
 
 use crate::error::AuditError;
-use crate::read::for_each_batch;
 
 /// Where a replay stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,19 +74,42 @@ impl Rebuilt {
 
     /// SHA-256 of [`Rebuilt::canonical_bytes`], hex; the bytes are hashed as they are made, a buffer of
     /// [`DIGEST_BUFFER_BYTES`] at a time (one hasher call per field would cost more than the hashing), never
-    /// held whole.
+    /// held whole, on a thread of its own while this one encodes the next buffers.
     pub fn state_digest(&self) -> String {
-        let mut hasher = Sha256::new();
-        let mut buffer = Vec::with_capacity(DIGEST_BUFFER_BYTES);
-        self.encode(&mut |part: &[u8]| {
-            buffer.extend_from_slice(part);
-            if buffer.len() >= DIGEST_BUFFER_BYTES {
-                hasher.update(&buffer);
-                buffer.clear();
+        let (full, to_hash) = std::sync::mpsc::sync_channel::<Vec<u8>>(DIGEST_BUFFERS_AHEAD);
+        let (hashed, emptied) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::scope(|scope| {
+            let hashing = scope.spawn(move || {
+                let mut hasher = Sha256::new();
+                for buffer in to_hash {
+                    hasher.update(&buffer);
+                    // The encoder may be done; then the buffer is simply freed.
+                    let _ = hashed.send(buffer);
+                }
+                hex::encode(hasher.finalize())
+            });
+            let mut buffer = Vec::with_capacity(DIGEST_BUFFER_BYTES);
+            self.encode(&mut |part: &[u8]| {
+                buffer.extend_from_slice(part);
+                if buffer.len() >= DIGEST_BUFFER_BYTES {
+                    let next = match emptied.try_recv() {
+                        Ok(mut used) => {
+                            used.clear();
+                            used
+                        }
+                        Err(_) => Vec::with_capacity(DIGEST_BUFFER_BYTES),
+                    };
+                    // A send fails only if the hashing thread panicked; joining it below raises that panic.
+                    let _ = full.send(std::mem::replace(&mut buffer, next));
+                }
+            });
+            let _ = full.send(buffer);
+            drop(full);
+            match hashing.join() {
+                Ok(digest) => digest,
+                Err(panic) => std::panic::resume_unwind(panic),
             }
-        });
-        hasher.update(&buffer);
-        hex::encode(hasher.finalize())
+        })
     }
 
     fn encode(&self, sink: &mut dyn FnMut(&[u8])) {
@@ -181,6 +205,9 @@ impl Rebuilt {
 /// Bytes of the canonical encoding gathered before each call to the hasher in [`Rebuilt::state_digest`].
 const DIGEST_BUFFER_BYTES: usize = 64 * 1024;
 
+/// Full buffers waiting for the hasher at most in [`Rebuilt::state_digest`].
+const DIGEST_BUFFERS_AHEAD: usize = 4;
+
 /// Tags the state encoding; a change to it gets a new tag.
 const STATE_FORMAT_TAG: &[u8] = b"refund-ledger/replay/state/v3";
 
@@ -246,33 +273,75 @@ pub async fn end_position(store: &dyn EventStore, end: ReplayEnd, head: u64) -> 
     }
 }
 
-/// Folds positions `1..=end` of `store`, calling `progress(position)` after each batch.
+/// Folds positions `1..=end` of `store`, calling `progress(position)` with the position folded so far after
+/// each batch read, and once more at the end.
 ///
-/// The log is scanned once ([`eventlog::scan()`]: on SQLite one read transaction, read ahead on the store's
-/// own thread while this one folds), so a rebuild costs about the longer of reading and folding, not their
-/// sum.
+/// Three stages, each on its own thread, so a rebuild costs about its slowest stage rather than their sum:
+/// the log is scanned once ([`eventlog::scan()`]: on SQLite one read transaction, read ahead on the store's own
+/// thread), this task decodes each batch's payloads into envelopes, and a blocking thread folds them in order.
+/// The fold stops at the first event it cannot fold; a decode or read error is reported after every event
+/// before it was folded, as the fold would have met it.
 #[tracing::instrument(skip(store, progress))]
 pub async fn rebuild(
     store: &dyn EventStore,
     end: u64,
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<Rebuilt, AuditError> {
-    let mut rebuilt = Rebuilt::default();
     if end == 0 {
-        return Ok(rebuilt);
+        return Ok(Rebuilt::default());
     }
     let mut scan = eventlog::scan(store, 1, end).await?;
-    let stopped = for_each_batch(&mut scan, |batch| match fold_batch(&mut rebuilt, batch) {
-        Ok(()) => {
-            progress(rebuilt.last_position);
-            ControlFlow::Continue(())
+    let (sender, receiver) = mpsc::channel(DECODED_BATCHES_AHEAD);
+    // Folded envelopes come back to be freed here, where they were allocated (the allocator's cheap path),
+    // not on the fold's thread; their vectors are used again.
+    let (spent_sender, mut spent) = mpsc::unbounded_channel::<Vec<DecodedEvent>>();
+    let folded = Arc::new(AtomicU64::new(0));
+    let fold = tokio::task::spawn_blocking({
+        let folded = Arc::clone(&folded);
+        move || fold_decoded(receiver, &spent_sender, &folded)
+    });
+    let mut next = scan.next().await;
+    loop {
+        let batch = match next {
+            None => break,
+            Some(Err(error)) => {
+                // A closed channel means the fold stopped on an error of its own, the one reported.
+                let _ = sender.send(Err(error.into())).await;
+                break;
+            }
+            Some(Ok(batch)) => batch,
+        };
+        // The next read is polled first, so it is under way while this batch is decoded and handed over.
+        let hand_over = async {
+            let mut events = Vec::new();
+            while let Ok(mut folded_events) = spent.try_recv() {
+                folded_events.clear();
+                events = folded_events;
+            }
+            let decoded = decode_batch(&batch, events);
+            let failed = decoded.error.is_some();
+            sender.send(Ok(decoded)).await.is_ok() && !failed
+        };
+        let (prefetched, handed_over) = futures_util::future::join(scan.next(), hand_over).await;
+        if !handed_over {
+            break;
         }
-        Err(error) => ControlFlow::Break(error),
-    })
-    .await?;
-    if let Some(error) = stopped {
-        return Err(error);
+        progress(folded.load(Ordering::Relaxed));
+        next = prefetched;
     }
+    drop(sender);
+    let rebuilt = match fold.await {
+        Ok(rebuilt) => rebuilt?,
+        // A panic of the fold is this task's, as it was when the fold ran here.
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(error) => {
+            return Err(AuditError::Replay {
+                position: folded.load(Ordering::Relaxed) + 1,
+                reason: format!("the fold was cancelled: {error}"),
+            });
+        }
+    };
+    progress(rebuilt.last_position);
     if rebuilt.last_position < end {
         // Every event up to `end` was folded only if the next one lies past it (on a sparse log) or the log
         // does not end before `end`.
@@ -287,23 +356,97 @@ pub async fn rebuild(
     Ok(rebuilt)
 }
 
-fn fold_batch(rebuilt: &mut Rebuilt, batch: &EventBatch) -> Result<(), AuditError> {
+/// Decoded batches waiting for the fold at most.
+const DECODED_BATCHES_AHEAD: usize = 4;
+
+/// A scan's batch decoded for the fold.
+#[derive(Debug)]
+struct DecodedBatch {
+    /// The events of payment and reconciliation streams, in position order (up to `error`, if any).
+    events: Vec<DecodedEvent>,
+    /// The position of the last event read before `error` (or of the batch): events of other streams count.
+    last_position: u64,
+    /// Why the event after `last_position` does not decode; the replay stops there.
+    error: Option<AuditError>,
+}
+
+#[derive(Debug)]
+enum DecodedEvent {
+    Payment(Envelope),
+    Reconciliation(projections::ReconciliationEnvelope),
+}
+
+/// Decodes `batch` into `events` (empty, its capacity used again).
+fn decode_batch(batch: &EventBatch, mut events: Vec<DecodedEvent>) -> DecodedBatch {
+    events.reserve(batch.len());
+    let mut decoded = DecodedBatch {
+        events,
+        last_position: 0,
+        error: None,
+    };
     for recorded in batch.iter() {
-        let replay_error = |error: projections::ProjectionError| AuditError::Replay {
-            position: recorded.position,
-            reason: error.to_string(),
-        };
-        if let Some(envelope) = Envelope::decode_view(&recorded).map_err(replay_error)? {
-            rebuilt.fold.apply(&envelope).map_err(replay_error)?;
-            rebuilt.events += 1;
-        } else if let Some(envelope) =
-            projections::ReconciliationEnvelope::decode_view(&recorded).map_err(replay_error)?
-        {
-            rebuilt.reconciliations.apply(&envelope);
+        match decode_event(&recorded) {
+            Ok(Some(event)) => decoded.events.push(event),
+            Ok(None) => {}
+            Err(error) => {
+                decoded.error = Some(error);
+                return decoded;
+            }
         }
-        rebuilt.last_position = recorded.position;
+        decoded.last_position = recorded.position;
     }
-    Ok(())
+    decoded
+}
+
+fn decode_event(recorded: &EventView<'_>) -> Result<Option<DecodedEvent>, AuditError> {
+    if let Some(envelope) = Envelope::decode_view(recorded).map_err(|error| replay_error(recorded.position, &error))? {
+        return Ok(Some(DecodedEvent::Payment(envelope)));
+    }
+    Ok(projections::ReconciliationEnvelope::decode_view(recorded)
+        .map_err(|error| replay_error(recorded.position, &error))?
+        .map(DecodedEvent::Reconciliation))
+}
+
+fn replay_error(position: u64, error: &projections::ProjectionError) -> AuditError {
+    AuditError::Replay {
+        position,
+        reason: error.to_string(),
+    }
+}
+
+/// Folds the decoded batches in order until the channel closes or an event cannot be folded; stores the
+/// position folded so far in `folded` and sends the folded events to `spent` after each batch.
+fn fold_decoded(
+    mut receiver: mpsc::Receiver<Result<DecodedBatch, AuditError>>,
+    spent: &mpsc::UnboundedSender<Vec<DecodedEvent>>,
+    folded: &AtomicU64,
+) -> Result<Rebuilt, AuditError> {
+    let mut rebuilt = Rebuilt::default();
+    while let Some(batch) = receiver.blocking_recv() {
+        let batch = batch?;
+        for event in &batch.events {
+            match event {
+                DecodedEvent::Payment(envelope) => {
+                    rebuilt
+                        .fold
+                        .apply(envelope)
+                        .map_err(|error| replay_error(envelope.position, &error))?;
+                    rebuilt.events += 1;
+                }
+                DecodedEvent::Reconciliation(envelope) => rebuilt.reconciliations.apply(envelope),
+            }
+        }
+        if batch.last_position > rebuilt.last_position {
+            rebuilt.last_position = batch.last_position;
+        }
+        folded.store(rebuilt.last_position, Ordering::Relaxed);
+        if let Some(error) = batch.error {
+            return Err(error);
+        }
+        // Once the decoding side is gone nobody takes them back: they are freed here.
+        let _ = spent.send(batch.events);
+    }
+    Ok(rebuilt)
 }
 
 /// One row that differs between the live read models and the rebuilt ones.

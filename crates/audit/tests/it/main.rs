@@ -4,5 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod journal;
+mod replay;
 mod sealed;
 mod support;
