@@ -396,11 +396,11 @@ fn put<K: Hash + Eq + Clone, V>(map: &mut Rows<K, V>, row: V, key_of: impl Fn(&V
 /// Sorted on the keys' first [`KEY_PREFIX_BYTES`] bytes held beside each row, so most comparisons read no row:
 /// a fold of every row (audit replay) sorts hundreds of thousands, scattered over the heap. Prefixes are
 /// zero-padded, so two that differ order as their keys do; equal prefixes fall back to the whole keys.
-fn in_key_order<'a, K, V>(
-    map: &'a Rows<K, V>,
+fn in_key_order<K, V>(
+    map: &Rows<K, V>,
     pick: impl Fn(&Held<V>) -> bool,
     key_of: impl Fn(&V) -> &str,
-) -> impl Iterator<Item = &'a V> {
+) -> impl Iterator<Item = &V> {
     let mut rows: Vec<([u8; KEY_PREFIX_BYTES], &V)> = map
         .values()
         .filter(|held| pick(held))
@@ -473,6 +473,9 @@ impl Saved {
 
 /// What one event did to a refund row.
 #[derive(Debug)]
+// A new row is returned once per event and moved straight into the map's box: boxing it here would only add
+// an allocation.
+#[allow(clippy::large_enum_variant)]
 enum RefundChange {
     /// Nothing.
     Unchanged,
