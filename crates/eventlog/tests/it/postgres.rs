@@ -60,7 +60,18 @@ async fn concurrent_first_connects_migrate_once() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2, 3], "each migration applied once");
+    assert_eq!(versions, vec![1, 2, 3, 4], "each migration applied once");
+    // Migration 4: large payloads (a reconciliation's findings chunks) are compressed with lz4 (the test
+    // server is built with it, as Debian's and the official images are).
+    let compression: i8 = client
+        .query_one(
+            "SELECT attcompression FROM pg_attribute WHERE attrelid = 'eventlog_events'::regclass AND attname = 'payload'",
+            &[],
+        )
+        .await
+        .expect("query")
+        .get(0);
+    assert_eq!(compression as u8, b'l');
     drop(client);
     harness.finish().await;
 }
