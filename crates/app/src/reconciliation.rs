@@ -74,6 +74,9 @@ pub enum ReconciliationError {
     /// The blocking reader thread stopped.
     #[error("the report reader stopped: {0}")]
     Reader(String),
+    /// The run's lookup task panicked or was cancelled.
+    #[error("a task of the run stopped: {0}")]
+    Task(String),
     /// An acknowledgement that cannot be recorded: no such run or finding, already acknowledged, or a bad
     /// note. The message names the field; nothing was written.
     #[error("{field}: {message}")]
@@ -327,10 +330,10 @@ pub async fn reconcile_reports(
             waited_seconds: READ_MODELS_WAIT.as_secs(),
         });
     }
-    let mut view = read_models.ledger_view().await?;
+    let view = read_models.ledger_view().await?;
     let run_id = Uuid::new_v4().to_string();
     let mut recorder = stream::Recorder::new(store, &run_id, actor, ledger)?;
-    let scan = stream::scan(&plan, view.as_mut(), &mut recorder).await?;
+    let (scan, view) = stream::scan(&plan, view, &mut recorder).await?;
     let recorded = ReconciliationRecorded {
         run_id: run_id.clone(),
         report_kind: plan.kind.as_str().to_owned(),

@@ -10,7 +10,7 @@
 //! the trait and what both backends share; `SqliteLedgerView` and `PostgresLedgerView` live in `sqlite.rs` and
 //! `postgres.rs`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -135,21 +135,45 @@ pub(crate) fn limit_i64(first: usize) -> i64 {
     i64::try_from(first).unwrap_or(i64::MAX)
 }
 
-/// Where each key was first seen, from the stored first rows of the batch's keys: `None` for the row that is
-/// itself the first.
+/// Where each of a batch's `keys` was first seen, for a batch whose keys at `maybe_seen` (indexes, ascending)
+/// may repeat an earlier one and the others certainly do not: `stored` holds the first rows the earlier batches
+/// recorded of those keys; a key not stored that an earlier row of the batch has repeats that row; every other
+/// key answers `None` (it is the first).
 pub(crate) fn first_seen(
     keys: &[ReportKey],
+    maybe_seen: &[usize],
     stored: &HashMap<(String, i16, String), (String, u64)>,
 ) -> Vec<Option<FirstSeen>> {
-    keys.iter()
-        .map(|key| {
-            let (file, line) = stored.get(&(key.row_type.clone(), key.kind.code(), key.key.clone()))?;
-            (*file != key.file || *line != key.line).then(|| FirstSeen {
+    fn identity(key: &ReportKey) -> (&str, i16, &str) {
+        (key.row_type.as_str(), key.kind.code(), key.key.as_str())
+    }
+    let repeated: HashSet<(&str, i16, &str)> = maybe_seen.iter().map(|&index| identity(&keys[index])).collect();
+    let mut first_in_batch: HashMap<(&str, i16, &str), usize> = HashMap::new();
+    for (index, key) in keys.iter().enumerate() {
+        let key = identity(key);
+        if repeated.contains(&key) {
+            first_in_batch.entry(key).or_insert(index);
+        }
+    }
+    let mut answers = vec![None; keys.len()];
+    for &index in maybe_seen {
+        let key = &keys[index];
+        let owned = (key.row_type.clone(), key.kind.code(), key.key.clone());
+        answers[index] = match stored.get(&owned) {
+            Some((file, line)) => Some(FirstSeen {
                 file: file.clone(),
                 line: *line,
-            })
-        })
-        .collect()
+            }),
+            None => first_in_batch
+                .get(&identity(key))
+                .filter(|&&first| first < index)
+                .map(|&first| FirstSeen {
+                    file: keys[first].file.clone(),
+                    line: keys[first].line,
+                }),
+        };
+    }
+    answers
 }
 
 /// The migration that serves the views' queries, the same in both databases: refunds by Antom's refundId (rows

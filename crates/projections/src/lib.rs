@@ -40,6 +40,7 @@
 mod anomaly;
 mod checkpoint;
 mod error;
+mod key_filter;
 mod ledger_view;
 mod model;
 mod postgres;

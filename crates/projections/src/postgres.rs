@@ -27,6 +27,7 @@ use crate::anomaly::{self, ANOMALY_COLUMNS, ANOMALY_TABLE_SQL, AnomalyRecord, An
 use crate::checkpoint::{raise, wait_for_checkpoint};
 use crate::error::ProjectionError;
 use crate::fold::{Batch, BatchFold, BatchKeys};
+use crate::key_filter::KeyFilter;
 use crate::ledger_view::{
     FirstSeen, LEDGER_VIEW_INDEXES_SQL, LEDGER_VIEW_KEYS_PER_STATEMENT, LedgerView, ReportKey, SucceededWindow,
     first_seen, limit_i64, unreported_cursor, unreported_sql,
@@ -1039,11 +1040,27 @@ async fn write_anomalies(
 }
 
 /// The PostgreSQL view: its own connection (not the pool's: dropping it must end the transaction with it).
+///
+/// Its key table has no index while no key repeats: a key the [`KeyFilter`] has not seen is inserted as is (an
+/// append, no index probe), and only the keys it may have seen are looked up, after the table's first such key
+/// indexed it. Its statements are prepared once.
 pub(crate) struct PostgresLedgerView {
     client: tokio_postgres::Client,
     position: u64,
     /// Whether the keys table was analyzed (before the first missing-check page).
     analyzed: bool,
+    /// The keys recorded so far, approximately.
+    seen: KeyFilter,
+    /// Whether the keys table has its index (built when the filter first answered "maybe seen").
+    indexed: bool,
+    statements: LedgerViewStatements,
+}
+
+/// The view's prepared statements.
+struct LedgerViewStatements {
+    by_refund_request_id: tokio_postgres::Statement,
+    by_refund_id: tokio_postgres::Statement,
+    insert_keys: tokio_postgres::Statement,
 }
 
 impl PostgresLedgerView {
@@ -1060,83 +1077,55 @@ impl PostgresLedgerView {
                 "BEGIN ISOLATION LEVEL REPEATABLE READ;
                  CREATE TEMP TABLE reconciliation_keys (
                      row_type TEXT NOT NULL, key_kind SMALLINT NOT NULL, key TEXT NOT NULL,
-                     file TEXT NOT NULL, line BIGINT NOT NULL,
-                     PRIMARY KEY (row_type, key_kind, key)
+                     file TEXT NOT NULL, line BIGINT NOT NULL
                  ) ON COMMIT DROP;",
             )
             .await
             .map_err(&failed)?;
         let position = crate::postgres::read_checkpoint(&client, false).await?;
+        let by =
+            |column: &str| format!("SELECT {REFUND_COLUMNS} FROM projection_refunds WHERE {column} = ANY($1::text[])");
+        let statements = LedgerViewStatements {
+            by_refund_request_id: client.prepare(&by("refund_request_id")).await.map_err(&failed)?,
+            by_refund_id: client.prepare(&by("refund_id")).await.map_err(&failed)?,
+            insert_keys: client
+                .prepare(
+                    "INSERT INTO reconciliation_keys (row_type, key_kind, key, file, line)
+                     SELECT * FROM UNNEST($1::text[], $2::int2[], $3::text[], $4::text[], $5::int8[])",
+                )
+                .await
+                .map_err(&failed)?,
+        };
         Ok(Self {
             client,
             position,
             analyzed: false,
+            seen: KeyFilter::new(),
+            indexed: false,
+            statements,
         })
     }
-}
 
-fn postgres_refunds(rows: &[tokio_postgres::Row]) -> Result<Vec<RefundView>, ProjectionError> {
-    rows.iter()
-        .map(|row| crate::postgres::refund_record(row)?.into_view())
-        .collect()
-}
-
-#[async_trait]
-impl LedgerView for PostgresLedgerView {
-    fn position(&self) -> u64 {
-        self.position
-    }
-
-    async fn refunds(
+    /// Where the earlier batches first recorded each of `keys` (which the filter may have seen).
+    async fn stored_keys(
         &mut self,
-        refund_request_ids: &[String],
-        refund_ids: &[String],
-    ) -> Result<Vec<RefundView>, ProjectionError> {
-        let failed = crate::postgres::failed("query refunds of a report batch");
-        let mut refunds = Vec::new();
-        let lists = refund_request_ids
-            .chunks(LEDGER_VIEW_KEYS_PER_STATEMENT)
-            .map(|chunk| ("refund_request_id", chunk))
-            .chain(
-                refund_ids
-                    .chunks(LEDGER_VIEW_KEYS_PER_STATEMENT)
-                    .map(|chunk| ("refund_id", chunk)),
-            );
-        for (column, ids) in lists {
-            let sql = format!("SELECT {REFUND_COLUMNS} FROM projection_refunds WHERE {column} = ANY($1::text[])");
-            let ids = ids.to_vec();
-            let rows = self.client.query(&sql, &[&ids]).await.map_err(&failed)?;
-            refunds.extend(postgres_refunds(&rows)?);
+        keys: &[&ReportKey],
+    ) -> Result<HashMap<(String, i16, String), (String, u64)>, ProjectionError> {
+        let failed = crate::postgres::failed("look up repeated report keys");
+        if !self.indexed {
+            self.client
+                .batch_execute(
+                    "CREATE INDEX reconciliation_keys_by_key ON reconciliation_keys (row_type, key_kind, key)",
+                )
+                .await
+                .map_err(&failed)?;
+            self.indexed = true;
         }
-        Ok(refunds)
-    }
-
-    async fn record_keys(&mut self, keys: &[ReportKey]) -> Result<Vec<Option<FirstSeen>>, ProjectionError> {
-        let failed = crate::postgres::failed("record report keys");
         let mut stored = HashMap::new();
         for chunk in keys.chunks(LEDGER_VIEW_KEYS_PER_STATEMENT) {
             let row_types: Vec<&str> = chunk.iter().map(|key| key.row_type.as_str()).collect();
             let kinds: Vec<i16> = chunk.iter().map(|key| key.kind.code()).collect();
             let ids: Vec<&str> = chunk.iter().map(|key| key.key.as_str()).collect();
-            let files: Vec<&str> = chunk.iter().map(|key| key.file.as_str()).collect();
-            let lines: Vec<i64> = chunk
-                .iter()
-                .map(|key| i64::try_from(key.line).unwrap_or(i64::MAX))
-                .collect();
-            // Rows of one statement are inserted in the array's order, so of two equal keys in a batch the
-            // first is stored and the second conflicts with it.
-            self.client
-                .execute(
-                    "INSERT INTO reconciliation_keys (row_type, key_kind, key, file, line)
-                     SELECT row_type, key_kind, key, file, line
-                     FROM UNNEST($1::text[], $2::int2[], $3::text[], $4::text[], $5::int8[])
-                       WITH ORDINALITY AS u(row_type, key_kind, key, file, line, n)
-                       ORDER BY n
-                     ON CONFLICT DO NOTHING",
-                    &[&row_types, &kinds, &ids, &files, &lines],
-                )
-                .await
-                .map_err(&failed)?;
             let rows = self
                 .client
                 .query(
@@ -1162,7 +1151,78 @@ impl LedgerView for PostgresLedgerView {
                 );
             }
         }
-        Ok(first_seen(keys, &stored))
+        Ok(stored)
+    }
+}
+
+fn postgres_refunds(rows: &[tokio_postgres::Row]) -> Result<Vec<RefundView>, ProjectionError> {
+    rows.iter()
+        .map(|row| crate::postgres::refund_record(row)?.into_view())
+        .collect()
+}
+
+#[async_trait]
+impl LedgerView for PostgresLedgerView {
+    fn position(&self) -> u64 {
+        self.position
+    }
+
+    async fn refunds(
+        &mut self,
+        refund_request_ids: &[String],
+        refund_ids: &[String],
+    ) -> Result<Vec<RefundView>, ProjectionError> {
+        let failed = crate::postgres::failed("query refunds of a report batch");
+        let mut refunds = Vec::new();
+        let lists = refund_request_ids
+            .chunks(LEDGER_VIEW_KEYS_PER_STATEMENT)
+            .map(|chunk| (&self.statements.by_refund_request_id, chunk))
+            .chain(
+                refund_ids
+                    .chunks(LEDGER_VIEW_KEYS_PER_STATEMENT)
+                    .map(|chunk| (&self.statements.by_refund_id, chunk)),
+            );
+        for (statement, ids) in lists {
+            let rows = self.client.query(statement, &[&ids]).await.map_err(&failed)?;
+            refunds.extend(postgres_refunds(&rows)?);
+        }
+        Ok(refunds)
+    }
+
+    async fn record_keys(&mut self, keys: &[ReportKey]) -> Result<Vec<Option<FirstSeen>>, ProjectionError> {
+        let failed = crate::postgres::failed("record report keys");
+        let maybe_seen: Vec<usize> = (0..keys.len())
+            .filter(|&index| self.seen.insert(&keys[index]))
+            .collect();
+        let mut answers: Vec<Option<FirstSeen>> = vec![None; keys.len()];
+        if !maybe_seen.is_empty() {
+            let repeated: Vec<&ReportKey> = maybe_seen.iter().map(|&index| &keys[index]).collect();
+            let stored = self.stored_keys(&repeated).await?;
+            answers = first_seen(keys, &maybe_seen, &stored);
+        }
+        let new: Vec<&ReportKey> = keys
+            .iter()
+            .zip(&answers)
+            .filter_map(|(key, answer)| answer.is_none().then_some(key))
+            .collect();
+        for chunk in new.chunks(LEDGER_VIEW_KEYS_PER_STATEMENT) {
+            let row_types: Vec<&str> = chunk.iter().map(|key| key.row_type.as_str()).collect();
+            let kinds: Vec<i16> = chunk.iter().map(|key| key.kind.code()).collect();
+            let ids: Vec<&str> = chunk.iter().map(|key| key.key.as_str()).collect();
+            let files: Vec<&str> = chunk.iter().map(|key| key.file.as_str()).collect();
+            let lines: Vec<i64> = chunk
+                .iter()
+                .map(|key| i64::try_from(key.line).unwrap_or(i64::MAX))
+                .collect();
+            self.client
+                .execute(
+                    &self.statements.insert_keys,
+                    &[&row_types, &kinds, &ids, &files, &lines],
+                )
+                .await
+                .map_err(&failed)?;
+        }
+        Ok(answers)
     }
 
     async fn unreported_refunds(

@@ -1,10 +1,12 @@
 //! Pass 2 of a run, in flat memory (docs/adr/003-reconciliation.md, "Flat memory"): a blocking thread reads the
 //! files again through SHA-256 and sends batches of [`ROWS_PER_BATCH`] rows through a channel of
-//! [`BATCHES_IN_FLIGHT`]; per batch, one lookup of the ledger's refunds in the pinned view, the batch's keys
-//! recorded in the view's key table (which answers the duplicates), the pure matcher per row, and the findings
-//! handed to the [`Recorder`], which appends them in chunks as they fill. After `<END>`, the day's succeeded
-//! refunds no row named come from the view page by page. Nothing here grows with the file: a batch of rows, a
-//! chunk of findings, and at most [`APPEND_BYTES_MAX`] of events waiting for their append.
+//! [`BATCHES_IN_FLIGHT`]; a lookup task asks the pinned view, per batch, for the ledger's refunds it names and
+//! records its keys in the view's key table (which answers the duplicates), and hands the batch on through a
+//! channel of one, so the database answers batch N+1 while the matcher works on batch N; the matcher runs the
+//! pure matcher per row and hands the findings to the [`Recorder`], which appends them in chunks as they fill.
+//! After `<END>`, the day's succeeded refunds no row named come from the view page by page. Nothing here grows
+//! with the file: three batches of rows, a chunk of findings, and at most [`APPEND_BYTES_MAX`] of events waiting
+//! for their append.
 
 use std::collections::BTreeMap;
 use std::io::{BufReader, Read};
@@ -16,7 +18,7 @@ use domain::{
     RecordedFinding, RefundStatus, reconciliation_stream_name,
 };
 use eventlog::{EventStore, ExpectedRevision, NewEvent, StreamName};
-use projections::{KeyKind, LedgerView, ReadModels, RefundView, ReportKey, SucceededWindow};
+use projections::{FirstSeen, KeyKind, LedgerView, ReadModels, RefundView, ReportKey, SucceededWindow};
 use reconcile::matcher::is_refund_row;
 use reconcile::{
     BatchTotals, EndOfReport, Finding, LedgerBatch, LedgerRefund, LookupKeys, ReconcileError, RefundKey, ReportLine,
@@ -178,13 +180,105 @@ pub(super) struct Scan {
     pub(super) other_rows: BTreeMap<String, u64>,
 }
 
+/// What the lookup task hands the matcher, in the files' order.
+enum Looked {
+    /// A batch of details rows with the ledger's refunds they name and, per row with a key, where its key was
+    /// first seen.
+    Details {
+        file: Arc<str>,
+        rows: Vec<Row>,
+        keys: Vec<Option<RowKey>>,
+        refunds: LedgerBatch,
+        first_seen: Vec<Option<FirstSeen>>,
+    },
+    /// Rows of the settlement summary.
+    Summary { file: Arc<str>, rows: Vec<Row> },
+    /// A file read to `<END>`.
+    End(Box<EndOfReport>),
+}
+
+/// The lookup task's answers.
+type Lookups = mpsc::Receiver<Result<Looked, ReconciliationError>>;
+
+/// Starts the task that looks each batch of the reader's up in `view` (its refunds, its keys recorded), so the
+/// database answers batch N+1 while the matcher records batch N; it hands the view back when the reader is
+/// done, or when the matcher stopped listening.
+fn spawn_lookups(
+    mut view: Box<dyn LedgerView>,
+    mut batches: mpsc::Receiver<Result<Message, ReconciliationError>>,
+) -> (Lookups, tokio::task::JoinHandle<Box<dyn LedgerView>>) {
+    let (sender, receiver) = mpsc::channel(1);
+    let task = tokio::spawn(async move {
+        while let Some(message) = batches.recv().await {
+            let looked = match message {
+                Ok(Message::Rows {
+                    file,
+                    summary: false,
+                    rows,
+                }) => look_up(view.as_mut(), file, rows).await,
+                Ok(Message::Rows {
+                    file,
+                    summary: true,
+                    rows,
+                }) => Ok(Looked::Summary { file, rows }),
+                Ok(Message::End(end)) => Ok(Looked::End(end)),
+                Err(error) => Err(error),
+            };
+            let failed = looked.is_err();
+            if sender.send(looked).await.is_err() || failed {
+                break;
+            }
+        }
+        view
+    });
+    (receiver, task)
+}
+
+/// One batch of details rows looked up: one refunds query, one key insert.
+async fn look_up(view: &mut dyn LedgerView, file: Arc<str>, rows: Vec<Row>) -> Result<Looked, ReconciliationError> {
+    let lookup = LookupKeys::of(&rows);
+    let refunds = view
+        .refunds(&lookup.refund_request_ids, &lookup.refund_ids)
+        .await?
+        .iter()
+        .map(ledger_refund)
+        .collect();
+    let keys: Vec<Option<RowKey>> = rows.iter().map(row_key).collect();
+    let report_keys: Vec<ReportKey> = rows
+        .iter()
+        .zip(&keys)
+        .filter_map(|(row, key)| {
+            let key = key.as_ref()?;
+            let (kind, id) = match &key.refund {
+                RefundKey::RequestId(id) => (KeyKind::RefundRequestId, id),
+                RefundKey::RefundId(id) => (KeyKind::RefundId, id),
+            };
+            Some(ReportKey {
+                row_type: key.row_type.as_str().to_owned(),
+                kind,
+                key: id.clone(),
+                file: file.to_string(),
+                line: row.line(),
+            })
+        })
+        .collect();
+    let first_seen = view.record_keys(&report_keys).await?;
+    Ok(Looked::Details {
+        file,
+        rows,
+        keys,
+        refunds: LedgerBatch::new(refunds),
+        first_seen,
+    })
+}
+
 /// Pass 2: every row matched against `view`, the settlement checks of a batch, the missing refunds of day T;
-/// each finding handed to `recorder` as it is made.
+/// each finding handed to `recorder` as it is made. Answers the view back for the run's position.
 pub(super) async fn scan(
     plan: &Plan,
-    view: &mut dyn LedgerView,
+    view: Box<dyn LedgerView>,
     recorder: &mut Recorder<'_>,
-) -> Result<Scan, ReconciliationError> {
+) -> Result<(Scan, Box<dyn LedgerView>), ReconciliationError> {
     let settlement = plan.kind == RunKind::SettlementBatch;
     let mut detail_totals = BatchTotals::default();
     let mut summary_totals = BatchTotals::default();
@@ -193,22 +287,27 @@ pub(super) async fn scan(
         files: Vec::new(),
         other_rows: BTreeMap::new(),
     };
-    let mut receiver = spawn_reader(plan);
-    while let Some(message) = receiver.recv().await {
+    let (mut looked, lookups) = spawn_lookups(view, spawn_reader(plan));
+    while let Some(message) = looked.recv().await {
         match message? {
-            Message::Rows {
+            Looked::Details {
                 file,
-                summary: false,
                 rows,
+                keys,
+                refunds,
+                first_seen,
             } => {
                 let totals = settlement.then_some(&mut detail_totals);
-                match_batch(view, &file, &rows, totals, &mut result.other_rows, recorder).await?;
+                let batch = MatchBatch {
+                    file: &file,
+                    rows: &rows,
+                    keys: &keys,
+                    refunds: &refunds,
+                    first_seen,
+                };
+                match_batch(batch, totals, &mut result.other_rows, recorder).await?;
             }
-            Message::Rows {
-                file,
-                summary: true,
-                rows,
-            } => {
+            Looked::Summary { file, rows } => {
                 for row in &rows {
                     if let Some(finding) = summary_totals.add_summary(row, &file)? {
                         recorder.push(&finding, None).await?;
@@ -216,9 +315,12 @@ pub(super) async fn scan(
                 }
                 summary_file = Some(file);
             }
-            Message::End(end) => result.files.push(*end),
+            Looked::End(end) => result.files.push(*end),
         }
     }
+    let mut view = lookups
+        .await
+        .map_err(|error| ReconciliationError::Task(format!("the lookups: {error}")))?;
     let expected = plan.details.len() + usize::from(plan.summary.is_some());
     if result.files.len() != expected {
         return Err(ReconciliationError::Reader(format!(
@@ -255,47 +357,28 @@ pub(super) async fn scan(
             }
         }
     }
-    Ok(result)
+    Ok((result, view))
 }
 
-/// One batch of details rows: one lookup, one key insert, the matcher per row.
+/// A batch of details rows as the lookup task answered it.
+struct MatchBatch<'a> {
+    file: &'a Arc<str>,
+    rows: &'a [Row],
+    keys: &'a [Option<RowKey>],
+    refunds: &'a LedgerBatch,
+    first_seen: Vec<Option<FirstSeen>>,
+}
+
+/// The matcher per row of a looked-up batch, and the settlement checks of a batch's rows.
 async fn match_batch(
-    view: &mut dyn LedgerView,
-    file: &Arc<str>,
-    rows: &[Row],
+    batch: MatchBatch<'_>,
     mut settlement: Option<&mut BatchTotals>,
     other_rows: &mut BTreeMap<String, u64>,
     recorder: &mut Recorder<'_>,
 ) -> Result<(), ReconciliationError> {
-    let lookup = LookupKeys::of(rows);
-    let refunds = view
-        .refunds(&lookup.refund_request_ids, &lookup.refund_ids)
-        .await?
-        .iter()
-        .map(ledger_refund)
-        .collect();
-    let batch = LedgerBatch::new(refunds);
-    let keys: Vec<Option<RowKey>> = rows.iter().map(row_key).collect();
-    let report_keys: Vec<ReportKey> = rows
-        .iter()
-        .zip(&keys)
-        .filter_map(|(row, key)| {
-            let key = key.as_ref()?;
-            let (kind, id) = match &key.refund {
-                RefundKey::RequestId(id) => (KeyKind::RefundRequestId, id),
-                RefundKey::RefundId(id) => (KeyKind::RefundId, id),
-            };
-            Some(ReportKey {
-                row_type: key.row_type.as_str().to_owned(),
-                kind,
-                key: id.clone(),
-                file: file.to_string(),
-                line: row.line(),
-            })
-        })
-        .collect();
-    let mut first_seen = view.record_keys(&report_keys).await?.into_iter();
-    for (row, key) in rows.iter().zip(&keys) {
+    let file = batch.file;
+    let mut first_seen = batch.first_seen.into_iter();
+    for (row, key) in batch.rows.iter().zip(batch.keys) {
         let (ledger, earlier) = match key {
             None => {
                 if !is_refund_row(row) {
@@ -304,7 +387,7 @@ async fn match_batch(
                 (None, None)
             }
             Some(key) => (
-                batch.for_key(&key.refund),
+                batch.refunds.for_key(&key.refund),
                 first_seen.next().flatten().map(|seen| ReportLine {
                     file: Arc::from(seen.file),
                     line: seen.line,
